@@ -1,0 +1,208 @@
+"""Command line: ``bot run | demo | replay-server | report``.
+
+Exit codes: 0 success, 2 bad configuration or arguments, 3 unusable data or
+database, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import TIMEFRAMES_MS, Settings, load_settings
+from bot.errors import ConfigError, DataError
+
+log = logging.getLogger("bot")
+
+DEMO_START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC: a fixed start keeps the demo reproducible
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+
+def _install_stop_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def _run(settings: Settings, max_bars: int | None) -> int:
+    from bot.daemon import run_daemon
+
+    stop = asyncio.Event()
+    _install_stop_handlers(stop)
+    result = await run_daemon(settings, stop, max_bars)
+    s = result.stats
+    print(f"run {result.run_id!r} session {result.session_no}: {s.bars} bars decided, {s.fills} fills, "
+          f"{result.feed_counts.get('rejected', 0)} frames rejected; trade log {settings.run.db}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if args.db:
+        settings = settings.with_overrides(run={"db": args.db})
+    _setup_logging(settings.run.log_level)
+    return asyncio.run(_run(settings, args.max_bars))
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from bot.daemon import run_daemon
+    from bot.feeds.replay.server import ReplayExchange
+    from bot.feeds.replay.synthetic import generate_market
+    from bot.report import format_report, load_report
+
+    base = load_settings(args.config)
+    symbols = list(args.symbols or base.market.symbols)
+    history = base.market.window
+    data = generate_market(symbols, history + args.bars + 1, DEMO_START_MS,
+                           timeframe_ms=TIMEFRAMES_MS[base.market.timeframe], seed=args.seed)
+    async with ReplayExchange(data, timeframe=base.market.timeframe, bar_interval_s=args.bar_interval,
+                              start_index=history) as exchange:
+        settings = base.with_overrides(
+            run={"db": args.db, "id": args.run_id},
+            market={"symbols": symbols},
+            feed={"ws_url": exchange.ws_url, "rest_url": exchange.rest_url, "assembly_timeout_s": 2.0},
+        )
+        print(f"demo: replaying {args.bars} synthetic hourly bars of {', '.join(symbols)} "
+              f"(seed {args.seed}; not market data) from {exchange.ws_url}")
+        stop = asyncio.Event()
+        _install_stop_handlers(stop)
+        result = await run_daemon(settings, stop, max_bars=args.bars)
+    lat = sorted(result.stats.latencies)
+    if lat:
+        print(f"decided {result.stats.bars} bars; kline-to-commit latency p50 "
+              f"{lat[len(lat) // 2] * 1e3:.2f} ms, max {lat[-1] * 1e3:.2f} ms")
+    print(format_report(load_report(args.db, result.run_id)))
+    return 0
+
+
+def _clear_demo_log(db: str, run_id: str) -> None:
+    """Replace an earlier demo's trade log; refuse to touch a file that holds anything else."""
+    import sqlite3
+
+    path = Path(db)
+    if not path.exists():
+        return
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            runs = {r[0] for r in conn.execute("SELECT run_id FROM runs")}
+    except sqlite3.DatabaseError as exc:
+        raise DataError(f"{db} exists and is not a demo trade log ({exc}); choose another --db") from exc
+    if runs - {run_id}:
+        raise DataError(f"{db} holds other runs ({', '.join(sorted(runs))}); the demo will not overwrite it")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.bars < 1:
+        raise ConfigError(f"--bars must be at least 1, got {args.bars}")
+    _clear_demo_log(args.db, args.run_id)
+    _setup_logging("WARNING" if not args.verbose else "INFO")
+    return asyncio.run(_demo(args))
+
+
+async def _replay_server(args: argparse.Namespace) -> int:
+    from bot.feeds.replay.csvdata import load_ohlcv_csv, symbol_from_filename
+    from bot.feeds.replay.server import ReplayExchange
+    from bot.feeds.replay.synthetic import generate_market
+
+    tf_ms = TIMEFRAMES_MS[args.timeframe]
+    if args.data:
+        data = {symbol_from_filename(p): load_ohlcv_csv(p) for p in args.data}
+    else:
+        symbols = args.symbols or ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
+        data = generate_market(symbols, args.history + args.synthetic_bars, DEMO_START_MS, tf_ms, seed=args.seed)
+    bar_interval = tf_ms / 1000 / args.speed
+    stop = asyncio.Event()
+    _install_stop_handlers(stop)
+    async with ReplayExchange(data, timeframe=args.timeframe, host=args.host, port=args.port,
+                              bar_interval_s=bar_interval, start_index=args.history) as exchange:
+        print(f"replaying {', '.join(sorted(data))} at {args.speed:g}x ({bar_interval:.3f} s per bar)")
+        print(f"  [feed] ws_url = \"{exchange.ws_url}\"")
+        print(f"  [feed] rest_url = \"{exchange.rest_url}\"", flush=True)
+        await stop.wait()
+    return 0
+
+
+def cmd_replay_server(args: argparse.Namespace) -> int:
+    if args.speed <= 0:
+        raise ConfigError(f"--speed must be positive, got {args.speed}")
+    if args.timeframe not in TIMEFRAMES_MS:
+        raise ConfigError(f"--timeframe {args.timeframe!r} is not one of {', '.join(TIMEFRAMES_MS)}")
+    _setup_logging("INFO")
+    return asyncio.run(_replay_server(args))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bot.report import format_report, load_report
+
+    if not Path(args.db).exists():
+        raise DataError(f"no trade log at {args.db}")
+    print(format_report(load_report(args.db, args.run)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bot", description="Uncertainty-aware paper-trading bot for crypto markets.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the paper-trading daemon until SIGINT/SIGTERM")
+    r.add_argument("--config", type=Path, default=None, help="config.toml (default: the embedded defaults)")
+    r.add_argument("--db", default=None, help="override [run] db")
+    r.add_argument("--max-bars", type=int, default=None, help="stop after deciding this many bars")
+    r.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("demo", help="offline demo: embedded replay exchange + daemon + report")
+    d.add_argument("--bars", type=int, default=300, help="hours of synthetic market to trade (default 300)")
+    d.add_argument("--db", default="demo.sqlite", help="trade log to write (default demo.sqlite)")
+    d.add_argument("--config", type=Path, default=None, help="config.toml for model/decision/paper settings")
+    d.add_argument("--symbols", nargs="+", default=None, help="symbols to simulate (default: the config's)")
+    d.add_argument("--seed", type=int, default=7, help="seed of the synthetic market")
+    d.add_argument("--run-id", default="demo", help="run id in the trade log (default demo); a rerun "
+                   "replaces an earlier demo's log at --db")
+    d.add_argument("--bar-interval", type=float, default=0.01, help="seconds between replayed bars")
+    d.add_argument("-v", "--verbose", action="store_true", help="show the daemon's log")
+    d.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("replay-server", help="serve recorded or synthetic klines as a Binance-like exchange")
+    s.add_argument("--data", nargs="+", type=Path, default=None,
+                   help="OHLCV CSV files (open_time,open,high,low,close,volume), e.g. BTCUSDT-1h.csv.gz")
+    s.add_argument("--symbols", nargs="+", default=None, help="symbols for synthetic data when no --data")
+    s.add_argument("--synthetic-bars", type=int, default=2000, help="bars of synthetic data when no --data")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--speed", type=float, default=3600.0, help="replay speed as a multiple of real time "
+                   "(default 3600: one hourly bar per second)")
+    s.add_argument("--history", type=int, default=128, help="leading bars served over REST only (warm-up)")
+    s.add_argument("--timeframe", default="1h")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8765)
+    s.set_defaults(func=cmd_replay_server)
+
+    rep = sub.add_parser("report", help="summarise a trade log")
+    rep.add_argument("--db", required=True, help="SQLite trade log")
+    rep.add_argument("--run", default=None, help="run id (default: the most recent)")
+    rep.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except DataError as exc:
+        print(f"data error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,297 @@
+"""``config.toml`` → frozen, typed, validated settings.
+
+Every section is a frozen dataclass; every key declares its type and, where it
+has one, its allowed range or choices in the field's metadata.  The loader
+walks the TOML against those declarations, so an unknown key, a wrong type or
+an out-of-range value stops start-up with a :class:`ConfigError` that names the
+dotted key and what is allowed.  Defaults are the embedded defaults: an empty
+file (or none) gives a working paper-trading configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError
+
+# Binance kline intervals of fixed length, in milliseconds ("1M" varies, so it is not offered).
+TIMEFRAMES_MS: dict[str, int] = {
+    "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
+    "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000,
+    "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000, "3d": 259_200_000,
+    "1w": 604_800_000,
+}
+QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/(" + "|".join(QUOTE_ASSETS) + r")$")
+SYMBOL_ALLOWED = f"BASE/QUOTE in upper case with QUOTE one of {', '.join(QUOTE_ASSETS)} (e.g. 'BTC/USDT')"
+MODELS = ("baseline",)
+
+
+def _key(doc: str, *, lo: Any = None, hi: Any = None, choices: tuple[Any, ...] | None = None,
+         lo_open: bool = False, **kw: Any) -> Any:
+    """A config field with its documentation and allowed range in its metadata."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "choices": choices, "lo_open": lo_open}
+    return field(metadata=meta, **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    id: str = _key("name of this trading account in the database; a restart with the same id resumes it",
+                   default="paper")
+    mode: str = _key("paper (simulated fills); live trading arrives with the exchange executor",
+                     default="paper", choices=("paper",))
+    db: str = _key("SQLite trade log path", default="trades.sqlite")
+    log_level: str = _key("logging level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSettings:
+    exchange: str = _key("exchange whose kline format the feed speaks", default="binance",
+                         choices=("binance",))
+    symbols: tuple[str, ...] = _key("symbols to trade", default=("BTC/USDT", "ETH/USDT", "XRP/USDT"))
+    timeframe: str = _key("bar length", default="1h", choices=tuple(TIMEFRAMES_MS))
+    window: int = _key("closed bars kept per symbol and given to the predictor", default=128, lo=8, hi=5000)
+
+    @property
+    def timeframe_ms(self) -> int:
+        return TIMEFRAMES_MS[self.timeframe]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    ws_url: str = _key("websocket base URL of the combined kline stream",
+                       default="wss://stream.binance.com:9443/stream")
+    rest_url: str = _key("REST base URL used by ccxt for the warm-up backfill",
+                         default="https://api.binance.com/api/v3")
+    backfill: bool = _key("fetch the last `window` bars through ccxt before the first decision", default=True)
+    assembly_timeout_s: float = _key("seconds to wait for the other symbols' closed bar after the first",
+                                     default=10.0, lo=0.0, hi=600.0, lo_open=True)
+    reconnect_max_s: float = _key("longest pause between reconnect attempts", default=30.0, lo=0.1, hi=600.0)
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineModelSettings:
+    momentum_bars: int = _key("bars averaged for the momentum estimate of mu", default=24, lo=1, hi=1000)
+    mu_shrink: float = _key("factor applied to the mean recent return to give mu", default=0.5, lo=-5.0, hi=5.0)
+    ewma_lambda: float = _key("RiskMetrics decay of the EWMA variance behind sigma", default=0.94,
+                              lo=0.5, hi=0.9999)
+    sigma_floor: float = _key("smallest sigma the model reports", default=1e-5, lo=0.0, hi=1.0, lo_open=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    name: str = _key("predictor", default="baseline", choices=MODELS)
+    baseline: BaselineModelSettings = field(default_factory=BaselineModelSettings,
+                                            metadata={"doc": "baseline predictor"})
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionSettings:
+    sigma_max: float = _key("no new exposure when the forecast sigma is above this", default=0.02,
+                            lo=0.0, hi=1.0, lo_open=True)
+    entry_strength: float = _key("|mu|/sigma needed to open or flip a position", default=0.10, lo=0.0, hi=100.0)
+    exit_strength: float = _key("|mu|/sigma below which an open position is closed", default=0.03,
+                                lo=0.0, hi=100.0)
+    position_fraction: float = _key("target exposure per symbol as a fraction of equity", default=0.25,
+                                    lo=0.0, hi=1.0, lo_open=True)
+    rebalance_tolerance: float = _key("skip orders smaller than this fraction of the target", default=0.2,
+                                      lo=0.0, hi=1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PaperSettings:
+    initial_cash: Decimal = _key("starting cash in the quote asset", default=Decimal("10000"),
+                                 lo=Decimal("1"), hi=Decimal("1e12"))
+    taker_fee_bps: Decimal = _key("fee on every market fill, basis points of notional", default=Decimal("10"),
+                                  lo=Decimal("0"), hi=Decimal("500"))
+    slippage_bps: Decimal = _key("price concession on every market fill, basis points", default=Decimal("2"),
+                                 lo=Decimal("0"), hi=Decimal("1000"))
+    qty_step: Decimal = _key("order quantities are rounded down to this step", default=Decimal("0.00001"),
+                             lo=Decimal("1e-12"), hi=Decimal("1000"), lo_open=True)
+    fee_step: Decimal = _key("fees are rounded up to this unit of the quote asset", default=Decimal("0.00000001"),
+                             lo=Decimal("1e-12"), hi=Decimal("1"), lo_open=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    run: RunSettings = field(default_factory=RunSettings, metadata={"doc": "run"})
+    market: MarketSettings = field(default_factory=MarketSettings, metadata={"doc": "market"})
+    feed: FeedSettings = field(default_factory=FeedSettings, metadata={"doc": "feed"})
+    model: ModelSettings = field(default_factory=ModelSettings, metadata={"doc": "model"})
+    decision: DecisionSettings = field(default_factory=DecisionSettings, metadata={"doc": "decision"})
+    paper: PaperSettings = field(default_factory=PaperSettings, metadata={"doc": "paper"})
+
+    def to_json(self) -> str:
+        """A canonical JSON snapshot, stored with each run."""
+        return json.dumps(_plain(self), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Settings:
+        """A copy with some keys replaced, validated like the file (``run={"db": "x.sqlite"}``)."""
+        data = json.loads(self.to_json())
+        for name, values in sections.items():
+            data.setdefault(name, {}).update(values)
+        return _build(Settings, data, "")
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Decimal):
+        return str(obj)
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            Decimal: "a number or a decimal string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against the declared type ``tp``; TOML already parsed it."""
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            f = float(value)
+            if f == f and f not in (float("inf"), float("-inf")):
+                return f
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is Decimal:
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                d = Decimal(str(value))
+            except InvalidOperation:
+                d = None
+            if d is not None and d.is_finite():
+                return d
+    elif typing.get_origin(tp) is tuple:
+        (inner, _) = typing.get_args(tp)
+        if isinstance(value, list):
+            return tuple(_coerce(inner, v, f"{key}[{i}]") for i, v in enumerate(value))
+        raise ConfigError(f"config key '{key}': expected a list, got {type(value).__name__} {value!r}")
+    raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+
+
+def _check_range(key: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ConfigError(f"config key '{key}': {value!r} is not allowed; allowed values: {allowed}")
+    lo, hi, lo_open = meta.get("lo"), meta.get("hi"), meta.get("lo_open")
+    if lo is None and hi is None:
+        return
+    below = value <= lo if lo_open else value < lo
+    if below or value > hi:
+        left = "(" if lo_open else "["
+        raise ConfigError(f"config key '{key}': {value} is out of range; allowed: {left}{lo}, {hi}]")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.')}' must be a table, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        key = prefix + unknown[0]
+        raise ConfigError(f"unknown config key '{key}'; allowed keys here: {', '.join(sorted(known))}")
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        key = prefix + name
+        tp = hints[name]
+        if name not in data:
+            continue
+        if isinstance(tp, type) and is_dataclass(tp):
+            values[name] = _build(tp, data[name], key + ".")
+            continue
+        value = _coerce(tp, data[name], key)
+        _check_range(key, value, f.metadata)
+        values[name] = value
+    for name, f in known.items():
+        if name not in values and f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"config key '{prefix + name}' is required")
+    obj = cls(**values)
+    _validate(obj, prefix)
+    return obj
+
+
+def _validate(obj: Any, prefix: str) -> None:
+    """Cross-field rules that a single key's range cannot express."""
+    if isinstance(obj, MarketSettings):
+        if not obj.symbols:
+            raise ConfigError(f"config key '{prefix}symbols': at least one symbol is required")
+        for i, s in enumerate(obj.symbols):
+            if not SYMBOL_RE.match(s):
+                raise ConfigError(f"config key '{prefix}symbols[{i}]': unknown symbol {s!r}; allowed: {SYMBOL_ALLOWED}")
+        if len(set(obj.symbols)) != len(obj.symbols):
+            raise ConfigError(f"config key '{prefix}symbols': a symbol is listed twice: {list(obj.symbols)}")
+    if isinstance(obj, DecisionSettings) and obj.exit_strength > obj.entry_strength:
+        raise ConfigError(
+            f"config key '{prefix}exit_strength': {obj.exit_strength} must not exceed "
+            f"'{prefix}entry_strength' ({obj.entry_strength})")
+    if isinstance(obj, FeedSettings):
+        for name in ("ws_url", "rest_url"):
+            url = getattr(obj, name)
+            schemes = ("ws://", "wss://") if name == "ws_url" else ("http://", "https://")
+            if not url.startswith(schemes):
+                raise ConfigError(f"config key '{prefix}{name}': {url!r} must start with {' or '.join(schemes)}")
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Load and validate a config file; ``None`` gives the embedded defaults."""
+    if path is None:
+        return Settings()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
+    return parse_settings(text, source=str(p))
+
+
+def parse_settings(text: str, source: str = "<config>") -> Settings:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
+    return _build(Settings, data, "")
+
+
+def describe_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, doc) for every key: the source of the README's config table."""
+    rows: list[tuple[str, str, str]] = []
+    hints = typing.get_type_hints(cls)
+    default_obj = cls()
+    for f in fields(cls):
+        tp = hints[f.name]
+        if isinstance(tp, type) and is_dataclass(tp):
+            rows.extend(describe_keys(tp, prefix + f.name + "."))
+            continue
+        rows.append((prefix + f.name, json.dumps(_plain(getattr(default_obj, f.name))), f.metadata.get("doc", "")))
+    return rows
+
+
+__all__ = [
+    "Settings", "RunSettings", "MarketSettings", "FeedSettings", "ModelSettings", "BaselineModelSettings",
+    "DecisionSettings", "PaperSettings", "load_settings", "parse_settings", "describe_keys", "TIMEFRAMES_MS",
+]

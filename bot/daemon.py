@@ -1,0 +1,100 @@
+"""Wire the daemon's parts together from the settings and run it until told to stop.
+
+    store (resume) → executor (restored account) → predictor → feed task → backfill → engine
+
+This is the only place that knows every part; each part knows only its inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from bot import __version__
+from bot.config import Settings
+from bot.engine import Engine, EngineStats
+from bot.errors import FeedError
+from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
+from bot.feeds.backfill import fetch_recent_candles, make_exchange
+from bot.feeds.websocket import KlineFeed
+from bot.store import ResumeState, TradeStore
+from strategies.registry import build_predictor
+
+log = logging.getLogger("bot.daemon")
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonResult:
+    run_id: str
+    session_no: int
+    stats: EngineStats
+    feed_counts: dict[str, int]
+    rejections: dict[str, int]
+    resumed_from_bar_ms: int | None
+
+
+def build_account(settings: Settings, resume: ResumeState | None) -> PaperAccount:
+    """A fresh account, or the one the trade log left at its last committed bar."""
+    snapshot = None
+    if resume is not None:
+        snapshot = PaperSnapshot(resume.cash, resume.positions, resume.marks, resume.open_orders)
+    return PaperAccount.from_settings(settings.paper, snapshot=snapshot, symbols=settings.market.symbols)
+
+
+async def backfill(settings: Settings, engine: Engine, resume_bar_ms: int | None) -> int:
+    """Warm the windows with the last ``window`` closed bars of each symbol through ccxt."""
+    m = settings.market
+    count = 0
+    async with make_exchange(settings.feed.rest_url) as exchange:
+        for symbol in m.symbols:
+            try:
+                candles = await fetch_recent_candles(exchange, symbol, m.timeframe, m.window)
+            except FeedError as exc:
+                log.warning("warm-up backfill of %s failed (%s); its window fills from the stream", symbol, exc)
+                continue
+            engine.warm_up(candles)
+            count += len(candles)
+            if resume_bar_ms is not None:
+                missed = [c for c in candles if c.open_ms > resume_bar_ms]
+                if missed:
+                    log.warning("%s: %d bar(s) closed while the daemon was down (%d..%d); they are history "
+                                "now and are not decided late", symbol, len(missed), missed[0].open_ms,
+                                missed[-1].open_ms)
+    return count
+
+
+async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | None = None) -> DaemonResult:
+    run_id = settings.run.id
+    now_ms = int(time.time() * 1000)
+    async with await TradeStore.open(settings.run.db) as store:
+        session_no, resume = await store.begin_run(run_id, settings.run.mode, settings.to_json(),
+                                                   settings.config_hash, __version__, now_ms)
+        last_bar = resume.last_bar_ms if resume else None
+        if resume is not None:
+            log.info("resuming run %r after bar %d: cash %s, %d position(s), %d open order(s)", run_id,
+                     resume.last_bar_ms, resume.cash, len(resume.positions), len(resume.open_orders))
+        executor = PaperExecutor(build_account(settings, resume))
+        engine = Engine(settings, run_id, store, executor, build_predictor(settings.model), last_bar)
+        feed = KlineFeed(settings.feed.ws_url, settings.market.symbols, settings.market.timeframe,
+                         settings.market.timeframe_ms, settings.feed.reconnect_max_s)
+        feed_task = asyncio.create_task(feed.run(), name="kline-feed")
+        reason = "error"
+        try:
+            # Subscribe first, then backfill: bars closing meanwhile wait in the feed's queue.
+            connected = asyncio.ensure_future(feed.connected.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({connected, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            connected.cancel()
+            stopping.cancel()
+            if settings.feed.backfill and not stop.is_set():
+                n = await backfill(settings, engine, last_bar)
+                log.info("warm-up: %d closed bars backfilled through ccxt", n)
+            await engine.run(feed.queue, stop, max_bars)
+            reason = "signal" if stop.is_set() else "max_bars"
+        finally:
+            feed_task.cancel()
+            await asyncio.gather(feed_task, return_exceptions=True)
+            await store.end_session(run_id, session_no, int(time.time() * 1000), reason)
+    return DaemonResult(run_id, session_no, engine.stats, dict(feed.counts), dict(feed.rejections), last_bar)

@@ -1,0 +1,106 @@
+"""Immutable events that flow through the engine, one stage to the next.
+
+    Candle ──► Forecast ──► Decision ──► SubmitOrder ──► OrderFilled ──► EquityMarked
+
+Timestamps are integer UTC milliseconds as the exchange gives them, named for
+what they are (``open_ms`` is a bar's open time).  Prices and quantities that
+touch money are :class:`~decimal.Decimal`; model outputs (μ, σ) are floats.
+
+This module imports nothing outside the standard library so that
+``strategies/`` and ``risk/`` can depend on it without pulling in I/O packages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+
+
+class Side(str, Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One *closed* OHLCV bar of one symbol (``symbol`` in ccxt form, e.g. ``BTC/USDT``)."""
+
+    symbol: str
+    open_ms: int
+    close_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """A predictive distribution of the next bar's log return: N(mu, sigma²)."""
+
+    symbol: str
+    bar_ms: int
+    mu: float
+    sigma: float
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the decision step chose for one symbol at one bar, refusals included.
+
+    ``action`` is ``"buy"``, ``"sell"`` or ``"none"``; ``reason`` is for the operator.
+    """
+
+    symbol: str
+    bar_ms: int
+    action: str
+    target_qty: Decimal
+    current_qty: Decimal
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOrder:
+    """A market order decided at the close of ``bar_ms``; it may fill no earlier than the next open."""
+
+    order_id: str
+    symbol: str
+    bar_ms: int
+    side: Side
+    qty: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    """A fill of ``order_id`` at the open of bar ``fill_bar_ms`` (the bar after the decision)."""
+
+    order_id: str
+    symbol: str
+    decision_bar_ms: int
+    fill_bar_ms: int
+    side: Side
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    reason: str = "signal"
+
+
+@dataclass(frozen=True, slots=True)
+class PositionMarked:
+    symbol: str
+    qty: Decimal
+    avg_price: Decimal
+    mark: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class EquityMarked:
+    """The account marked at the close of ``bar_ms``: equity = cash + Σ qty × mark."""
+
+    bar_ms: int
+    cash: Decimal
+    equity: Decimal
+    positions: tuple[PositionMarked, ...]
