@@ -1,0 +1,80 @@
+"""Config errors name the bad key and what is allowed; good files load into frozen settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import Settings, load_settings, parse_settings
+from bot.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_is_valid_and_equals_the_embedded_defaults() -> None:
+    assert load_settings(REPO / "config.toml") == Settings()
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.market.window = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("toml, must_name", [
+    ("[market]\nwindoww = 10", "unknown config key 'market.windoww'; allowed keys here: exchange, symbols"),
+    ("[marekt]\nwindow = 10", "unknown config key 'marekt'"),
+    ("[market]\nwindow = 'big'", "config key 'market.window': expected an integer, got str"),
+    ("[market]\nwindow = 2", "'market.window': 2 is out of range; allowed: [8, 5000]"),
+    ("[market]\ntimeframe = '2m'", "'market.timeframe': '2m' is not allowed; allowed values: '1m'"),
+    ("[market]\nsymbols = ['BTC-USDT']", "'market.symbols[0]': unknown symbol 'BTC-USDT'; allowed: BASE/QUOTE"),
+    ("[market]\nsymbols = []", "'market.symbols': at least one symbol"),
+    ("[market]\nsymbols = 'BTC/USDT'", "'market.symbols': expected a list"),
+    ("[market]\nsymbols = ['BTC/USDT', 'BTC/USDT']", "listed twice"),
+    ("[paper]\ntaker_fee_bps = -1", "'paper.taker_fee_bps': -1 is out of range; allowed: [0, 500]"),
+    ("[paper]\ninitial_cash = 'lots'", "'paper.initial_cash': expected a number or a decimal string"),
+    ("[decision]\nsigma_max = 0", "'decision.sigma_max': 0.0 is out of range; allowed: (0.0, 1.0]"),
+    ("[decision]\nsigma_max = nan", "'decision.sigma_max': expected a number"),
+    ("[decision]\nentry_strength = 0.1\nexit_strength = 0.5", "'decision.exit_strength': 0.5 must not exceed"),
+    ("[feed]\nbackfill = 'yes'", "'feed.backfill': expected true or false"),
+    ("[feed]\nws_url = 'http://x'", "'feed.ws_url': 'http://x' must start with ws:// or wss://"),
+    ("[model]\nname = 'gpt'", "'model.name': 'gpt' is not allowed; allowed values: 'baseline'"),
+    ("[model.baseline]\newma_lambda = 1.5", "'model.baseline.ewma_lambda': 1.5 is out of range"),
+    ("[run]\nmode = 'live'", "'run.mode': 'live' is not allowed; allowed values: 'paper'"),
+    ("market = 3", "config section 'market' must be a table"),
+    ("[market\n", "is not valid TOML"),
+])
+def test_bad_config_names_the_key_and_what_is_allowed(toml: str, must_name: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_settings(toml)
+    assert must_name in str(err.value)
+
+
+def test_partial_file_keeps_defaults_for_the_rest() -> None:
+    s = parse_settings("[decision]\nsigma_max = 0.05\n[paper]\ninitial_cash = '2500.50'")
+    assert s.decision.sigma_max == 0.05
+    assert str(s.paper.initial_cash) == "2500.50"
+    assert s.market == Settings().market
+
+
+def test_config_hash_changes_with_any_value() -> None:
+    assert Settings().config_hash != parse_settings("[decision]\nsigma_max = 0.05").config_hash
+    assert Settings().config_hash == parse_settings("").config_hash
+
+
+def test_bad_config_stops_bot_run_before_anything_starts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[paper]\nslippage_bps = 5000\n")
+    db = tmp_path / "never.sqlite"
+    assert main(["run", "--config", str(cfg), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "paper.slippage_bps" in err and "allowed: [0, 1000]" in err
+    assert not db.exists()
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "cannot read config file" in capsys.readouterr().err
