@@ -45,6 +45,8 @@ class EngineStats:
     fills: int = 0
     dropped: int = 0
     gaps: int = 0
+    # Wall seconds spent in run(), from its start to its return.
+    run_seconds: float = 0.0
     # Seconds from a closed kline's arrival to its bar's commit, one per candle.
     latencies: list[float] = field(default_factory=list)
 
@@ -76,6 +78,7 @@ class Engine:
         A bar being processed when ``stop`` is set is finished and committed first.
         """
         timeout_s = self.settings.feed.assembly_timeout_s
+        started = time.perf_counter()
         stop_wait = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set() and (max_bars is None or self.stats.bars < max_bars):
@@ -100,6 +103,7 @@ class Engine:
                         break
         finally:
             stop_wait.cancel()
+            self.stats.run_seconds += time.perf_counter() - started
             if self.assembler.pending:
                 log.info("stopping with %d bar(s) still assembling; they are not decided", self.assembler.pending)
 

@@ -1,0 +1,81 @@
+"""Replay throughput and kline-to-commit latency through the whole engine, with the baseline predictor.
+
+    python scripts/bench_engine.py [--repeats 3]
+
+Throughput: the replay server streams as fast as it can (no pause between bars);
+bars/s = bars decided / seconds in the engine loop (warm-up excluded).
+Latency: the replay is paced so the engine is not saturated; each closed kline's
+latency is from its websocket frame's arrival to the commit of its bar's rows.
+Everything is real: websocket over loopback, ccxt warm-up over HTTP, SQLite file.
+Medians over --repeats runs are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.config import Settings  # noqa: E402
+from bot.daemon import run_daemon  # noqa: E402
+from bot.feeds.replay.server import ReplayExchange  # noqa: E402
+from bot.feeds.replay.synthetic import generate_market  # noqa: E402
+
+WINDOW = 128
+START_MS = 1_704_067_200_000
+
+
+def symbols(n: int) -> list[str]:
+    named = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
+    return named[:n] if n <= 3 else named + [f"S{i:03d}/USDT" for i in range(n - 3)]
+
+
+async def one_run(n_symbols: int, bars: int, bar_interval_s: float, db: Path) -> tuple[float, list[float]]:
+    syms = symbols(n_symbols)
+    data = generate_market(syms, WINDOW + bars + 1, START_MS, seed=1)
+    async with ReplayExchange(data, timeframe="1h", bar_interval_s=bar_interval_s, start_index=WINDOW) as ex:
+        settings = Settings().with_overrides(
+            run={"db": str(db), "id": "bench"}, market={"symbols": syms, "window": WINDOW},
+            feed={"ws_url": ex.ws_url, "rest_url": ex.rest_url, "assembly_timeout_s": 5.0})
+        result = await run_daemon(settings, asyncio.Event(), max_bars=bars)
+    s = result.stats
+    if s.bars != bars:
+        raise RuntimeError(f"decided {s.bars} of {bars} bars")
+    return s.bars / s.run_seconds, s.latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    cases = [(3, 2000, 0.01), (100, 300, 0.15)]  # (symbols, bars, paced seconds per bar for latency)
+    print(f"engine replay benchmark, baseline predictor, window {WINDOW}, median of {args.repeats} runs")
+    print(f"{'symbols':>7} {'bars':>5} {'bars/s':>9} {'candles/s':>10} {'lat p50 ms':>11} {'lat p99 ms':>11}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, bars, paced in cases:
+            rates, p50s, p99s = [], [], []
+            for r in range(args.repeats):
+                rate, _ = asyncio.run(one_run(n, bars, 0.0, Path(tmp) / f"t{n}-{r}.sqlite"))
+                _, lat = asyncio.run(one_run(n, min(bars, 200), paced, Path(tmp) / f"l{n}-{r}.sqlite"))
+                rates.append(rate)
+                p50s.append(pct(lat, 0.50) * 1e3)
+                p99s.append(pct(lat, 0.99) * 1e3)
+            rate = statistics.median(rates)
+            print(f"{n:>7} {bars:>5} {rate:>9.1f} {rate * n:>10.0f} "
+                  f"{statistics.median(p50s):>11.2f} {statistics.median(p99s):>11.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
