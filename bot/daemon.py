@@ -17,8 +17,8 @@ from bot.config import Settings
 from bot.engine import Engine, EngineStats
 from bot.errors import FeedError
 from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
-from bot.feeds.backfill import fetch_recent_candles, make_exchange
-from bot.feeds.websocket import KlineFeed
+from bot.feeds.backfill import fetch_recent_candles, open_exchange
+from bot.feeds.websocket import KlineFeed, Received
 from bot.store import ResumeState, TradeStore
 from strategies.registry import build_predictor
 
@@ -43,14 +43,15 @@ def build_account(settings: Settings, resume: ResumeState | None) -> PaperAccoun
     return PaperAccount.from_settings(settings.paper, snapshot=snapshot, symbols=settings.market.symbols)
 
 
-async def backfill(settings: Settings, engine: Engine, resume_bar_ms: int | None) -> int:
-    """Warm the windows with the last ``window`` closed bars of each symbol through ccxt."""
+async def backfill(settings: Settings, engine: Engine, until_ms: int, resume_bar_ms: int | None) -> int:
+    """Warm the windows with the ``window`` closed bars of each symbol that precede ``until_ms``
+    (the first bar the stream delivered), through ccxt."""
     m = settings.market
     count = 0
-    async with make_exchange(settings.feed.rest_url) as exchange:
+    async with open_exchange(settings.feed.rest_url) as exchange:
         for symbol in m.symbols:
             try:
-                candles = await fetch_recent_candles(exchange, symbol, m.timeframe, m.window)
+                candles = await fetch_recent_candles(exchange, symbol, m.timeframe, m.window, until_ms=until_ms)
             except FeedError as exc:
                 log.warning("warm-up backfill of %s failed (%s); its window fills from the stream", symbol, exc)
                 continue
@@ -63,6 +64,18 @@ async def backfill(settings: Settings, engine: Engine, resume_bar_ms: int | None
                                 "now and are not decided late", symbol, len(missed), missed[0].open_ms,
                                 missed[-1].open_ms)
     return count
+
+
+async def _first_or_stop(queue: asyncio.Queue[Received], stop: asyncio.Event) -> Received | None:
+    """The first closed candle the stream delivers, or None if told to stop first."""
+    get = asyncio.ensure_future(queue.get())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({get, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if get.done():
+        return get.result()
+    get.cancel()
+    return None
 
 
 async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | None = None) -> DaemonResult:
@@ -82,16 +95,14 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")
         reason = "error"
         try:
-            # Subscribe first, then backfill: bars closing meanwhile wait in the feed's queue.
-            connected = asyncio.ensure_future(feed.connected.wait())
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({connected, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            connected.cancel()
-            stopping.cancel()
-            if settings.feed.backfill and not stop.is_set():
-                n = await backfill(settings, engine, last_bar)
-                log.info("warm-up: %d closed bars backfilled through ccxt", n)
-            await engine.run(feed.queue, stop, max_bars)
+            # Subscribe first and backfill up to the first bar the stream delivers, so that
+            # history and stream meet without a hole or an overlap, however fast the market runs.
+            first = await _first_or_stop(feed.queue, stop)
+            if first is not None:
+                if settings.feed.backfill:
+                    n = await backfill(settings, engine, first.candle.open_ms, last_bar)
+                    log.info("warm-up: %d closed bars backfilled through ccxt", n)
+                await engine.run(feed.queue, stop, max_bars, initial=(first,))
             reason = "signal" if stop.is_set() else "max_bars"
         finally:
             feed_task.cancel()

@@ -72,8 +72,10 @@ class Engine:
             if c.symbol in self.buffer.windows:
                 self.buffer.append(c)
 
-    async def run(self, queue: asyncio.Queue[Received], stop: asyncio.Event, max_bars: int | None = None) -> None:
-        """Consume closed candles until ``stop`` is set or ``max_bars`` bars are decided.
+    async def run(self, queue: asyncio.Queue[Received], stop: asyncio.Event, max_bars: int | None = None,
+                  initial: Sequence[Received] = ()) -> None:
+        """Consume closed candles (``initial`` first, then the queue) until ``stop`` is set or
+        ``max_bars`` bars are decided.
 
         A bar being processed when ``stop`` is set is finished and committed first.
         """
@@ -81,31 +83,38 @@ class Engine:
         started = time.perf_counter()
         stop_wait = asyncio.ensure_future(stop.wait())
         try:
+            for item in initial:
+                await self._process_ready(self._add(item), max_bars)
             while not stop.is_set() and (max_bars is None or self.stats.bars < max_bars):
                 deadline = self.assembler.next_deadline(timeout_s)
                 wait_s = None if deadline is None else max(0.0, deadline - time.perf_counter())
                 get = asyncio.ensure_future(queue.get())
                 done, _ = await asyncio.wait({get, stop_wait}, timeout=wait_s,
                                              return_when=asyncio.FIRST_COMPLETED)
-                ready: list[AssembledBar] = []
                 if get in done:
-                    item = get.result()
-                    ready, dropped = self.assembler.add(item.candle, item.received_at)
-                    if dropped:
-                        self.stats.dropped += 1
-                        log.info("candle dropped: %s", dropped)
+                    ready = self._add(get.result())
                 else:
                     get.cancel()
                     ready = self.assembler.expire(time.perf_counter(), timeout_s)
-                for bar in ready:
-                    await self.process_bar(bar)
-                    if max_bars is not None and self.stats.bars >= max_bars:
-                        break
+                await self._process_ready(ready, max_bars)
         finally:
             stop_wait.cancel()
             self.stats.run_seconds += time.perf_counter() - started
             if self.assembler.pending:
                 log.info("stopping with %d bar(s) still assembling; they are not decided", self.assembler.pending)
+
+    def _add(self, item: Received) -> list[AssembledBar]:
+        ready, dropped = self.assembler.add(item.candle, item.received_at)
+        if dropped:
+            self.stats.dropped += 1
+            log.info("candle dropped: %s", dropped)
+        return ready
+
+    async def _process_ready(self, ready: list[AssembledBar], max_bars: int | None) -> None:
+        for bar in ready:
+            if max_bars is not None and self.stats.bars >= max_bars:
+                return
+            await self.process_bar(bar)
 
     async def process_bar(self, bar: AssembledBar) -> None:
         t = bar.bar_ms

@@ -1,0 +1,346 @@
+"""``bot report --db PATH [--run ID]``: what a run did, read back from the trade log.
+
+:func:`load_report` reads one run (the most recently active one by default)
+with the standard library's sqlite3, read-only, and works out the figures with
+the pure functions below; :func:`format_report` lays them out as plain text.
+
+Per-symbol PnL is realised plus unrealised, from the fills alone:
+
+    pnl(s) = Σ over fills of s of (±qty × price − fee) + final_qty(s) × final_mark(s)
+
+with + for a sell and − for a buy.  Summed over symbols, the cash flows are the
+change in cash since before the first fill, so when the first equity row is
+flat cash (a run's first bar has no fills: an order fills no earlier than the
+next bar's open) and the last one holds equity = cash + Σ qty × mark:
+
+    Σ pnl(s) = equity_end − equity_start
+
+The report checks that identity, and the two facts it rests on, to the last unit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, localcontext
+from pathlib import Path
+
+from bot.errors import DataError
+from bot.store import check_schema_version
+
+# Sums of exact decimal strings stay exact well beyond the default 28 digits.
+_PRECISION = 60
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolPnl:
+    symbol: str
+    fills: int
+    fees: Decimal
+    cash_flow: Decimal          # Σ ±qty × price − fee: the cash this symbol brought in
+    net_qty: Decimal            # Σ ±qty over the fills
+    final_qty: Decimal          # the position at the last bar
+    final_mark: Decimal | None  # None when the last bar has no position row for the symbol
+    pnl: Decimal                # cash_flow + final_qty × final_mark
+
+
+@dataclass(frozen=True, slots=True)
+class Drawdown:
+    """The largest peak-to-trough fall of equity, as a percentage of the peak."""
+
+    pct: Decimal
+    peak_ms: int
+    peak_equity: Decimal
+    trough_ms: int
+    trough_equity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    db_path: str
+    run_id: str
+    mode: str
+    config_hash: str
+    code_version: str
+    created_ms: int
+    sessions: int
+    bars: int
+    start_ms: int | None             # first and last bar written (open times)
+    end_ms: int | None
+    equity_start: Decimal | None
+    equity_end: Decimal | None
+    cash_end: Decimal | None
+    total_return_pct: Decimal | None
+    max_drawdown: Drawdown | None    # None when equity never fell
+    trades: int
+    fees: Decimal
+    symbols: tuple[SymbolPnl, ...]
+    decisions: Mapping[str, int]     # action -> count
+    orders: Mapping[str, int]        # status -> count
+    forecasts: int
+    checks: tuple[Check, ...]
+
+    @property
+    def pnl(self) -> Decimal:
+        return _sum(s.pnl for s in self.symbols)
+
+    @property
+    def reconciles(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+def max_drawdown(equity: Iterable[tuple[int, Decimal]]) -> Drawdown | None:
+    """The largest fall from a running peak in a (bar_ms, equity) series; None if it never falls."""
+    worst: Drawdown | None = None
+    peak: Decimal | None = None
+    peak_ms = 0
+    with localcontext(prec=_PRECISION):
+        for bar_ms, value in equity:
+            if peak is None or value > peak:
+                peak_ms, peak = bar_ms, value
+                continue
+            if peak <= 0 or value == peak:
+                continue
+            pct = (peak - value) / peak * 100
+            if worst is None or pct > worst.pct:
+                worst = Drawdown(pct=pct, peak_ms=peak_ms, peak_equity=peak, trough_ms=bar_ms, trough_equity=value)
+    return worst
+
+
+def symbol_pnl(fills: Iterable[tuple[str, str, Decimal, Decimal, Decimal]],
+               final: Mapping[str, tuple[Decimal, Decimal | None]]) -> tuple[SymbolPnl, ...]:
+    """Per-symbol PnL from fills ``(symbol, side, qty, price, fee)`` and final ``{symbol: (qty, mark)}``."""
+    flows: dict[str, list[Decimal]] = {}   # symbol -> [fills, fees, cash_flow, net_qty]
+    with localcontext(prec=_PRECISION):
+        for symbol, side, qty, price, fee in fills:
+            sign = {"buy": -1, "sell": 1}[side]
+            acc = flows.setdefault(symbol, [Decimal(0)] * 4)
+            acc[0] += 1
+            acc[1] += fee
+            acc[2] += sign * qty * price - fee
+            acc[3] -= sign * qty
+        out: list[SymbolPnl] = []
+        for symbol in sorted(flows.keys() | final.keys()):
+            n, fees, cash_flow, net_qty = flows.get(symbol, [Decimal(0)] * 4)
+            qty, mark = final.get(symbol, (Decimal(0), None))   # no row at the last bar: flat, unmarked
+            value = qty * mark if mark is not None else Decimal(0)
+            out.append(SymbolPnl(symbol=symbol, fills=int(n), fees=fees, cash_flow=cash_flow, net_qty=net_qty,
+                                 final_qty=qty, final_mark=mark, pnl=cash_flow + value))
+    return tuple(out)
+
+
+def reconciliation(symbols: Sequence[SymbolPnl], equity_start: Decimal, equity_end: Decimal,
+                   cash_end: Decimal) -> tuple[Check, ...]:
+    """Check that PnL, positions and equity agree to the last unit."""
+    with localcontext(prec=_PRECISION):
+        pnl = _sum(s.pnl for s in symbols)
+        change = equity_end - equity_start
+        marked = cash_end + _sum(s.final_qty * s.final_mark for s in symbols if s.final_mark is not None)
+    stray = [f"{s.symbol} holds {s.final_qty} but its fills net {s.net_qty}"
+             for s in symbols if s.final_qty != s.net_qty]
+    return (
+        Check("per-symbol PnL sums to the equity change", pnl == change,
+              f"sum(PnL) {pnl} {'=' if pnl == change else '!='} {equity_end} - {equity_start} = {change}"),
+        Check("last bar: equity = cash + sum(qty * mark)", marked == equity_end,
+              f"{cash_end} + positions = {marked} {'=' if marked == equity_end else '!='} equity {equity_end}"),
+        Check("positions equal the net filled quantities", not stray,
+              "; ".join(stray) or f"{len(symbols)} symbol(s) agree"),
+    )
+
+
+def load_report(db_path: str | Path, run_id: str | None = None) -> Report:
+    """Read run ``run_id`` (default: the most recently active run) from the trade log at ``db_path``."""
+    path = Path(db_path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such trade log")
+    conn = _connect_read_only(path)
+    with closing(conn):
+        try:
+            return _load(conn, path, run_id)
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{path}: cannot read the trade log: {exc}") from exc
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open without creating or writing; read-write underneath where allowed, so closing tidies the WAL files."""
+    uri = path.resolve().as_uri()
+    try:
+        try:
+            conn = sqlite3.connect(uri + "?mode=rw", uri=True)
+        except sqlite3.OperationalError:   # a file or folder we may not write: read it as it is
+            return sqlite3.connect(uri + "?mode=ro", uri=True)
+        try:
+            conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+    except sqlite3.Error as exc:
+        raise DataError(f"{path}: cannot open the trade log: {exc}") from exc
+
+
+def _load(conn: sqlite3.Connection, path: Path, run_id: str | None) -> Report:
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "schema_version" not in tables:
+        raise DataError(f"{path}: not a trade log (no schema_version table)")
+    check_schema_version(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0], path)
+    conn.execute("BEGIN")   # one snapshot, even while the daemon writes
+    rid = run_id if run_id is not None else _latest_run(conn, path)
+    run = conn.execute("SELECT mode, config_hash, code_version, created_ms FROM runs WHERE run_id = ?",
+                       (rid,)).fetchone()
+    if run is None:
+        known = [r for (r,) in conn.execute("SELECT run_id FROM runs ORDER BY created_ms")]
+        raise DataError(f"{path}: no run {rid!r} (runs here: {', '.join(known) or 'none'})")
+
+    def count(sql: str) -> int:
+        return int(conn.execute(sql, (rid,)).fetchone()[0])
+
+    def counts(sql: str) -> dict[str, int]:
+        return {str(k): int(n) for k, n in conn.execute(sql, (rid,))}
+
+    equity = [(int(b), Decimal(e)) for b, e in
+              conn.execute("SELECT bar_ms, equity FROM equity WHERE run_id = ? ORDER BY bar_ms", (rid,))]
+    fills = [(s, side, Decimal(q), Decimal(p), Decimal(f)) for s, side, q, p, f in conn.execute(
+        "SELECT symbol, side, qty, price, fee FROM fills WHERE run_id = ? ORDER BY bar_ms, order_id", (rid,))]
+    final: dict[str, tuple[Decimal, Decimal | None]] = {}
+    cash_end: Decimal | None = None
+    if equity:
+        cash_end = Decimal(conn.execute("SELECT cash FROM equity WHERE run_id = ? AND bar_ms = ?",
+                                        (rid, equity[-1][0])).fetchone()[0])
+        final = {s: (Decimal(q), Decimal(m)) for s, q, m in conn.execute(
+            "SELECT symbol, qty, mark FROM positions WHERE run_id = ? AND bar_ms = ?", (rid, equity[-1][0]))}
+    symbols = symbol_pnl(fills, final)
+    checks: tuple[Check, ...] = ()
+    total_return = None
+    if equity and cash_end is not None:
+        checks = reconciliation(symbols, equity[0][1], equity[-1][1], cash_end)
+        if equity[0][1]:
+            with localcontext(prec=_PRECISION):
+                total_return = (equity[-1][1] / equity[0][1] - 1) * 100
+    return Report(
+        db_path=str(path), run_id=rid, mode=run[0], config_hash=run[1], code_version=run[2],
+        created_ms=int(run[3]),
+        sessions=count("SELECT COUNT(*) FROM sessions WHERE run_id = ?"),
+        bars=len(equity),
+        start_ms=equity[0][0] if equity else None,
+        end_ms=equity[-1][0] if equity else None,
+        equity_start=equity[0][1] if equity else None,
+        equity_end=equity[-1][1] if equity else None,
+        cash_end=cash_end, total_return_pct=total_return, max_drawdown=max_drawdown(equity),
+        trades=len(fills), fees=_sum(s.fees for s in symbols), symbols=symbols,
+        decisions=counts("SELECT action, COUNT(*) FROM decisions WHERE run_id = ? GROUP BY action ORDER BY action"),
+        orders=counts("SELECT status, COUNT(*) FROM orders WHERE run_id = ? GROUP BY status ORDER BY status"),
+        forecasts=count("SELECT COUNT(*) FROM forecasts WHERE run_id = ?"),
+        checks=checks,
+    )
+
+
+def _latest_run(conn: sqlite3.Connection, path: Path) -> str:
+    """The run whose last session started last (its creation time if it has none)."""
+    row = conn.execute(
+        "SELECT r.run_id FROM runs r LEFT JOIN sessions s USING (run_id) GROUP BY r.run_id "
+        "ORDER BY MAX(COALESCE(s.started_ms, r.created_ms)) DESC, r.created_ms DESC LIMIT 1").fetchone()
+    if row is None:
+        raise DataError(f"{path}: the trade log holds no runs yet")
+    return str(row[0])
+
+
+def _sum(values: Iterable[Decimal]) -> Decimal:
+    with localcontext(prec=_PRECISION):
+        return sum(values, Decimal(0))
+
+
+def format_report(report: Report) -> str:
+    """The report as a plain-text page."""
+    r = report
+    head = [f"Run {r.run_id!r}  mode {r.mode}  config {r.config_hash}  code {r.code_version}",
+            f"Trade log {r.db_path}, {r.sessions} session(s), run created {_time(r.created_ms)}"]
+    if r.bars == 0 or r.equity_start is None or r.equity_end is None:
+        return "\n".join(head + ["", "No bars written yet for this run: nothing to report."]) + "\n"
+    dd = r.max_drawdown
+    lines = head + [
+        "",
+        f"Bars        {r.bars:,}  from {_time(r.start_ms)} to {_time(r.end_ms)}",
+        f"Equity      {_money(r.equity_start)} -> {_money(r.equity_end)}",
+        f"Return      {_pct(r.total_return_pct)}",
+        "Drawdown    " + (f"-{_pct(dd.pct, sign=False)}  peak {_money(dd.peak_equity)} at {_time(dd.peak_ms)}, "
+                          f"trough {_money(dd.trough_equity)} at {_time(dd.trough_ms)}" if dd else "none"),
+        f"Trades      {r.trades:,} fills, fees {_money(r.fees)}",
+        f"Decisions   {_tally(r.decisions)}",
+        f"Orders      {_tally(r.orders)}",
+        f"Forecasts   {r.forecasts:,}",
+        "",
+    ]
+    header = ("Symbol", "Fills", "Fees", "Final qty", "Mark", "PnL")
+    rows = [(s.symbol, f"{s.fills:,}", _money(s.fees), _qty(s.final_qty),
+             "-" if s.final_mark is None else _qty(s.final_mark), _money(s.pnl)) for s in r.symbols]
+    rows.append(("Total", f"{r.trades:,}", _money(r.fees), "", "", _money(r.pnl)))
+    lines += _table(header, rows)
+    lines += ["", "Reconciliation (PnL = cash flows of the fills - fees + final qty * mark)"]
+    lines += [f"  {'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in r.checks]
+    return "\n".join(lines) + "\n"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        # The first column reads left to right; figures line up on the right.
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    rule = "  ".join("-" * w for w in widths)
+    return [line(header), rule, *map(line, rows[:-1]), rule, line(rows[-1])]
+
+
+def _time(ms: int | None) -> str:
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _money(d: Decimal) -> str:
+    return f"{d:,.2f}"
+
+
+def _qty(d: Decimal) -> str:
+    text = f"{d:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("0", "-0") else text
+
+
+def _pct(d: Decimal | None, sign: bool = True) -> str:
+    return "-" if d is None else (f"{d:+.2f}%" if sign else f"{d:.2f}%")
+
+
+def _tally(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {n:,}" for k, n in counts.items()) or "none"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``bot report``: print the report, or the reason there is none."""
+    parser = argparse.ArgumentParser(prog="bot report", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", required=True, help="trade log (SQLite file) to read")
+    parser.add_argument("--run", default=None, help="run id (default: the most recently active run)")
+    args = parser.parse_args(argv)
+    try:
+        report = load_report(args.db, args.run)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

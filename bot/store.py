@@ -1,0 +1,509 @@
+"""The SQLite trade log: the audit trail of every run, bar by bar.
+
+One :class:`TradeStore` owns one aiosqlite connection (its own worker thread,
+so SQLite never blocks the event loop).  Each bar is written in one
+transaction, so a crash leaves either the whole bar or none of it, and writing
+a bar that is already logged is a no-op.  :meth:`TradeStore.begin_run` hands
+back what a restart needs to carry on (cash, positions, marks, open orders).
+
+The schema below is a public interface: people query this file.  Change it
+only with a new :data:`SCHEMA_VERSION` and a migration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+
+import aiosqlite
+
+from bot.errors import DataError
+from bot.events import Candle, Decision, EquityMarked, Forecast, OrderFilled, Side, SubmitOrder
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5_000
+
+# Semicolons appear only at the ends of statements (the script is run whole by executescript).
+SCHEMA = """
+-- Sigma-bot trade log, schema version 1.
+--
+-- Conventions
+--   run_id   one trading account (config [run] id). A restart with the same id
+--            and the same config resumes the account as a new session.
+--   bar_ms   a bar's OPEN time, integer UTC milliseconds, as the exchange gives it.
+--            Every row below is keyed by run and bar (runs and sessions aside).
+--   money    cash, quantities, prices and fees are TEXT holding exact decimal
+--            strings (Python str(Decimal)), so sums reconcile to the last unit.
+--            Add them up with Decimal; CAST(x AS REAL) is for a quick look only.
+--   mu/sigma model outputs, REAL.
+--
+-- A bar is written in one transaction: every row of the bar is here, or none
+-- is. The bar's equity row marks it as written; writing it again is a no-op.
+
+CREATE TABLE IF NOT EXISTS schema_version (
+    version      INTEGER NOT NULL            -- one row; the bot refuses versions it does not know
+);
+
+-- One row per trading account.
+CREATE TABLE IF NOT EXISTS runs (
+    run_id       TEXT PRIMARY KEY,
+    created_ms   INTEGER NOT NULL,           -- wall clock when the run first started
+    mode         TEXT NOT NULL,              -- 'paper'
+    config_json  TEXT NOT NULL,              -- canonical settings snapshot (Settings.to_json())
+    config_hash  TEXT NOT NULL,              -- a run keeps one config; another needs a new run id
+    code_version TEXT NOT NULL               -- code that created the run (sessions record their own)
+);
+
+-- One row per daemon start. ended_ms IS NULL: still running, or it did not end cleanly.
+CREATE TABLE IF NOT EXISTS sessions (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    session_no   INTEGER NOT NULL,           -- 1, 2, ... within the run
+    started_ms   INTEGER NOT NULL,
+    ended_ms     INTEGER,
+    end_reason   TEXT,
+    code_version TEXT NOT NULL,
+    PRIMARY KEY (run_id, session_no)
+) WITHOUT ROWID;
+
+-- The closed bars the decisions were made on.
+CREATE TABLE IF NOT EXISTS candles (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    symbol       TEXT NOT NULL,              -- ccxt form, 'BTC/USDT'
+    bar_ms       INTEGER NOT NULL,
+    close_ms     INTEGER NOT NULL,
+    open         TEXT NOT NULL,
+    high         TEXT NOT NULL,
+    low          TEXT NOT NULL,
+    close        TEXT NOT NULL,
+    volume       TEXT NOT NULL,
+    PRIMARY KEY (run_id, symbol, bar_ms)
+) WITHOUT ROWID;
+
+-- Predictive distribution N(mu, sigma^2) of the next bar's log return, made at the close of bar_ms.
+CREATE TABLE IF NOT EXISTS forecasts (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    symbol       TEXT NOT NULL,
+    model        TEXT NOT NULL,
+    mu           REAL NOT NULL,
+    sigma        REAL NOT NULL,
+    PRIMARY KEY (run_id, bar_ms, symbol, model)
+) WITHOUT ROWID;
+
+-- What the decision step chose at the close of bar_ms, refusals included.
+CREATE TABLE IF NOT EXISTS decisions (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    symbol       TEXT NOT NULL,
+    action       TEXT NOT NULL,              -- 'buy', 'sell' or 'none'
+    target_qty   TEXT NOT NULL,
+    current_qty  TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    PRIMARY KEY (run_id, bar_ms, symbol)
+) WITHOUT ROWID;
+
+-- Market orders submitted at the close of bar_ms; they fill no earlier than the next open.
+CREATE TABLE IF NOT EXISTS orders (
+    run_id         TEXT NOT NULL REFERENCES runs (run_id),
+    order_id       TEXT NOT NULL,
+    bar_ms         INTEGER NOT NULL,
+    symbol         TEXT NOT NULL,
+    side           TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+    type           TEXT NOT NULL DEFAULT 'market' CHECK (type = 'market'),
+    qty            TEXT NOT NULL,
+    status         TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'filled', 'cancelled')),
+    status_reason  TEXT,                     -- why it was cancelled
+    updated_bar_ms INTEGER,                  -- the bar whose write last changed status
+    PRIMARY KEY (run_id, order_id),
+    UNIQUE (run_id, bar_ms, symbol)          -- at most one order per symbol per bar
+) WITHOUT ROWID;
+
+-- One fill per order, at the open of bar_ms (a later bar than decision_bar_ms).
+-- Signed cash flow of a fill: -qty*price for a buy, +qty*price for a sell, minus fee.
+CREATE TABLE IF NOT EXISTS fills (
+    run_id          TEXT NOT NULL,
+    order_id        TEXT NOT NULL,
+    symbol          TEXT NOT NULL,
+    decision_bar_ms INTEGER NOT NULL,
+    bar_ms          INTEGER NOT NULL,        -- the bar at whose open it filled
+    side            TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+    qty             TEXT NOT NULL,
+    price           TEXT NOT NULL,
+    fee             TEXT NOT NULL,           -- in the quote asset
+    reason          TEXT NOT NULL,
+    PRIMARY KEY (run_id, order_id),
+    FOREIGN KEY (run_id, order_id) REFERENCES orders (run_id, order_id)
+) WITHOUT ROWID;
+
+-- Positions marked at the close of bar_ms.
+CREATE TABLE IF NOT EXISTS positions (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    symbol       TEXT NOT NULL,
+    qty          TEXT NOT NULL,              -- negative when short
+    avg_price    TEXT NOT NULL,
+    mark         TEXT NOT NULL,
+    PRIMARY KEY (run_id, bar_ms, symbol)
+) WITHOUT ROWID;
+
+-- The account marked at the close of bar_ms: equity = cash + sum(qty * mark).
+CREATE TABLE IF NOT EXISTS equity (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    cash         TEXT NOT NULL,
+    equity       TEXT NOT NULL,
+    PRIMARY KEY (run_id, bar_ms)
+) WITHOUT ROWID;
+
+-- Resume looks up the open orders; the report adds up fills per symbol.
+-- (No index on decisions.action: ~one decision per symbol per bar makes it costly on the hot path.)
+CREATE INDEX IF NOT EXISTS orders_open ON orders (run_id, bar_ms) WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run_id, symbol, bar_ms);
+"""
+
+_INSERT_CANDLE = ("INSERT INTO candles (run_id, symbol, bar_ms, close_ms, open, high, low, close, volume) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_FORECAST = "INSERT INTO forecasts (run_id, bar_ms, symbol, model, mu, sigma) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_DECISION = ("INSERT INTO decisions (run_id, bar_ms, symbol, action, target_qty, current_qty, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)")
+_INSERT_ORDER = "INSERT INTO orders (run_id, order_id, bar_ms, symbol, side, qty) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_FILL = ("INSERT INTO fills (run_id, order_id, symbol, decision_bar_ms, bar_ms, side, qty, price, fee, "
+                "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_MARK_FILLED = ("UPDATE orders SET status = 'filled', updated_bar_ms = ? "
+                "WHERE run_id = ? AND order_id = ? AND status = 'open'")
+_MARK_CANCELLED = ("UPDATE orders SET status = 'cancelled', status_reason = ?, updated_bar_ms = ? "
+                   "WHERE run_id = ? AND order_id = ? AND status = 'open'")
+_INSERT_POSITION = ("INSERT INTO positions (run_id, bar_ms, symbol, qty, avg_price, mark) "
+                    "VALUES (?, ?, ?, ?, ?, ?)")
+
+
+@dataclass(frozen=True, slots=True)
+class BarRecord:
+    """Everything that happened at one bar, written in one transaction."""
+
+    bar_ms: int
+    candles: tuple[Candle, ...]
+    forecasts: tuple[Forecast, ...]
+    decisions: tuple[Decision, ...]
+    orders: tuple[SubmitOrder, ...]          # submitted at this bar's close
+    fills: tuple[OrderFilled, ...]           # filled at this bar's open (orders from earlier bars)
+    cancelled: tuple[tuple[str, str], ...]   # (order_id, reason)
+    equity: EquityMarked                     # cash/equity row and one positions row per PositionMarked
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeState:
+    """What a restarted run carries on from: the account as of its last written bar."""
+
+    last_bar_ms: int
+    cash: Decimal
+    positions: dict[str, tuple[Decimal, Decimal]]   # symbol -> (qty, avg_price), nonzero only
+    marks: dict[str, Decimal]                       # symbol -> mark of every position row of the last bar
+    open_orders: tuple[SubmitOrder, ...]
+
+
+def check_schema_version(version: int | None, path: str | Path) -> None:
+    """Raise DataError unless ``version`` is the schema this code reads and writes."""
+    if version == SCHEMA_VERSION:
+        return
+    if version is None:
+        raise DataError(f"{path}: not a trade log (its schema_version table is empty)")
+    if version > SCHEMA_VERSION:
+        raise DataError(f"{path}: trade log schema version {version} is newer than this bot understands "
+                        f"(version {SCHEMA_VERSION}); upgrade the bot or use another database file")
+    raise DataError(f"{path}: unknown trade log schema version {version} (this bot reads version "
+                    f"{SCHEMA_VERSION}); use another database file")
+
+
+class TradeStore:
+    """The trade log of one SQLite file, behind one aiosqlite connection."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db: aiosqlite.Connection | None = db
+        self._path = path
+        # One connection means one transaction at a time; the lock keeps coroutines from interleaving in it.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path) -> TradeStore:
+        """Open (creating if new) the trade log at ``path``; DataError if it is not one this code can use."""
+        path = Path(path)
+        if not path.parent.is_dir():
+            # Checked first: a failed aiosqlite connect leaves its worker to resolve a future on a loop that
+            # may be closed by then (omnilib/aiosqlite#241, fix pending in #389).
+            raise DataError(f"{path}: cannot open the trade log: folder {path.parent} does not exist")
+        try:
+            # isolation_level=None: no implicit transactions; the store says BEGIN and COMMIT itself.
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DataError(f"{path}: cannot open the trade log: {exc}") from exc
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = FULL")   # a committed fill must survive a power cut
+            await db.execute("PRAGMA foreign_keys = ON")
+            await _ensure_schema(db, path)
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            raise DataError(f"{path}: cannot use the trade log: {exc}") from exc
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path)
+
+    async def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+
+    async def __aenter__(self) -> TradeStore:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise DataError(f"{self._path}: the trade log is closed")
+        return self._db
+
+    async def begin_run(self, run_id: str, mode: str, config_json: str, config_hash: str,
+                        code_version: str, now_ms: int) -> tuple[int, ResumeState | None]:
+        """Create or resume ``run_id`` and open a new session; return its number and the state to resume."""
+        db = self._conn()
+        async with self._lock:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = list(await db.execute_fetchall(
+                    "SELECT config_hash FROM runs WHERE run_id = ?", (run_id,)))
+                if not rows:
+                    await db.execute(
+                        "INSERT INTO runs (run_id, created_ms, mode, config_json, config_hash, code_version) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (run_id, now_ms, mode, config_json, config_hash, code_version))
+                elif rows[0][0] != config_hash:
+                    raise DataError(
+                        f"run {run_id!r} in {self._path} was started with config hash {rows[0][0]}, but the "
+                        f"current config hashes to {config_hash}; a run keeps one config, so pick a new "
+                        f"[run] id in config.toml (or restore the run's config) and start again")
+                (last,) = await db.execute_fetchall(
+                    "SELECT MAX(session_no), SUM(ended_ms IS NULL) FROM sessions WHERE run_id = ?", (run_id,))
+                session_no = (last[0] or 0) + 1
+                if last[1]:
+                    log.warning("run %s: %s earlier session(s) did not end cleanly", run_id, last[1])
+                await db.execute(
+                    "INSERT INTO sessions (run_id, session_no, started_ms, code_version) VALUES (?, ?, ?, ?)",
+                    (run_id, session_no, now_ms, code_version))
+                await db.execute("COMMIT")
+            except BaseException:
+                await _rollback(db)
+                raise
+            resume = await self._resume_state(db, run_id)
+        log.info("run %s: session %d started (%s)", run_id, session_no,
+                 "new run" if not rows else "resuming" if resume else "no bar written yet")
+        return session_no, resume
+
+    async def end_session(self, run_id: str, session_no: int, now_ms: int, reason: str) -> None:
+        """Record that session ``session_no`` of ``run_id`` ended, and why."""
+        db = self._conn()
+        async with self._lock:
+            cursor = await db.execute(
+                "UPDATE sessions SET ended_ms = ?, end_reason = ? WHERE run_id = ? AND session_no = ?",
+                (now_ms, reason, run_id, session_no))
+        if cursor.rowcount != 1:
+            raise DataError(f"{self._path}: run {run_id!r} has no session {session_no}")
+
+    async def write_bar(self, run_id: str, record: BarRecord) -> bool:
+        """Write every row of one bar in one transaction; False if the bar was already logged."""
+        return await self.write_bars(run_id, (record,)) == 1
+
+    async def write_bars(self, run_id: str, records: Sequence[BarRecord]) -> int:
+        """Write several bars in one transaction (a backtest's batch); return how many were new.
+
+        Bars already logged are skipped, the rest are written whole or, on an error, not at all.
+        """
+        bars = [r.bar_ms for r in records]
+        if len(set(bars)) != len(bars):
+            twice = sorted({b for b in bars if bars.count(b) > 1})
+            raise ValueError(f"run {run_id!r}: a batch holds bar(s) {twice} more than once")
+        for record in records:
+            _check_bar_times(record)
+        if not records:
+            return 0
+        db = self._conn()
+        async with self._lock:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                # Equity rows first: the ones that go in say which bars are new; the rest are already logged.
+                new: set[int] = set()
+                for i in range(0, len(records), _EQUITY_CHUNK):
+                    chunk = records[i:i + _EQUITY_CHUNK]
+                    params = [v for r in chunk
+                              for v in (run_id, r.bar_ms, str(r.equity.cash), str(r.equity.equity))]
+                    new.update(b for (b,) in await db.execute_fetchall(_insert_equity_sql(len(chunk)), params))
+                if not new:
+                    await db.execute("ROLLBACK")
+                    log.debug("run %s: bars %s already logged; not written again", run_id, bars)
+                    return 0
+                # The bars are new, so these inserts are plain: a clash is a bug, and it undoes the whole batch.
+                for sql, rows in _bar_rows(run_id, [r for r in records if r.bar_ms in new]):
+                    if rows:
+                        await db.executemany(sql, rows)
+                for sql, rows, status in _status_rows(run_id, [r for r in records if r.bar_ms in new]):
+                    if rows and (await db.executemany(sql, rows)).rowcount != len(rows):
+                        raise DataError(f"{_bars_text(bars)} of run {run_id!r} not written: an order marked "
+                                        f"{status} is not open in {self._path}")
+                await db.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                await _rollback(db)
+                raise DataError(f"{_bars_text(bars)} of run {run_id!r} not written to {self._path}: {exc} "
+                                f"(is the run begun, is every row unique, does every fill name a logged "
+                                f"order?)") from exc
+            except BaseException:
+                await _rollback(db)
+                raise
+        return len(new)
+
+    async def last_bar_ms(self, run_id: str) -> int | None:
+        """The open time of the last bar written for ``run_id``, or None."""
+        db = self._conn()
+        async with self._lock:
+            ((last,),) = await db.execute_fetchall("SELECT MAX(bar_ms) FROM equity WHERE run_id = ?", (run_id,))
+        return None if last is None else int(last)
+
+    async def resume_state(self, run_id: str) -> ResumeState | None:
+        """The account as of the last bar written for ``run_id``; None if no bar is."""
+        db = self._conn()
+        async with self._lock:
+            return await self._resume_state(db, run_id)
+
+    @staticmethod
+    async def _resume_state(db: aiosqlite.Connection, run_id: str) -> ResumeState | None:
+        # One read transaction, so the rows come from one snapshot.
+        await db.execute("BEGIN")
+        try:
+            last = list(await db.execute_fetchall(
+                "SELECT bar_ms, cash FROM equity WHERE run_id = ? ORDER BY bar_ms DESC LIMIT 1", (run_id,)))
+            if not last:
+                return None
+            bar_ms, cash = last[0]
+            positions = await db.execute_fetchall(
+                "SELECT symbol, qty, avg_price, mark FROM positions WHERE run_id = ? AND bar_ms = ? "
+                "ORDER BY symbol", (run_id, bar_ms))
+            orders = await db.execute_fetchall(
+                "SELECT order_id, symbol, bar_ms, side, qty FROM orders WHERE run_id = ? AND status = 'open' "
+                "ORDER BY bar_ms, order_id", (run_id,))
+        finally:
+            await db.execute("COMMIT")
+        held: dict[str, tuple[Decimal, Decimal]] = {}
+        marks: dict[str, Decimal] = {}
+        for symbol, qty, avg_price, mark in positions:
+            marks[symbol] = Decimal(mark)
+            if Decimal(qty) != 0:
+                held[symbol] = (Decimal(qty), Decimal(avg_price))
+        return ResumeState(
+            last_bar_ms=int(bar_ms), cash=Decimal(cash), positions=held, marks=marks,
+            open_orders=tuple(SubmitOrder(order_id=o, symbol=s, bar_ms=int(b), side=Side(side), qty=Decimal(q))
+                              for o, s, b, side, q in orders))
+
+
+# Bind variables per statement stay far below SQLite's limit (999 before version 3.32).
+_EQUITY_CHUNK = 200
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_equity_sql(n: int) -> str:
+    """Insert ``n`` equity rows, skipping bars already logged; RETURNING names the bars that went in."""
+    values = ", ".join(["(?, ?, ?, ?)"] * n)
+    return (f"INSERT INTO equity (run_id, bar_ms, cash, equity) VALUES {values} "
+            "ON CONFLICT DO NOTHING RETURNING bar_ms")
+
+
+def _bar_rows(run_id: str, records: list[BarRecord]) -> list[tuple[str, list[tuple[object, ...]]]]:
+    """The insert statements of ``records`` (equity aside) with their parameter rows, parents first."""
+    candles: list[tuple[object, ...]] = []
+    forecasts: list[tuple[object, ...]] = []
+    decisions: list[tuple[object, ...]] = []
+    orders: list[tuple[object, ...]] = []
+    fills: list[tuple[object, ...]] = []
+    positions: list[tuple[object, ...]] = []
+    for r in records:
+        bar = r.bar_ms
+        candles += [(run_id, c.symbol, bar, c.close_ms, str(c.open), str(c.high), str(c.low), str(c.close),
+                     str(c.volume)) for c in r.candles]
+        forecasts += [(run_id, bar, f.symbol, f.model, f.mu, f.sigma) for f in r.forecasts]
+        decisions += [(run_id, bar, d.symbol, d.action, str(d.target_qty), str(d.current_qty), d.reason)
+                      for d in r.decisions]
+        orders += [(run_id, o.order_id, bar, o.symbol, Side(o.side).value, str(o.qty)) for o in r.orders]
+        fills += [(run_id, f.order_id, f.symbol, f.decision_bar_ms, bar, Side(f.side).value, str(f.qty),
+                   str(f.price), str(f.fee), f.reason) for f in r.fills]
+        positions += [(run_id, bar, p.symbol, str(p.qty), str(p.avg_price), str(p.mark))
+                      for p in r.equity.positions]
+    # Orders before fills: a fill's foreign key needs its order, which may be in the same batch.
+    return [(_INSERT_CANDLE, candles), (_INSERT_FORECAST, forecasts), (_INSERT_DECISION, decisions),
+            (_INSERT_ORDER, orders), (_INSERT_FILL, fills), (_INSERT_POSITION, positions)]
+
+
+def _status_rows(run_id: str, records: list[BarRecord]) -> list[tuple[str, list[tuple[object, ...]], str]]:
+    """The order-status updates of ``records``: filled, then cancelled."""
+    filled = [(r.bar_ms, run_id, f.order_id) for r in records for f in r.fills]
+    cancelled = [(reason, r.bar_ms, run_id, order_id) for r in records for order_id, reason in r.cancelled]
+    return [(_MARK_FILLED, filled, "filled"), (_MARK_CANCELLED, cancelled, "cancelled")]
+
+
+async def _ensure_schema(db: aiosqlite.Connection, path: Path) -> None:
+    """Create the schema in a fresh file; check the version of an existing one."""
+    tables = {name for (name,) in await db.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables:
+        # IF NOT EXISTS and the guarded insert make this safe against a second process doing the same.
+        await db.executescript(
+            "BEGIN IMMEDIATE;\n" + SCHEMA +
+            f"INSERT INTO schema_version (version) SELECT {SCHEMA_VERSION} "
+            "WHERE NOT EXISTS (SELECT 1 FROM schema_version);\nCOMMIT;\n")
+        log.info("%s: created trade log schema version %d", path, SCHEMA_VERSION)
+    elif "schema_version" not in tables:
+        raise DataError(f"{path}: not a trade log (an SQLite file without a schema_version table)")
+    rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
+    check_schema_version(rows[0][0], path)
+
+
+def _bars_text(bars: list[int]) -> str:
+    return f"bar {bars[0]}" if len(bars) == 1 else f"{len(bars)} bars {min(bars)}..{max(bars)}"
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.OperationalError:   # no transaction is active: BEGIN failed, or COMMIT already went through
+        pass
+
+
+def _check_bar_times(record: BarRecord) -> None:
+    """Raise ValueError if an event of ``record`` belongs to another bar: it would be logged under the wrong key."""
+    bar = record.bar_ms
+    stray = ([f"candle {c.symbol}@{c.open_ms}" for c in record.candles if c.open_ms != bar]
+             + [f"forecast {f.symbol}@{f.bar_ms}" for f in record.forecasts if f.bar_ms != bar]
+             + [f"decision {d.symbol}@{d.bar_ms}" for d in record.decisions if d.bar_ms != bar]
+             + [f"order {o.order_id}@{o.bar_ms}" for o in record.orders if o.bar_ms != bar]
+             + [f"fill {f.order_id}@{f.fill_bar_ms}" for f in record.fills if f.fill_bar_ms != bar]
+             + [f"fill {f.order_id} decided at {f.decision_bar_ms}, not before it" for f in record.fills
+                if f.decision_bar_ms >= bar]
+             + ([f"equity@{record.equity.bar_ms}"] if record.equity.bar_ms != bar else []))
+    if stray:
+        raise ValueError(f"bar record {bar} holds events of other bars: {', '.join(stray[:5])}"
+                         + (f" and {len(stray) - 5} more" if len(stray) > 5 else ""))
