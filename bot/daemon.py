@@ -97,6 +97,8 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         try:
             # Subscribe first and backfill up to the first bar the stream delivers, so that
             # history and stream meet without a hole or an overlap, however fast the market runs.
+            log.info("waiting for the first closed %s bar of the stream (up to one bar period)",
+                     settings.market.timeframe)
             first = await _first_or_stop(feed.queue, stop)
             if first is not None:
                 if settings.feed.backfill:

@@ -19,15 +19,11 @@ VaR, drawdown states) is built on top of this in ``risk/``.
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from bot.config import DecisionSettings
 from bot.events import Decision, Forecast
-
-
-def round_down(qty: Decimal, step: Decimal) -> Decimal:
-    """``qty`` rounded towards zero to a multiple of ``step``."""
-    return (qty / step).to_integral_value(rounding=ROUND_DOWN) * step
+from bot.execution.paper import rounded_qty
 
 
 def _sign(x: float | Decimal) -> int:
@@ -59,7 +55,7 @@ def decide(forecast: Forecast, current_qty: Decimal, price: Decimal, equity: Dec
 
     if equity <= 0 or price <= 0:
         target_dir, why = 0, f"no equity ({equity}) or price ({price}) to size a position: flat"
-    size = round_down(Decimal(str(settings.position_fraction)) * equity / price, qty_step)
+    size = rounded_qty(Decimal(str(settings.position_fraction)) * equity / price, qty_step)
     target = size * target_dir
     if target_dir != 0 and target_dir == cur_dir:
         tolerance = Decimal(str(settings.rebalance_tolerance)) * size

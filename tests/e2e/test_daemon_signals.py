@@ -67,6 +67,17 @@ async def start_daemon(config: Path, *extra: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
+async def finish(proc: asyncio.subprocess.Process, timeout: float) -> str:
+    """Wait for the daemon to exit (killing it if it overstays); returns its stderr."""
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return err.decode()[-2000:]
+
+
 def assert_consistent(db: Path) -> None:
     """Every bar is whole (all its rows or none) and equity = cash + Σ qty × mark at every mark."""
     per_bar = defaultdict(int)
@@ -92,13 +103,10 @@ async def test_sigterm_stops_cleanly_and_a_restart_resumes_the_account(tmp_path:
         proc = await start_daemon(config)
         try:
             await wait_for_bars(db, 25, proc)
-            proc.send_signal(signal.SIGTERM)
-            _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        assert proc.returncode == 0, err.decode()[-2000:]
+            proc.send_signal(signal.SIGTERM)
+            err = await finish(proc, timeout=30)
+        assert proc.returncode == 0, err
         assert_consistent(db)
         (session,) = query(db, "SELECT session_no, ended_ms, end_reason FROM sessions")
         assert session[0] == 1 and session[1] is not None and session[2] == "signal"
@@ -106,13 +114,8 @@ async def test_sigterm_stops_cleanly_and_a_restart_resumes_the_account(tmp_path:
         held = dict(query(db, f"SELECT symbol, qty FROM positions WHERE bar_ms = {last_bar}"))
 
         proc = await start_daemon(config, "--max-bars", "10")
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        assert proc.returncode == 0, err.decode()[-2000:]
+        err = await finish(proc, timeout=60)
+        assert proc.returncode == 0, err
 
     assert_consistent(db)
     sessions = query(db, "SELECT session_no, end_reason FROM sessions ORDER BY session_no")

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from bot.config import DecisionSettings
 from bot.events import Forecast
-from risk.threshold import decide, round_down
+from bot.execution.paper import rounded_qty
+from risk.threshold import decide
 
 S = DecisionSettings(sigma_max=0.02, entry_strength=0.5, exit_strength=0.2, position_fraction=0.25,
                      rebalance_tolerance=0.2)
@@ -74,11 +75,6 @@ def test_gate_is_symmetric_and_target_never_exceeds_the_fraction(mu: float, sigm
     up = decide(f(mu, sigma), cur, PX, EQ, S, STEP)
     down = decide(f(-mu, sigma), -cur, PX, EQ, S, STEP)
     assert up.target_qty == -down.target_qty
-    cap = round_down(Decimal("0.25") * EQ / PX, STEP)
+    cap = rounded_qty(Decimal("0.25") * EQ / PX, STEP)
     assert abs(up.target_qty) <= cap or up.target_qty == cur
     assert (up.action == "none") == (up.target_qty == cur)
-
-
-def test_round_down_goes_towards_zero() -> None:
-    assert round_down(Decimal("1.23456"), Decimal("0.01")) == Decimal("1.23")
-    assert round_down(Decimal("-1.23456"), Decimal("0.01")) == Decimal("-1.23")

@@ -1,0 +1,19 @@
+"""strategies/ and risk/ must import without the I/O packages (the GPU box has only torch/numpy/pandas)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_strategies_and_risk_do_not_load_io_packages() -> None:
+    code = (
+        "import sys, strategies.registry, strategies.baseline, risk.threshold\n"
+        "loaded = sorted(m for m in ('websockets', 'ccxt', 'aiosqlite', 'aiohttp') if m in sys.modules)\n"
+        "print(','.join(loaded))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"I/O packages loaded by strategies/risk: {out.stdout.strip()}"
