@@ -102,7 +102,12 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
             first = await _first_or_stop(feed.queue, stop)
             if first is not None:
                 if settings.feed.backfill:
-                    n = await backfill(settings, engine, first.candle.open_ms, last_bar)
+                    # After a restart the stream may still repeat bars already decided: the
+                    # history then runs through the last decided bar, which the engine skips.
+                    until = first.candle.open_ms
+                    if last_bar is not None:
+                        until = max(until, last_bar + settings.market.timeframe_ms)
+                    n = await backfill(settings, engine, until, last_bar)
                     log.info("warm-up: %d closed bars backfilled through ccxt", n)
                 await engine.run(feed.queue, stop, max_bars, initial=(first,))
             reason = "signal" if stop.is_set() else "max_bars"

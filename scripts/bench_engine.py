@@ -9,6 +9,8 @@ latency is from its websocket frame's arrival to the commit of its bar's rows.
 Bars that queued up during the warm-up backfill are left out (the first
 WARMUP_BARS bars): their wait is the backfill's, not the engine's.
 Everything is real: websocket over loopback, ccxt warm-up over HTTP, SQLite file.
+The replay exchange runs in its own process (``bot replay-server``), as a real
+exchange would, so its JSON encoding does not share the engine's event loop.
 Medians over --repeats runs are printed.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import statistics
 import sys
 import tempfile
@@ -26,12 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Settings  # noqa: E402
 from bot.daemon import run_daemon  # noqa: E402
-from bot.feeds.replay.server import ReplayExchange  # noqa: E402
-from bot.feeds.replay.synthetic import generate_market  # noqa: E402
 
 WINDOW = 128
 WARMUP_BARS = 50
-START_MS = 1_704_067_200_000
+REPO = Path(__file__).resolve().parents[1]
 
 
 def symbols(n: int) -> list[str]:
@@ -39,14 +40,32 @@ def symbols(n: int) -> list[str]:
     return named[:n] if n <= 3 else named + [f"S{i:03d}/USDT" for i in range(n - 3)]
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 async def one_run(n_symbols: int, bars: int, bar_interval_s: float, db: Path) -> tuple[float, list[float]]:
     syms = symbols(n_symbols)
-    data = generate_market(syms, WINDOW + bars + 1, START_MS, seed=1)
-    async with ReplayExchange(data, timeframe="1h", bar_interval_s=bar_interval_s, start_index=WINDOW) as ex:
+    port = free_port()
+    speed = 3600.0 / bar_interval_s if bar_interval_s > 0 else 1e12  # 1e12x: no pause between bars
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "replay-server", "--symbols", *syms, "--synthetic-bars", str(bars + 10),
+        "--history", str(WINDOW), "--speed", str(speed), "--port", str(port), "--seed", "1",
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert server.stdout is not None
+        while b"rest_url" not in await asyncio.wait_for(server.stdout.readline(), 60):
+            pass
         settings = Settings().with_overrides(
             run={"db": str(db), "id": "bench"}, market={"symbols": syms, "window": WINDOW},
-            feed={"ws_url": ex.ws_url, "rest_url": ex.rest_url, "assembly_timeout_s": 5.0})
+            feed={"ws_url": f"ws://127.0.0.1:{port}/stream", "rest_url": f"http://127.0.0.1:{port}/api/v3",
+                  "assembly_timeout_s": 5.0})
         result = await run_daemon(settings, asyncio.Event(), max_bars=bars)
+    finally:
+        server.terminate()
+        await server.wait()
     s = result.stats
     if s.bars != bars:
         raise RuntimeError(f"decided {s.bars} of {bars} bars")
