@@ -64,13 +64,18 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class SubmitOrder:
-    """A market order decided at the close of ``bar_ms``; it may fill no earlier than the next open."""
+    """A market order decided at the close of ``bar_ms``; it may fill no earlier than the next open.
+
+    ``leverage`` sets the isolated margin the position's added exposure takes:
+    margin = notional / leverage (1 = fully collateralised).
+    """
 
     order_id: str
     symbol: str
     bar_ms: int
     side: Side
     qty: Decimal
+    leverage: Decimal = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,20 @@ class OrderFilled:
     qty: Decimal
     price: Decimal
     fee: Decimal
-    reason: str = "signal"
+    reason: str = "signal"   # "signal", or "liquidation" for a forced close by the margin check
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPaid:
+    """A perpetual-swap funding payment at bar ``bar_ms``: ``amount`` is added to cash
+    (negative when the position pays): amount = -qty × mark × rate."""
+
+    symbol: str
+    bar_ms: int
+    qty: Decimal
+    mark: Decimal
+    rate: Decimal
+    amount: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +112,8 @@ class PositionMarked:
     qty: Decimal
     avg_price: Decimal
     mark: Decimal
+    margin: Decimal = Decimal(0)           # isolated margin allocated to the position
+    liq_price: Decimal | None = None       # where the margin check liquidates it (None: it cannot be)
 
 
 @dataclass(frozen=True, slots=True)
