@@ -94,16 +94,68 @@ class ModelSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class DecisionSettings:
-    sigma_max: float = _key("no new exposure when the forecast sigma is above this", default=0.02,
-                            lo=0.0, hi=1.0, lo_open=True)
-    entry_strength: float = _key("|mu|/sigma needed to open or flip a position", default=0.10, lo=0.0, hi=100.0)
-    exit_strength: float = _key("|mu|/sigma below which an open position is closed", default=0.03,
-                                lo=0.0, hi=100.0)
-    position_fraction: float = _key("target exposure per symbol as a fraction of equity", default=0.25,
-                                    lo=0.0, hi=1.0, lo_open=True)
+class GateSettings:
+    sigma_max: float = _key("no exposure when the forecast sigma of the next bar's log return is above this",
+                            default=0.02, lo=0.0, hi=1.0, lo_open=True)
+    long_entry_strength: float = _key("|mu|/sigma a long entry (or a flip to long) needs", default=0.10,
+                                      lo=0.0, hi=100.0)
+    short_entry_strength: float = _key("|mu|/sigma a short entry (or a flip to short) needs; by default "
+                                       "stronger than for a long", default=0.15, lo=0.0, hi=100.0)
+    exit_strength: float = _key("an open position is kept while |mu|/sigma in its direction stays at or above "
+                                "this (hysteresis: below both entry thresholds)", default=0.03, lo=0.0, hi=100.0)
+    min_hold_bars: int = _key("bars a position is held before a signal may close or flip it (risk exits "
+                              "are not held back)", default=0, lo=0, hi=10_000)
+
+
+@dataclass(frozen=True, slots=True)
+class SizingSettings:
+    kelly_fraction: float = _key("fraction of the full Kelly exposure mu/sigma^2", default=0.25,
+                                 lo=0.0, hi=1.0, lo_open=True)
+    target_vol_annual: float = _key("volatility target per position, annualised: exposure <= "
+                                    "target_bar_vol / sigma", default=0.60, lo=0.0, hi=10.0, lo_open=True)
+    max_position_fraction: float = _key("cap on |exposure| / equity per symbol", default=0.50,
+                                        lo=0.0, hi=10.0, lo_open=True)
+    max_gross_leverage: float = _key("cap on sum |exposure| / equity: the portfolio leverage is in "
+                                     "[0, max_gross_leverage]", default=1.5, lo=0.0, hi=20.0, lo_open=True)
+    max_leverage: float = _key("highest isolated-margin leverage of one position", default=5.0, lo=1.0, hi=125.0)
     rebalance_tolerance: float = _key("skip orders smaller than this fraction of the target", default=0.2,
                                       lo=0.0, hi=1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class VarSettings:
+    alpha: float = _key("VaR / expected-shortfall confidence", default=0.99, lo=0.9, hi=0.9999)
+    method: str = _key("VaR that binds the budget: one method, or the largest of the three",
+                       default="max", choices=("max", "model", "historical", "cornish_fisher"))
+    budget_1: float = _key("1-bar VaR budget as a fraction of equity", default=0.03, lo=0.0, hi=1.0, lo_open=True)
+    budget_24: float = _key("24-bar VaR budget as a fraction of equity", default=0.12, lo=0.0, hi=1.0,
+                            lo_open=True)
+    step: float = _key("each deleveraging step cuts the largest contributor by this fraction", default=0.25,
+                       lo=0.01, hi=1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    reduce_drawdown: float = _key("drawdown from the equity peak that switches to REDUCING", default=0.10,
+                                  lo=0.0, hi=1.0, lo_open=True)
+    halt_drawdown: float = _key("drawdown from the equity peak that switches to HALTED (flat)", default=0.20,
+                                lo=0.0, hi=1.0, lo_open=True)
+    cooldown_bars: int = _key("bars in REDUCING or HALTED before stepping down a level; the equity peak "
+                              "is then reset to the current equity", default=24, lo=1, hi=100_000)
+    coverage_halflife_bars: int = _key("half-life of the running 68 %/95 % interval coverage", default=168,
+                                       lo=1, hi=100_000)
+    coverage_min_bars: int = _key("forecasts needed before coverage can change the state", default=100,
+                                  lo=1, hi=100_000)
+    coverage_tolerance: float = _key("REDUCING when a coverage drifts this far from nominal; HALTED at twice",
+                                     default=0.15, lo=0.0, hi=1.0, lo_open=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskSettings:
+    gate: GateSettings = field(default_factory=GateSettings, metadata={"doc": "gate"})
+    sizing: SizingSettings = field(default_factory=SizingSettings, metadata={"doc": "sizing"})
+    var: VarSettings = field(default_factory=VarSettings, metadata={"doc": "var"})
+    state: StateSettings = field(default_factory=StateSettings, metadata={"doc": "state"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +170,14 @@ class PaperSettings:
                              lo=Decimal("1e-12"), hi=Decimal("1000"), lo_open=True)
     fee_step: Decimal = _key("fees are rounded up to this unit of the quote asset", default=Decimal("0.00000001"),
                              lo=Decimal("1e-12"), hi=Decimal("1"), lo_open=True)
+    maintenance_margin_rate: Decimal = _key("a position is liquidated when its isolated margin balance falls to "
+                                            "this fraction of its notional", default=Decimal("0.005"),
+                                            lo=Decimal("0"), hi=Decimal("0.5"))
+    liquidation_fee_bps: Decimal = _key("fee on a liquidation fill, basis points of notional", default=Decimal("50"),
+                                        lo=Decimal("0"), hi=Decimal("1000"))
+    funding_rate_8h: Decimal = _key("perpetual funding rate charged every 8 h (00, 08, 16 UTC); longs pay "
+                                    "when positive; 0 disables", default=Decimal("0"),
+                                    lo=Decimal("-0.01"), hi=Decimal("0.01"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +186,7 @@ class Settings:
     market: MarketSettings = field(default_factory=MarketSettings, metadata={"doc": "market"})
     feed: FeedSettings = field(default_factory=FeedSettings, metadata={"doc": "feed"})
     model: ModelSettings = field(default_factory=ModelSettings, metadata={"doc": "model"})
-    decision: DecisionSettings = field(default_factory=DecisionSettings, metadata={"doc": "decision"})
+    risk: RiskSettings = field(default_factory=RiskSettings, metadata={"doc": "risk"})
     paper: PaperSettings = field(default_factory=PaperSettings, metadata={"doc": "paper"})
 
     def to_json(self) -> str:
@@ -245,10 +305,15 @@ def _validate(obj: Any, prefix: str) -> None:
                 raise ConfigError(f"config key '{prefix}symbols[{i}]': unknown symbol {s!r}; allowed: {SYMBOL_ALLOWED}")
         if len(set(obj.symbols)) != len(obj.symbols):
             raise ConfigError(f"config key '{prefix}symbols': a symbol is listed twice: {list(obj.symbols)}")
-    if isinstance(obj, DecisionSettings) and obj.exit_strength > obj.entry_strength:
-        raise ConfigError(
-            f"config key '{prefix}exit_strength': {obj.exit_strength} must not exceed "
-            f"'{prefix}entry_strength' ({obj.entry_strength})")
+    if isinstance(obj, GateSettings):
+        entry = min(obj.long_entry_strength, obj.short_entry_strength)
+        if obj.exit_strength > entry:
+            raise ConfigError(
+                f"config key '{prefix}exit_strength': {obj.exit_strength} must not exceed the smaller entry "
+                f"threshold ({entry}): hysteresis keeps a position with a weaker signal than opened it")
+    if isinstance(obj, StateSettings) and obj.reduce_drawdown > obj.halt_drawdown:
+        raise ConfigError(f"config key '{prefix}reduce_drawdown': {obj.reduce_drawdown} must not exceed "
+                          f"'{prefix}halt_drawdown' ({obj.halt_drawdown})")
     if isinstance(obj, FeedSettings):
         for name in ("ws_url", "rest_url"):
             url = getattr(obj, name)
@@ -293,5 +358,6 @@ def describe_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, str
 
 __all__ = [
     "Settings", "RunSettings", "MarketSettings", "FeedSettings", "ModelSettings", "BaselineModelSettings",
-    "DecisionSettings", "PaperSettings", "load_settings", "parse_settings", "describe_keys", "TIMEFRAMES_MS",
+    "RiskSettings", "GateSettings", "SizingSettings", "VarSettings", "StateSettings", "PaperSettings",
+    "load_settings", "parse_settings", "describe_keys", "TIMEFRAMES_MS",
 ]

@@ -20,6 +20,8 @@ from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
 from bot.feeds.backfill import fetch_recent_candles, open_exchange
 from bot.feeds.websocket import KlineFeed, Received
 from bot.store import ResumeState, TradeStore
+from risk.manager import RiskManager, restored_state
+from risk.state import RiskState, TradingState
 from strategies.registry import build_predictor
 
 log = logging.getLogger("bot.daemon")
@@ -39,8 +41,20 @@ def build_account(settings: Settings, resume: ResumeState | None) -> PaperAccoun
     """A fresh account, or the one the trade log left at its last committed bar."""
     snapshot = None
     if resume is not None:
-        snapshot = PaperSnapshot(resume.cash, resume.positions, resume.marks, resume.open_orders)
+        snapshot = PaperSnapshot(resume.cash, resume.positions, resume.marks, resume.open_orders, resume.margins)
     return PaperAccount.from_settings(settings.paper, snapshot=snapshot, symbols=settings.market.symbols)
+
+
+def build_risk(settings: Settings, resume: ResumeState | None) -> RiskManager:
+    """A risk manager in the trading state the trade log left, or ACTIVE at the initial cash."""
+    logged = resume.risk_state if resume is not None else None
+    state = restored_state(logged) if logged is not None else RiskState.initial(settings.paper.initial_cash)
+    entries = dict(logged.entry_bars) if logged is not None else {}
+    if logged is not None and state.state is not TradingState.ACTIVE:
+        log.warning("resuming in trading state %s since bar %s: %s", state.state.name, state.since_bar_ms,
+                    state.reason)
+    return RiskManager(settings.risk, settings.market.symbols, settings.market.timeframe_ms,
+                       settings.paper.qty_step, state, entries)
 
 
 async def backfill(settings: Settings, engine: Engine, until_ms: int, resume_bar_ms: int | None) -> int:
@@ -89,7 +103,8 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
             log.info("resuming run %r after bar %d: cash %s, %d position(s), %d open order(s)", run_id,
                      resume.last_bar_ms, resume.cash, len(resume.positions), len(resume.open_orders))
         executor = PaperExecutor(build_account(settings, resume))
-        engine = Engine(settings, run_id, store, executor, build_predictor(settings.model), last_bar)
+        engine = Engine(settings, run_id, store, executor, build_predictor(settings.model),
+                        build_risk(settings, resume), last_bar)
         feed = KlineFeed(settings.feed.ws_url, settings.market.symbols, settings.market.timeframe,
                          settings.market.timeframe_ms, settings.feed.reconnect_max_s)
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")

@@ -3,13 +3,16 @@
 For each assembled bar ``t`` (the closed candles of every symbol that reported):
 
 1. the candles enter the rolling windows (a gap restarts a symbol's window);
-2. orders decided at the close of ``t − 1`` fill at the open of ``t`` — the first
-   price the bot could have traded at; older open orders (their next bar never
-   came) are cancelled, never filled late;
+2. at the open of ``t``: funding is paid (perpetuals, every 8 h), orders decided
+   at the close of ``t − 1`` fill — the first price the bot could have traded
+   at; older open orders (their next bar never came) are cancelled, never filled
+   late; then the margin check liquidates any position whose isolated margin the
+   bar's adverse extreme (low for longs, high for shorts) exhausted;
 3. the account is marked at the closes of ``t``;
 4. the predictor runs on every whole window at once, in a worker thread, so the
    feed keeps reading meanwhile;
-5. the decision step sizes a target per symbol and the orders go to the executor;
+5. the risk manager (gate, sizing, trading state, VaR budget) turns forecasts
+   and the portfolio into a decision per symbol, and the orders go to the executor;
 6. everything about ``t`` is written to the store in one transaction.
 
 The engine holds no I/O of its own beyond awaiting its collaborators: candles
@@ -28,11 +31,11 @@ from dataclasses import dataclass, field
 from bot.assembly import AssembledBar, BarAssembler
 from bot.buffer import Appended, MarketBuffer
 from bot.config import Settings
-from bot.events import Candle, Decision, Forecast, OrderFilled, Side, SubmitOrder
+from bot.events import Candle, Decision, Forecast, OrderFilled, Side, SubmitOrder, VarMeasured
 from bot.execution import Executor
 from bot.feeds.websocket import Received
 from bot.store import BarRecord, TradeStore
-from risk.threshold import decide
+from risk.manager import RiskManager, logged_state
 from strategies.base import Predictor
 
 log = logging.getLogger("bot.engine")
@@ -45,6 +48,7 @@ class EngineStats:
     fills: int = 0
     dropped: int = 0
     gaps: int = 0
+    liquidations: int = 0
     # Wall seconds spent in run(), from its start to its return.
     run_seconds: float = 0.0
     # Seconds from a closed kline's arrival to its bar's commit, one per candle.
@@ -53,12 +57,13 @@ class EngineStats:
 
 class Engine:
     def __init__(self, settings: Settings, run_id: str, store: TradeStore, executor: Executor,
-                 predictor: Predictor, last_bar_ms: int | None = None) -> None:
+                 predictor: Predictor, risk: RiskManager, last_bar_ms: int | None = None) -> None:
         self.settings = settings
         self.run_id = run_id
         self.store = store
         self.executor = executor
         self.predictor = predictor
+        self.risk = risk
         self.symbols: Sequence[str] = settings.market.symbols
         self.tf_ms = settings.market.timeframe_ms
         self.buffer = MarketBuffer(self.symbols, settings.market.window, self.tf_ms)
@@ -128,43 +133,49 @@ class Engine:
                 self.stats.gaps += 1
                 log.warning("gap before bar %d of %s: its window restarts", t, c.symbol)
 
+        # At the open: stale orders cancelled, funding paid, due orders filled; inside the bar: the margin check.
         cancelled: list[tuple[str, str]] = []
         for order in self.executor.open_orders():
             if order.bar_ms < t - self.tf_ms:  # its next bar never came: never fill it late
                 cancelled += self.executor.cancel_open(
                     f"stale: no bar of {order.symbol} followed decision bar {order.bar_ms}", order.symbol)
+        funding = self.executor.apply_funding(t, {s: c.open for s, c in candles.items()})
         fills: list[OrderFilled] = await self.executor.on_bar(bar.candles)
+        liquidations = await self.executor.liquidate(bar.candles)
+        for liq in liquidations:
+            log.warning("LIQUIDATED %s %s at %s (bar %d)", liq.symbol, liq.qty, liq.price, t)
         equity = self.executor.mark(t, {s: c.close for s, c in candles.items()})
 
         batch = self.buffer.batch(t)
         forecasts: list[Forecast] = []
         if batch.symbols:
             forecasts = await asyncio.to_thread(self.predictor.predict, t, batch.symbols, batch.windows)
-        by_symbol = {f.symbol: f for f in forecasts}
+        positions = {s: self.executor.position(s) for s in self.symbols}
+        risk = self.risk.decide(t, forecasts, batch.windows, positions,
+                                {s: c.close for s, c in candles.items()}, equity.equity)
 
-        decisions: list[Decision] = []
+        decided = {d.symbol: d for d in risk.decisions}
+        decisions = [decided.get(s) or Decision(s, t, "none", positions[s], positions[s],
+                                                 self._why_no_forecast(s, candles)) for s in self.symbols]
         orders: list[SubmitOrder] = []
-        for s in self.symbols:
-            current = self.executor.position(s)
-            f = by_symbol.get(s)
-            if f is None:
-                decisions.append(Decision(s, t, "none", current, current, self._why_no_forecast(s, candles)))
-                continue
-            d = decide(f, current, candles[s].close, equity.equity, self.settings.decision,
-                       self.settings.paper.qty_step)
-            decisions.append(d)
-            if d.action != "none":
-                order = SubmitOrder(f"{self.run_id}:{t}:{s}", s, t, Side(d.action), abs(d.target_qty - current))
-                await self.executor.submit(order)
-                orders.append(order)
+        for intent in risk.intents:
+            side = Side.BUY if intent.delta > 0 else Side.SELL
+            order = SubmitOrder(f"{self.run_id}:{t}:{intent.symbol}", intent.symbol, t, side, abs(intent.delta),
+                                intent.leverage)
+            await self.executor.submit(order)
+            orders.append(order)
 
-        record = BarRecord(t, bar.candles, tuple(forecasts), tuple(decisions), tuple(orders), tuple(fills),
-                           tuple(cancelled), equity)
+        record = BarRecord(
+            t, bar.candles, tuple(forecasts), tuple(decisions), tuple(orders), tuple(fills) + tuple(liquidations),
+            tuple(cancelled), equity, tuple(funding), logged_state(risk.state, risk.entry_bars),
+            tuple(VarMeasured(v.method, v.horizon, v.alpha, float(v.var), float(v.es)) for v in risk.var),
+            risk.steps)
         await self.store.write_bar(self.run_id, record)
         committed = time.perf_counter()
         self.stats.latencies.extend(committed - r for r in bar.received_at)
         self.stats.bars += 1
         self.stats.fills += len(fills)
+        self.stats.liquidations += len(liquidations)
 
     def _why_no_forecast(self, symbol: str, candles: dict[str, Candle]) -> str:
         if symbol not in candles:

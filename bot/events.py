@@ -124,3 +124,40 @@ class EquityMarked:
     cash: Decimal
     equity: Decimal
     positions: tuple[PositionMarked, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RiskStateLogged:
+    """The trading state after a bar (ACTIVE / REDUCING / HALTED) and what it rests on."""
+
+    state: str
+    since_bar_ms: int | None
+    reason: str
+    peak_equity: Decimal
+    coverage_68: float
+    coverage_95: float
+    outcomes: int
+    entry_bars: tuple[tuple[str, int], ...] = ()   # (symbol, bar its position took its direction)
+
+
+@dataclass(frozen=True, slots=True)
+class VarMeasured:
+    """Value at risk and expected shortfall of the target book, positive losses in the quote asset."""
+
+    method: str        # "model", "historical" or "cornish_fisher"
+    horizon: int       # bars
+    alpha: float
+    var: float
+    es: float
+
+
+@dataclass(frozen=True, slots=True)
+class Delevered:
+    """One deleveraging step: the largest VaR contributor cut, with the binding VaR before and after."""
+
+    step: int
+    symbol: str
+    exposure_before: float
+    exposure_after: float
+    var_before: float
+    var_after: float

@@ -4,9 +4,10 @@
 with the standard library's sqlite3, read-only, and works out the figures with
 the pure functions below; :func:`format_report` lays them out as plain text.
 
-Per-symbol PnL is realised plus unrealised, from the fills alone:
+Per-symbol PnL is realised plus unrealised, from the fills (liquidations
+included) and the perpetual funding payments:
 
-    pnl(s) = Σ over fills of s of (±qty × price − fee) + final_qty(s) × final_mark(s)
+    pnl(s) = Σ over fills of s of (±qty × price − fee) + Σ funding(s) + final_qty(s) × final_mark(s)
 
 with + for a sell and − for a buy.  Summed over symbols, the cash flows are the
 change in cash since before the first fill, so when the first equity row is
@@ -25,7 +26,7 @@ import sqlite3
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from pathlib import Path
@@ -42,11 +43,13 @@ class SymbolPnl:
     symbol: str
     fills: int
     fees: Decimal
-    cash_flow: Decimal          # Σ ±qty × price − fee: the cash this symbol brought in
+    cash_flow: Decimal          # Σ ±qty × price − fee + funding: the cash this symbol brought in
     net_qty: Decimal            # Σ ±qty over the fills
     final_qty: Decimal          # the position at the last bar
     final_mark: Decimal | None  # None when the last bar has no position row for the symbol
     pnl: Decimal                # cash_flow + final_qty × final_mark
+    funding: Decimal = Decimal(0)   # Σ funding received (negative: paid)
+    liquidations: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,17 @@ class Report:
     orders: Mapping[str, int]        # status -> count
     forecasts: int
     checks: tuple[Check, ...]
+    states: Mapping[str, int] = field(default_factory=dict)   # trading state -> bars spent in it
+    state_end: str | None = None
+    deleverage_steps: int = 0
+
+    @property
+    def liquidations(self) -> int:
+        return sum(s.liquidations for s in self.symbols)
+
+    @property
+    def funding(self) -> Decimal:
+        return _sum(s.funding for s in self.symbols)
 
     @property
     def pnl(self) -> Decimal:
@@ -120,24 +134,32 @@ def max_drawdown(equity: Iterable[tuple[int, Decimal]]) -> Drawdown | None:
 
 
 def symbol_pnl(fills: Iterable[tuple[str, str, Decimal, Decimal, Decimal]],
-               final: Mapping[str, tuple[Decimal, Decimal | None]]) -> tuple[SymbolPnl, ...]:
-    """Per-symbol PnL from fills ``(symbol, side, qty, price, fee)`` and final ``{symbol: (qty, mark)}``."""
-    flows: dict[str, list[Decimal]] = {}   # symbol -> [fills, fees, cash_flow, net_qty]
+               final: Mapping[str, tuple[Decimal, Decimal | None]],
+               funding: Iterable[tuple[str, Decimal]] = (),
+               liquidations: Mapping[str, int] | None = None) -> tuple[SymbolPnl, ...]:
+    """Per-symbol PnL from fills ``(symbol, side, qty, price, fee)``, funding ``(symbol, amount)`` and
+    final ``{symbol: (qty, mark)}``."""
+    flows: dict[str, list[Decimal]] = {}   # symbol -> [fills, fees, cash_flow, net_qty, funding]
     with localcontext(prec=_PRECISION):
         for symbol, side, qty, price, fee in fills:
             sign = {"buy": -1, "sell": 1}[side]
-            acc = flows.setdefault(symbol, [Decimal(0)] * 4)
+            acc = flows.setdefault(symbol, [Decimal(0)] * 5)
             acc[0] += 1
             acc[1] += fee
             acc[2] += sign * qty * price - fee
             acc[3] -= sign * qty
+        for symbol, amount in funding:
+            acc = flows.setdefault(symbol, [Decimal(0)] * 5)
+            acc[2] += amount
+            acc[4] += amount
         out: list[SymbolPnl] = []
         for symbol in sorted(flows.keys() | final.keys()):
-            n, fees, cash_flow, net_qty = flows.get(symbol, [Decimal(0)] * 4)
+            n, fees, cash_flow, net_qty, paid = flows.get(symbol, [Decimal(0)] * 5)
             qty, mark = final.get(symbol, (Decimal(0), None))   # no row at the last bar: flat, unmarked
             value = qty * mark if mark is not None else Decimal(0)
             out.append(SymbolPnl(symbol=symbol, fills=int(n), fees=fees, cash_flow=cash_flow, net_qty=net_qty,
-                                 final_qty=qty, final_mark=mark, pnl=cash_flow + value))
+                                 final_qty=qty, final_mark=mark, pnl=cash_flow + value, funding=paid,
+                                 liquidations=(liquidations or {}).get(symbol, 0)))
     return tuple(out)
 
 
@@ -221,7 +243,11 @@ def _load(conn: sqlite3.Connection, path: Path, run_id: str | None) -> Report:
                                         (rid, equity[-1][0])).fetchone()[0])
         final = {s: (Decimal(q), Decimal(m)) for s, q, m in conn.execute(
             "SELECT symbol, qty, mark FROM positions WHERE run_id = ? AND bar_ms = ?", (rid, equity[-1][0]))}
-    symbols = symbol_pnl(fills, final)
+    funding = [(sym, Decimal(a)) for sym, a in conn.execute(
+        "SELECT symbol, amount FROM funding WHERE run_id = ? ORDER BY bar_ms", (rid,))]
+    liquidations = counts("SELECT symbol, COUNT(*) FROM fills WHERE run_id = ? AND reason = 'liquidation' "
+                          "GROUP BY symbol")
+    symbols = symbol_pnl(fills, final, funding, liquidations)
     checks: tuple[Check, ...] = ()
     total_return = None
     if equity and cash_end is not None:
@@ -244,6 +270,10 @@ def _load(conn: sqlite3.Connection, path: Path, run_id: str | None) -> Report:
         orders=counts("SELECT status, COUNT(*) FROM orders WHERE run_id = ? GROUP BY status ORDER BY status"),
         forecasts=count("SELECT COUNT(*) FROM forecasts WHERE run_id = ?"),
         checks=checks,
+        states=counts("SELECT state, COUNT(*) FROM risk_state WHERE run_id = ? GROUP BY state ORDER BY state"),
+        state_end=next((str(st) for (st,) in conn.execute(
+            "SELECT state FROM risk_state WHERE run_id = ? ORDER BY bar_ms DESC LIMIT 1", (rid,))), None),
+        deleverage_steps=count("SELECT COUNT(*) FROM deleverage_steps WHERE run_id = ?"),
     )
 
 
@@ -277,18 +307,22 @@ def format_report(report: Report) -> str:
         f"Return      {_pct(r.total_return_pct)}",
         "Drawdown    " + (f"-{_pct(dd.pct, sign=False)}  peak {_money(dd.peak_equity)} at {_time(dd.peak_ms)}, "
                           f"trough {_money(dd.trough_equity)} at {_time(dd.trough_ms)}" if dd else "none"),
-        f"Trades      {r.trades:,} fills, fees {_money(r.fees)}",
+        f"Trades      {r.trades:,} fills ({r.liquidations:,} liquidations), fees {_money(r.fees)}, "
+        f"funding {_money(r.funding)}",
+        f"Risk        state now {r.state_end or '-'}; bars {_tally(r.states) if r.states else '-'}; "
+        f"{r.deleverage_steps:,} VaR deleveraging steps",
         f"Decisions   {_tally(r.decisions)}",
         f"Orders      {_tally(r.orders)}",
         f"Forecasts   {r.forecasts:,}",
         "",
     ]
-    header = ("Symbol", "Fills", "Fees", "Final qty", "Mark", "PnL")
-    rows = [(s.symbol, f"{s.fills:,}", _money(s.fees), _qty(s.final_qty),
+    header = ("Symbol", "Fills", "Liq", "Fees", "Funding", "Final qty", "Mark", "PnL")
+    rows = [(s.symbol, f"{s.fills:,}", f"{s.liquidations:,}", _money(s.fees), _money(s.funding), _qty(s.final_qty),
              "-" if s.final_mark is None else _qty(s.final_mark), _money(s.pnl)) for s in r.symbols]
-    rows.append(("Total", f"{r.trades:,}", _money(r.fees), "", "", _money(r.pnl)))
+    rows.append(("Total", f"{r.trades:,}", f"{r.liquidations:,}", _money(r.fees), _money(r.funding), "", "",
+                 _money(r.pnl)))
     lines += _table(header, rows)
-    lines += ["", "Reconciliation (PnL = cash flows of the fills - fees + final qty * mark)"]
+    lines += ["", "Reconciliation (PnL = cash flows of the fills - fees + funding + final qty * mark)"]
     lines += [f"  {'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in r.checks]
     return "\n".join(lines) + "\n"
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -25,165 +26,18 @@ from types import TracebackType
 import aiosqlite
 
 from bot.errors import DataError
-from bot.events import Candle, Decision, EquityMarked, Forecast, OrderFilled, Side, SubmitOrder
+from bot.schema import (
+    INSERT_CANDLE, INSERT_DECISION, INSERT_DELEVERAGE, INSERT_FILL, INSERT_FORECAST, INSERT_FUNDING, INSERT_ORDER,
+    INSERT_POSITION, INSERT_RISK_STATE, INSERT_VAR, MARK_CANCELLED, MARK_FILLED, SCHEMA, SCHEMA_VERSION,
+)
+from bot.events import (
+    Candle, Decision, Delevered, EquityMarked, Forecast, FundingPaid, OrderFilled, RiskStateLogged, Side, SubmitOrder,
+    VarMeasured,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5_000
-
-# Semicolons appear only at the ends of statements (the script is run whole by executescript).
-SCHEMA = """
--- Sigma-bot trade log, schema version 1.
---
--- Conventions
---   run_id   one trading account (config [run] id). A restart with the same id
---            and the same config resumes the account as a new session.
---   bar_ms   a bar's OPEN time, integer UTC milliseconds, as the exchange gives it.
---            Every row below is keyed by run and bar (runs and sessions aside).
---   money    cash, quantities, prices and fees are TEXT holding exact decimal
---            strings (Python str(Decimal)), so sums reconcile to the last unit.
---            Add them up with Decimal; CAST(x AS REAL) is for a quick look only.
---   mu/sigma model outputs, REAL.
---
--- A bar is written in one transaction: every row of the bar is here, or none
--- is. The bar's equity row marks it as written; writing it again is a no-op.
-
-CREATE TABLE IF NOT EXISTS schema_version (
-    version      INTEGER NOT NULL            -- one row; the bot refuses versions it does not know
-);
-
--- One row per trading account.
-CREATE TABLE IF NOT EXISTS runs (
-    run_id       TEXT PRIMARY KEY,
-    created_ms   INTEGER NOT NULL,           -- wall clock when the run first started
-    mode         TEXT NOT NULL,              -- 'paper'
-    config_json  TEXT NOT NULL,              -- canonical settings snapshot (Settings.to_json())
-    config_hash  TEXT NOT NULL,              -- a run keeps one config; another needs a new run id
-    code_version TEXT NOT NULL               -- code that created the run (sessions record their own)
-);
-
--- One row per daemon start. ended_ms IS NULL: still running, or it did not end cleanly.
-CREATE TABLE IF NOT EXISTS sessions (
-    run_id       TEXT NOT NULL REFERENCES runs (run_id),
-    session_no   INTEGER NOT NULL,           -- 1, 2, ... within the run
-    started_ms   INTEGER NOT NULL,
-    ended_ms     INTEGER,
-    end_reason   TEXT,
-    code_version TEXT NOT NULL,
-    PRIMARY KEY (run_id, session_no)
-) WITHOUT ROWID;
-
--- The closed bars the decisions were made on.
-CREATE TABLE IF NOT EXISTS candles (
-    run_id       TEXT NOT NULL REFERENCES runs (run_id),
-    symbol       TEXT NOT NULL,              -- ccxt form, 'BTC/USDT'
-    bar_ms       INTEGER NOT NULL,
-    close_ms     INTEGER NOT NULL,
-    open         TEXT NOT NULL,
-    high         TEXT NOT NULL,
-    low          TEXT NOT NULL,
-    close        TEXT NOT NULL,
-    volume       TEXT NOT NULL,
-    PRIMARY KEY (run_id, symbol, bar_ms)
-) WITHOUT ROWID;
-
--- Predictive distribution N(mu, sigma^2) of the next bar's log return, made at the close of bar_ms.
-CREATE TABLE IF NOT EXISTS forecasts (
-    run_id       TEXT NOT NULL REFERENCES runs (run_id),
-    bar_ms       INTEGER NOT NULL,
-    symbol       TEXT NOT NULL,
-    model        TEXT NOT NULL,
-    mu           REAL NOT NULL,
-    sigma        REAL NOT NULL,
-    PRIMARY KEY (run_id, bar_ms, symbol, model)
-) WITHOUT ROWID;
-
--- What the decision step chose at the close of bar_ms, refusals included.
-CREATE TABLE IF NOT EXISTS decisions (
-    run_id       TEXT NOT NULL REFERENCES runs (run_id),
-    bar_ms       INTEGER NOT NULL,
-    symbol       TEXT NOT NULL,
-    action       TEXT NOT NULL,              -- 'buy', 'sell' or 'none'
-    target_qty   TEXT NOT NULL,
-    current_qty  TEXT NOT NULL,
-    reason       TEXT NOT NULL,
-    PRIMARY KEY (run_id, bar_ms, symbol)
-) WITHOUT ROWID;
-
--- Market orders submitted at the close of bar_ms; they fill no earlier than the next open.
-CREATE TABLE IF NOT EXISTS orders (
-    run_id         TEXT NOT NULL REFERENCES runs (run_id),
-    order_id       TEXT NOT NULL,
-    bar_ms         INTEGER NOT NULL,
-    symbol         TEXT NOT NULL,
-    side           TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
-    type           TEXT NOT NULL DEFAULT 'market' CHECK (type = 'market'),
-    qty            TEXT NOT NULL,
-    status         TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'filled', 'cancelled')),
-    status_reason  TEXT,                     -- why it was cancelled
-    updated_bar_ms INTEGER,                  -- the bar whose write last changed status
-    PRIMARY KEY (run_id, order_id),
-    UNIQUE (run_id, bar_ms, symbol)          -- at most one order per symbol per bar
-) WITHOUT ROWID;
-
--- One fill per order, at the open of bar_ms (a later bar than decision_bar_ms).
--- Signed cash flow of a fill: -qty*price for a buy, +qty*price for a sell, minus fee.
-CREATE TABLE IF NOT EXISTS fills (
-    run_id          TEXT NOT NULL,
-    order_id        TEXT NOT NULL,
-    symbol          TEXT NOT NULL,
-    decision_bar_ms INTEGER NOT NULL,
-    bar_ms          INTEGER NOT NULL,        -- the bar at whose open it filled
-    side            TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
-    qty             TEXT NOT NULL,
-    price           TEXT NOT NULL,
-    fee             TEXT NOT NULL,           -- in the quote asset
-    reason          TEXT NOT NULL,
-    PRIMARY KEY (run_id, order_id),
-    FOREIGN KEY (run_id, order_id) REFERENCES orders (run_id, order_id)
-) WITHOUT ROWID;
-
--- Positions marked at the close of bar_ms.
-CREATE TABLE IF NOT EXISTS positions (
-    run_id       TEXT NOT NULL REFERENCES runs (run_id),
-    bar_ms       INTEGER NOT NULL,
-    symbol       TEXT NOT NULL,
-    qty          TEXT NOT NULL,              -- negative when short
-    avg_price    TEXT NOT NULL,
-    mark         TEXT NOT NULL,
-    PRIMARY KEY (run_id, bar_ms, symbol)
-) WITHOUT ROWID;
-
--- The account marked at the close of bar_ms: equity = cash + sum(qty * mark).
-CREATE TABLE IF NOT EXISTS equity (
-    run_id       TEXT NOT NULL REFERENCES runs (run_id),
-    bar_ms       INTEGER NOT NULL,
-    cash         TEXT NOT NULL,
-    equity       TEXT NOT NULL,
-    PRIMARY KEY (run_id, bar_ms)
-) WITHOUT ROWID;
-
--- Resume looks up the open orders; the report adds up fills per symbol.
--- (No index on decisions.action: ~one decision per symbol per bar makes it costly on the hot path.)
-CREATE INDEX IF NOT EXISTS orders_open ON orders (run_id, bar_ms) WHERE status = 'open';
-CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run_id, symbol, bar_ms);
-"""
-
-_INSERT_CANDLE = ("INSERT INTO candles (run_id, symbol, bar_ms, close_ms, open, high, low, close, volume) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_INSERT_FORECAST = "INSERT INTO forecasts (run_id, bar_ms, symbol, model, mu, sigma) VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_DECISION = ("INSERT INTO decisions (run_id, bar_ms, symbol, action, target_qty, current_qty, reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)")
-_INSERT_ORDER = "INSERT INTO orders (run_id, order_id, bar_ms, symbol, side, qty) VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_FILL = ("INSERT INTO fills (run_id, order_id, symbol, decision_bar_ms, bar_ms, side, qty, price, fee, "
-                "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_MARK_FILLED = ("UPDATE orders SET status = 'filled', updated_bar_ms = ? "
-                "WHERE run_id = ? AND order_id = ? AND status = 'open'")
-_MARK_CANCELLED = ("UPDATE orders SET status = 'cancelled', status_reason = ?, updated_bar_ms = ? "
-                   "WHERE run_id = ? AND order_id = ? AND status = 'open'")
-_INSERT_POSITION = ("INSERT INTO positions (run_id, bar_ms, symbol, qty, avg_price, mark) "
-                    "VALUES (?, ?, ?, ?, ?, ?)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +52,10 @@ class BarRecord:
     fills: tuple[OrderFilled, ...]           # filled at this bar's open (orders from earlier bars)
     cancelled: tuple[tuple[str, str], ...]   # (order_id, reason)
     equity: EquityMarked                     # cash/equity row and one positions row per PositionMarked
+    funding: tuple[FundingPaid, ...] = ()
+    risk_state: RiskStateLogged | None = None
+    var: tuple[VarMeasured, ...] = ()
+    deleverage: tuple[Delevered, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +67,8 @@ class ResumeState:
     positions: dict[str, tuple[Decimal, Decimal]]   # symbol -> (qty, avg_price), nonzero only
     marks: dict[str, Decimal]                       # symbol -> mark of every position row of the last bar
     open_orders: tuple[SubmitOrder, ...]
+    margins: dict[str, Decimal] = field(default_factory=dict)   # symbol -> isolated margin, nonzero positions
+    risk_state: RiskStateLogged | None = None       # the trading state after the last bar
 
 
 def check_schema_version(version: int | None, path: str | Path) -> None:
@@ -403,23 +263,34 @@ class TradeStore:
                 return None
             bar_ms, cash = last[0]
             positions = await db.execute_fetchall(
-                "SELECT symbol, qty, avg_price, mark FROM positions WHERE run_id = ? AND bar_ms = ? "
+                "SELECT symbol, qty, avg_price, mark, margin FROM positions WHERE run_id = ? AND bar_ms = ? "
                 "ORDER BY symbol", (run_id, bar_ms))
             orders = await db.execute_fetchall(
-                "SELECT order_id, symbol, bar_ms, side, qty FROM orders WHERE run_id = ? AND status = 'open' "
+                "SELECT order_id, symbol, bar_ms, side, qty, leverage FROM orders WHERE run_id = ? AND status = 'open' "
                 "ORDER BY bar_ms, order_id", (run_id,))
+            risk = list(await db.execute_fetchall(
+                "SELECT state, since_bar_ms, reason, peak_equity, coverage_68, coverage_95, outcomes, entry_bars "
+                "FROM risk_state WHERE run_id = ? ORDER BY bar_ms DESC LIMIT 1", (run_id,)))
         finally:
             await db.execute("COMMIT")
         held: dict[str, tuple[Decimal, Decimal]] = {}
         marks: dict[str, Decimal] = {}
-        for symbol, qty, avg_price, mark in positions:
+        margins: dict[str, Decimal] = {}
+        for symbol, qty, avg_price, mark, margin in positions:
             marks[symbol] = Decimal(mark)
             if Decimal(qty) != 0:
                 held[symbol] = (Decimal(qty), Decimal(avg_price))
+                margins[symbol] = Decimal(margin)
+        state = None
+        if risk:
+            st, since, reason, peak, c68, c95, n, entries = risk[0]
+            state = RiskStateLogged(st, since, reason, Decimal(peak), c68, c95, n,
+                                    tuple(sorted(json.loads(entries).items())))
         return ResumeState(
             last_bar_ms=int(bar_ms), cash=Decimal(cash), positions=held, marks=marks,
-            open_orders=tuple(SubmitOrder(order_id=o, symbol=s, bar_ms=int(b), side=Side(side), qty=Decimal(q))
-                              for o, s, b, side, q in orders))
+            open_orders=tuple(SubmitOrder(o, s, int(b), Side(side), Decimal(q), Decimal(lev))
+                              for o, s, b, side, q, lev in orders),
+            margins=margins, risk_state=state)
 
 
 # Bind variables per statement stay far below SQLite's limit (999 before version 3.32).
@@ -442,6 +313,10 @@ def _bar_rows(run_id: str, records: list[BarRecord]) -> list[tuple[str, list[tup
     orders: list[tuple[object, ...]] = []
     fills: list[tuple[object, ...]] = []
     positions: list[tuple[object, ...]] = []
+    funding: list[tuple[object, ...]] = []
+    risk: list[tuple[object, ...]] = []
+    var: list[tuple[object, ...]] = []
+    steps: list[tuple[object, ...]] = []
     for r in records:
         bar = r.bar_ms
         candles += [(run_id, c.symbol, bar, c.close_ms, str(c.open), str(c.high), str(c.low), str(c.close),
@@ -449,21 +324,34 @@ def _bar_rows(run_id: str, records: list[BarRecord]) -> list[tuple[str, list[tup
         forecasts += [(run_id, bar, f.symbol, f.model, f.mu, f.sigma) for f in r.forecasts]
         decisions += [(run_id, bar, d.symbol, d.action, str(d.target_qty), str(d.current_qty), d.reason)
                       for d in r.decisions]
-        orders += [(run_id, o.order_id, bar, o.symbol, Side(o.side).value, str(o.qty)) for o in r.orders]
+        orders += [(run_id, o.order_id, bar, o.symbol, Side(o.side).value, str(o.qty), str(o.leverage), "market",
+                    "open", None) for o in r.orders]
+        # A liquidation is no decision: its order row is written with it, already filled.
+        orders += [(run_id, f.order_id, bar, f.symbol, Side(f.side).value, str(f.qty), "1", "liquidation",
+                    "filled", bar) for f in r.fills if f.reason == "liquidation"]
         fills += [(run_id, f.order_id, f.symbol, f.decision_bar_ms, bar, Side(f.side).value, str(f.qty),
                    str(f.price), str(f.fee), f.reason) for f in r.fills]
-        positions += [(run_id, bar, p.symbol, str(p.qty), str(p.avg_price), str(p.mark))
-                      for p in r.equity.positions]
+        positions += [(run_id, bar, p.symbol, str(p.qty), str(p.avg_price), str(p.mark), str(p.margin),
+                       None if p.liq_price is None else str(p.liq_price)) for p in r.equity.positions]
+        funding += [(run_id, bar, f.symbol, str(f.qty), str(f.mark), str(f.rate), str(f.amount)) for f in r.funding]
+        if r.risk_state is not None:
+            k = r.risk_state
+            risk.append((run_id, bar, k.state, k.since_bar_ms, k.reason, str(k.peak_equity), k.coverage_68,
+                         k.coverage_95, k.outcomes, json.dumps(dict(k.entry_bars), sort_keys=True)))
+        var += [(run_id, bar, v.method, v.horizon, v.alpha, v.var, v.es) for v in r.var]
+        steps += [(run_id, bar, d.step, d.symbol, d.exposure_before, d.exposure_after, d.var_before, d.var_after)
+                  for d in r.deleverage]
     # Orders before fills: a fill's foreign key needs its order, which may be in the same batch.
-    return [(_INSERT_CANDLE, candles), (_INSERT_FORECAST, forecasts), (_INSERT_DECISION, decisions),
-            (_INSERT_ORDER, orders), (_INSERT_FILL, fills), (_INSERT_POSITION, positions)]
+    return [(INSERT_CANDLE, candles), (INSERT_FORECAST, forecasts), (INSERT_DECISION, decisions),
+            (INSERT_ORDER, orders), (INSERT_FILL, fills), (INSERT_POSITION, positions), (INSERT_FUNDING, funding),
+            (INSERT_RISK_STATE, risk), (INSERT_VAR, var), (INSERT_DELEVERAGE, steps)]
 
 
 def _status_rows(run_id: str, records: list[BarRecord]) -> list[tuple[str, list[tuple[object, ...]], str]]:
     """The order-status updates of ``records``: filled, then cancelled."""
-    filled = [(r.bar_ms, run_id, f.order_id) for r in records for f in r.fills]
+    filled = [(r.bar_ms, run_id, f.order_id) for r in records for f in r.fills if f.reason != "liquidation"]
     cancelled = [(reason, r.bar_ms, run_id, order_id) for r in records for order_id, reason in r.cancelled]
-    return [(_MARK_FILLED, filled, "filled"), (_MARK_CANCELLED, cancelled, "cancelled")]
+    return [(MARK_FILLED, filled, "filled"), (MARK_CANCELLED, cancelled, "cancelled")]
 
 
 async def _ensure_schema(db: aiosqlite.Connection, path: Path) -> None:
@@ -502,7 +390,7 @@ def _check_bar_times(record: BarRecord) -> None:
              + [f"order {o.order_id}@{o.bar_ms}" for o in record.orders if o.bar_ms != bar]
              + [f"fill {f.order_id}@{f.fill_bar_ms}" for f in record.fills if f.fill_bar_ms != bar]
              + [f"fill {f.order_id} decided at {f.decision_bar_ms}, not before it" for f in record.fills
-                if f.decision_bar_ms >= bar]
+                if f.decision_bar_ms >= bar and f.reason != "liquidation"]
              + ([f"equity@{record.equity.bar_ms}"] if record.equity.bar_ms != bar else []))
     if stray:
         raise ValueError(f"bar record {bar} holds events of other bars: {', '.join(stray[:5])}"

@@ -7,8 +7,10 @@ so there is no ``if paper:`` branch anywhere.
 
 Per bar the engine calls, in this order::
 
-    on_bar(closed candles)  → fills of orders decided on an earlier bar, at this bar's open
-    mark(bar_ms, closes)    → EquityMarked
+    on_bar(closed candles)          → fills of orders decided on an earlier bar, at this bar's open
+    apply_funding(open_ms, opens)   → FundingPaid of positions held at the open (8-h boundaries only)
+    liquidate(closed candles)       → forced closes of positions whose margin the bar's range exhausted
+    mark(bar_ms, closes)            → EquityMarked
     cancel_open(...) / submit(order) for the decisions taken at this bar's close
 """
 
@@ -18,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
-from bot.events import Candle, EquityMarked, OrderFilled, SubmitOrder
+from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, SubmitOrder
 
 
 @runtime_checkable
@@ -31,6 +33,14 @@ class Executor(Protocol):
 
     async def on_bar(self, candles: Sequence[Candle]) -> list[OrderFilled]:
         """Fill each open order decided before a candle's bar, at that candle's open, its symbol only."""
+        ...
+
+    async def liquidate(self, candles: Sequence[Candle]) -> list[OrderFilled]:
+        """Close each position whose candle's adverse extreme reached its liquidation price (reason "liquidation")."""
+        ...
+
+    def apply_funding(self, bar_ms: int, marks: Mapping[str, Decimal]) -> list[FundingPaid]:
+        """Settle perpetual funding at the open ``bar_ms`` if it is a funding time; ``marks`` are the opens."""
         ...
 
     def mark(self, bar_ms: int, marks: Mapping[str, Decimal]) -> EquityMarked:

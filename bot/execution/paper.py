@@ -1,9 +1,10 @@
-"""Simulated execution with exact accounting.
+"""Simulated execution with exact accounting, isolated margin and liquidation.
 
 :class:`PaperAccount` is pure synchronous logic (no I/O, no clock): it holds
-cash, signed positions with their average entry price, the last mark of each
-symbol and at most one open market order per symbol.  :class:`PaperExecutor` is
-the thin async adapter that implements :class:`bot.execution.Executor` over it.
+cash, signed positions with their average entry price and isolated margin, the
+last mark of each symbol and at most one open market order per symbol.
+:class:`PaperExecutor` is the thin async adapter that implements
+:class:`bot.execution.Executor` over it.
 
 Fill rules (the same arithmetic a backtest and a live paper run use):
 
@@ -15,9 +16,43 @@ Fill rules (the same arithmetic a backtest and a live paper run use):
 * the fee is ``qty × price × fee_bps / 10 000`` rounded *up* to ``fee_step`` and
   is paid from cash at the fill.
 
+Margin model (isolated, one margin ``M`` per position; ``q`` signed qty, ``E``
+average entry price, ``mm`` the maintenance margin rate):
+
+* ``M`` is an overlay on the spot-style cash accounting: cash still moves by
+  −signed notional − fee at every fill, so ``equity = cash + Σ q × mark`` holds
+  exactly whatever the leverage; ``M`` only decides when a position is
+  liquidated.  Leverage 1 is fully collateralised.
+* An order that increases ``|q|`` (open or add) adds ``|Δq| × price / leverage``
+  to ``M``; one that reduces it keeps ``M × |new| / |old|``; a flip releases the
+  old margin and gives the new side ``|new| × price / leverage``; flat → 0.
+  A position whose margin is exactly ``|q| × E`` (leverage 1 throughout) stays
+  at exactly ``|q| × E``, so rounding of ``E`` never makes it liquidatable.
+* Its margin balance at price ``p`` is ``M + q (p − E)``; it is liquidated when
+  that falls to ``mm × |q| × p``:  long ``p_liq = (q E − M) / (q (1 − mm))``
+  (none when ``≤ 0``: a long with ``M ≥ q E`` can never be liquidated), short
+  ``p_liq = (M + |q| E) / (|q| (1 + mm))``.  ``p_liq`` is a quotient, rounded
+  to 28 digits toward the entry (up for a long, down for a short) so that the
+  loss at ``p_liq`` never exceeds ``M``.
+* :meth:`PaperAccount.check_liquidations` looks at the *adverse extreme* of each
+  bar (low for a long, high for a short): if it reaches ``p_liq`` the whole
+  position closes at ``p_liq``, or at the bar's open when the open is already
+  beyond it (a gap fills at the worse open), with no slippage and a
+  liquidation fee ``|q| × price × liquidation_fee_bps / 10 000`` rounded up to
+  ``fee_step``.  A liquidation is not a decision: it happens inside the bar, so
+  its fill has ``decision_bar_ms == fill_bar_ms == open_ms``, order id
+  ``liq:{open_ms}:{symbol}`` and reason ``"liquidation"``.  Open orders of the
+  symbol are left alone.
+* Perpetual funding (:meth:`PaperAccount.apply_funding`), when
+  ``funding_rate_8h ≠ 0``, is settled on bars whose open time is a multiple of
+  8 h (00:00, 08:00, 16:00 UTC): each position receives ``−q × mark × rate``
+  in cash (a long pays when the rate is positive); ``M`` is unchanged.
+
 Every money sum and product runs in a decimal context with unbounded precision
 that traps ``Inexact``, so cash and equity reconcile to the last unit; only the
-informational average entry price involves a division (28 significant digits).
+informational quotients (average entry price, margin, liquidation price) are
+rounded to 28 significant digits, and the cash flows built from them are exact
+products again.
 """
 
 from __future__ import annotations
@@ -30,6 +65,8 @@ from decimal import (
     MAX_EMAX,
     MAX_PREC,
     MIN_EMIN,
+    ROUND_CEILING,
+    ROUND_FLOOR,
     ROUND_HALF_EVEN,
     Context,
     Decimal,
@@ -43,16 +80,22 @@ from fractions import Fraction
 
 from bot.config import PaperSettings
 from bot.errors import ExecutionError
-from bot.events import Candle, EquityMarked, OrderFilled, PositionMarked, Side, SubmitOrder
+from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, PositionMarked, Side, SubmitOrder
 
 log = logging.getLogger(__name__)
 
 # Sums and products of Decimals are exact in this context; anything inexact raises.
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN,
                  traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
-# The average entry price is a quotient; it is reported, never summed into cash.
+# The average entry price and the margin are quotients; they are reported, never summed into cash.
 _AVERAGE = Context(prec=28, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
+# Liquidation prices round toward the entry (a long's up, a short's down): the loss never exceeds the margin.
+_LIQ_LONG = Context(prec=28, rounding=ROUND_CEILING, traps=[InvalidOperation, DivisionByZero, Overflow])
+_LIQ_SHORT = Context(prec=28, rounding=ROUND_FLOOR, traps=[InvalidOperation, DivisionByZero, Overflow])
 _ZERO = Decimal(0)
+_ONE = Decimal(1)
+MAX_LEVERAGE = Decimal(125)
+FUNDING_INTERVAL_MS = 28_800_000  # 8 h: Binance USDⓈ-M perpetuals settle funding at 00:00, 08:00, 16:00 UTC
 
 
 def _is_decimal(value: object) -> bool:
@@ -86,18 +129,37 @@ def fee_for(qty: Decimal, price: Decimal, fee_bps: Decimal, fee_step: Decimal) -
         return Decimal(units) * fee_step
 
 
+def liquidation_price(qty: Decimal, avg_price: Decimal, margin: Decimal, mm_rate: Decimal) -> Decimal | None:
+    """Where margin ``M + q (p − E)`` falls to ``mm × |q| × p``; None for a long that cannot get there."""
+    if qty == 0:
+        return None
+    with localcontext(_EXACT):
+        if qty > 0:
+            numerator, denominator = qty * avg_price - margin, qty * (1 - mm_rate)
+        else:
+            numerator, denominator = margin - qty * avg_price, -qty * (1 + mm_rate)
+    if numerator <= 0:
+        return None
+    with localcontext(_LIQ_LONG if qty > 0 else _LIQ_SHORT):
+        return numerator / denominator
+
+
 @dataclass(frozen=True, slots=True)
 class PaperSnapshot:
-    """Everything a :class:`PaperAccount` needs to resume: what the store persists."""
+    """Everything a :class:`PaperAccount` needs to resume: what the store persists.
+
+    A position with no entry in ``margins`` resumes fully collateralised: ``M = |qty| × avg_price``.
+    """
 
     cash: Decimal
     positions: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # symbol → (qty, avg_price)
     marks: Mapping[str, Decimal] = field(default_factory=dict)
     open_orders: tuple[SubmitOrder, ...] = ()
+    margins: Mapping[str, Decimal] = field(default_factory=dict)  # symbol → isolated margin M
 
 
 class PaperAccount:
-    """Cash, signed positions, marks and open market orders of one simulated account."""
+    """Cash, signed positions with isolated margin, marks and open market orders of one simulated account."""
 
     def __init__(
         self,
@@ -106,7 +168,11 @@ class PaperAccount:
         slippage_bps: Decimal,
         fee_step: Decimal,
         *,
+        maintenance_margin_rate: Decimal = Decimal("0.005"),
+        liquidation_fee_bps: Decimal = Decimal("50"),
+        funding_rate_8h: Decimal = _ZERO,
         positions: Mapping[str, tuple[Decimal, Decimal]] | None = None,
+        margins: Mapping[str, Decimal] | None = None,
         marks: Mapping[str, Decimal] | None = None,
         open_orders: Iterable[SubmitOrder] = (),
         symbols: Iterable[str] | None = None,
@@ -116,29 +182,50 @@ class PaperAccount:
         _require(_is_decimal(slippage_bps) and 0 <= slippage_bps < 10_000, "slippage_bps",
                  "a finite Decimal in [0, 10000)", slippage_bps)
         _require(_is_decimal(fee_step) and fee_step > 0, "fee_step", "a finite Decimal > 0", fee_step)
+        _require(_is_decimal(maintenance_margin_rate) and 0 <= maintenance_margin_rate <= Decimal("0.5"),
+                 "maintenance_margin_rate", "a finite Decimal in [0, 0.5]", maintenance_margin_rate)
+        _require(_is_decimal(liquidation_fee_bps) and 0 <= liquidation_fee_bps <= 1000, "liquidation_fee_bps",
+                 "a finite Decimal in [0, 1000]", liquidation_fee_bps)
+        _require(_is_decimal(funding_rate_8h) and abs(funding_rate_8h) <= Decimal("0.01"), "funding_rate_8h",
+                 "a finite Decimal in [-0.01, 0.01]", funding_rate_8h)
         self._cash = cash
         self._fee_bps = fee_bps
         self._slippage_bps = slippage_bps
         self._fee_step = fee_step
+        self._mm_rate = maintenance_margin_rate
+        self._liq_fee_bps = liquidation_fee_bps
+        self._funding_rate = funding_rate_8h
         self._symbols = frozenset(symbols) if symbols is not None else None
         self._qty: dict[str, Decimal] = {}
         self._avg: dict[str, Decimal] = {}
+        self._margin: dict[str, Decimal] = {}
         self._marks: dict[str, Decimal] = {}
         self._orders: dict[str, SubmitOrder] = {}  # symbol → its one open order
         self._last_equity: EquityMarked | None = None
-        for symbol, (qty, avg) in (positions or {}).items():
-            self._check_symbol(symbol, "positions")
-            _require(_is_decimal(qty), f"positions[{symbol!r}].qty", "a finite Decimal", qty)
-            _require(_is_decimal(avg) and avg >= 0, f"positions[{symbol!r}].avg_price",
-                     "a finite Decimal >= 0", avg)
-            if qty != 0:
-                self._qty[symbol], self._avg[symbol] = qty, avg
+        self._restore_positions(positions or {}, margins or {})
         for symbol, price in (marks or {}).items():
             self._check_symbol(symbol, "marks")
             _require(_is_decimal(price) and price > 0, f"marks[{symbol!r}]", "a finite Decimal > 0", price)
             self._marks[symbol] = price
         for order in open_orders:
             self.submit(order)
+
+    def _restore_positions(self, positions: Mapping[str, tuple[Decimal, Decimal]],
+                           margins: Mapping[str, Decimal]) -> None:
+        for symbol, (qty, avg) in positions.items():
+            self._check_symbol(symbol, "positions")
+            _require(_is_decimal(qty), f"positions[{symbol!r}].qty", "a finite Decimal", qty)
+            _require(_is_decimal(avg) and avg >= 0, f"positions[{symbol!r}].avg_price",
+                     "a finite Decimal >= 0", avg)
+            if qty != 0:
+                self._qty[symbol], self._avg[symbol] = qty, avg
+                with localcontext(_EXACT):
+                    self._margin[symbol] = abs(qty) * avg  # fully collateralised unless a margin is given
+        for symbol, margin in margins.items():
+            _require(symbol in self._qty, f"margins[{symbol!r}]", "the margin of an open position", margin)
+            _require(_is_decimal(margin) and margin >= 0, f"margins[{symbol!r}]", "a finite Decimal >= 0",
+                     margin)
+            self._margin[symbol] = margin
 
     @classmethod
     def from_settings(cls, settings: PaperSettings, *, snapshot: PaperSnapshot | None = None,
@@ -147,22 +234,28 @@ class PaperAccount:
         if snapshot is None:
             snapshot = PaperSnapshot(cash=settings.initial_cash)
         return cls.restore(snapshot, fee_bps=settings.taker_fee_bps, slippage_bps=settings.slippage_bps,
-                           fee_step=settings.fee_step, symbols=symbols)
+                           fee_step=settings.fee_step, maintenance_margin_rate=settings.maintenance_margin_rate,
+                           liquidation_fee_bps=settings.liquidation_fee_bps,
+                           funding_rate_8h=settings.funding_rate_8h, symbols=symbols)
 
     @classmethod
     def restore(cls, snapshot: PaperSnapshot, *, fee_bps: Decimal, slippage_bps: Decimal, fee_step: Decimal,
-                symbols: Iterable[str] | None = None) -> PaperAccount:
-        """An account in the state ``snapshot`` recorded, with these fee and slippage rules."""
-        return cls(snapshot.cash, fee_bps, slippage_bps, fee_step, positions=snapshot.positions,
-                   marks=snapshot.marks, open_orders=snapshot.open_orders, symbols=symbols)
+                maintenance_margin_rate: Decimal = Decimal("0.005"), liquidation_fee_bps: Decimal = Decimal("50"),
+                funding_rate_8h: Decimal = _ZERO, symbols: Iterable[str] | None = None) -> PaperAccount:
+        """An account in the state ``snapshot`` recorded, with these fee, slippage, margin and funding rules."""
+        return cls(snapshot.cash, fee_bps, slippage_bps, fee_step, maintenance_margin_rate=maintenance_margin_rate,
+                   liquidation_fee_bps=liquidation_fee_bps, funding_rate_8h=funding_rate_8h,
+                   positions=snapshot.positions, margins=snapshot.margins, marks=snapshot.marks,
+                   open_orders=snapshot.open_orders, symbols=symbols)
 
     def snapshot(self) -> PaperSnapshot:
         """The state to persist; :meth:`restore` of it behaves identically from here on."""
         return PaperSnapshot(
             cash=self._cash,
-            positions={s: (self._qty[s], self._avg[s]) for s in sorted(self._qty)},
+            positions=self.positions(),
             marks=dict(sorted(self._marks.items())),
             open_orders=self.open_orders(),
+            margins={s: self._margin[s] for s in sorted(self._qty)},
         )
 
     # -- reading -------------------------------------------------------------------------------
@@ -184,6 +277,18 @@ class PaperAccount:
         return self._fee_step
 
     @property
+    def maintenance_margin_rate(self) -> Decimal:
+        return self._mm_rate
+
+    @property
+    def liquidation_fee_bps(self) -> Decimal:
+        return self._liq_fee_bps
+
+    @property
+    def funding_rate_8h(self) -> Decimal:
+        return self._funding_rate
+
+    @property
     def last_equity(self) -> EquityMarked | None:
         return self._last_equity
 
@@ -194,6 +299,16 @@ class PaperAccount:
     def avg_price(self, symbol: str) -> Decimal:
         """Average entry price of the open position, 0 when flat."""
         return self._avg.get(symbol, _ZERO)
+
+    def margin(self, symbol: str) -> Decimal:
+        """Isolated margin of the open position, 0 when flat."""
+        return self._margin.get(symbol, _ZERO)
+
+    def liq_price(self, symbol: str) -> Decimal | None:
+        """Price at which the position is liquidated; None when flat or when it cannot be."""
+        if symbol not in self._qty:
+            return None
+        return liquidation_price(self._qty[symbol], self._avg[symbol], self._margin[symbol], self._mm_rate)
 
     def positions(self) -> dict[str, tuple[Decimal, Decimal]]:
         """Nonzero positions: symbol → (qty, avg_price), sorted by symbol."""
@@ -218,6 +333,8 @@ class PaperAccount:
                  "an integer (ms)", order.bar_ms, oid)
         _require(isinstance(order.side, Side), "side", "a Side", order.side, oid)
         _require(_is_decimal(order.qty) and order.qty > 0, "qty", "a finite Decimal > 0", order.qty, oid)
+        _require(_is_decimal(order.leverage) and 1 <= order.leverage <= MAX_LEVERAGE, "leverage",
+                 f"a finite Decimal in [1, {MAX_LEVERAGE}]", order.leverage, oid)
         busy = self._orders.get(order.symbol)
         if busy is not None:
             raise ExecutionError(f"order {oid!r}: field 'symbol': {order.symbol} already has open order "
@@ -253,30 +370,111 @@ class PaperAccount:
                  candle.open, order_id)
         price = fill_price(candle.open, order.side, self._slippage_bps)
         fee = fee_for(order.qty, price, self._fee_bps, self._fee_step)
-        self._apply(order.symbol, order.side, order.qty, price, fee)
+        self._apply(order.symbol, order.side, order.qty, price, fee, order.leverage)
         del self._orders[order.symbol]
         return OrderFilled(order_id=order.order_id, symbol=order.symbol, decision_bar_ms=order.bar_ms,
                            fill_bar_ms=candle.open_ms, side=order.side, qty=order.qty, price=price, fee=fee)
 
-    def _apply(self, symbol: str, side: Side, qty: Decimal, price: Decimal, fee: Decimal) -> None:
+    def _apply(self, symbol: str, side: Side, qty: Decimal, price: Decimal, fee: Decimal,
+               leverage: Decimal) -> None:
         with localcontext(_EXACT):
             signed = qty if side is Side.BUY else -qty
             old = self._qty.get(symbol, _ZERO)
             new = old + signed
             self._cash = self._cash - signed * price - fee
             if new == 0:
-                self._qty.pop(symbol, None)
-                self._avg.pop(symbol, None)
+                for book in (self._qty, self._avg, self._margin):
+                    book.pop(symbol, None)
                 return
-            if old == 0 or (old > 0) != (new > 0):  # opened, or flipped through zero
+            if old == 0 or (old > 0) != (new > 0):  # opened, or flipped through zero: old margin released
                 avg = price
-            elif (old > 0) == (signed > 0):  # increased: weighted average of entries
+                margin = _margin_for(abs(new), price, leverage)
+            elif (old > 0) == (signed > 0):  # increased: weighted average of entries, margin added
                 cost = abs(old) * self._avg[symbol] + qty * price
                 with localcontext(_AVERAGE):
                     avg = cost / abs(new)
-            else:  # reduced: the remaining entries keep their price
+                if leverage == 1 and self._is_full(symbol):
+                    margin = abs(new) * avg  # stays exactly fully collateralised
+                else:
+                    margin = self._margin[symbol] + _margin_for(qty, price, leverage)
+            else:  # reduced: the remaining entries keep their price and their share of the margin
                 avg = self._avg[symbol]
-            self._qty[symbol], self._avg[symbol] = new, avg
+                if self._is_full(symbol):
+                    margin = abs(new) * avg
+                else:
+                    kept = self._margin[symbol] * abs(new)
+                    with localcontext(_AVERAGE):
+                        margin = kept / abs(old)
+            self._qty[symbol], self._avg[symbol], self._margin[symbol] = new, avg, margin
+
+    def _is_full(self, symbol: str) -> bool:
+        with localcontext(_EXACT):
+            return self._margin[symbol] == abs(self._qty[symbol]) * self._avg[symbol]
+
+    # -- margin and funding --------------------------------------------------------------------
+
+    def check_liquidations(self, candles: Sequence[Candle]) -> list[OrderFilled]:
+        """Close each position whose bar's adverse extreme reached its liquidation price (see module doc)."""
+        fills = []
+        for candle in candles:
+            fill = self._liquidate(candle)
+            if fill is not None:
+                fills.append(fill)
+        return fills
+
+    def _liquidate(self, candle: Candle) -> OrderFilled | None:
+        symbol = candle.symbol
+        qty = self._qty.get(symbol)
+        if qty is None:
+            return None
+        for name in ("open", "high", "low"):
+            value = getattr(candle, name)
+            _require(_is_decimal(value) and value > 0, name, "a finite Decimal > 0", value)
+        liq = self.liq_price(symbol)
+        if liq is None:
+            return None
+        if qty > 0:
+            if candle.low > liq:
+                return None
+            price = min(candle.open, liq)  # a gap through p_liq fills at the worse open
+        else:
+            if candle.high < liq:
+                return None
+            price = max(candle.open, liq)
+        side = Side.SELL if qty > 0 else Side.BUY
+        size = abs(qty)
+        fee = fee_for(size, price, self._liq_fee_bps, self._fee_step)
+        log.warning("liquidation %s %s %s @ %s (liq price %s) fee %s", symbol, side.value, size, price, liq, fee)
+        self._apply(symbol, side, size, price, fee, _ONE)
+        # A liquidation is not a decision: it happens inside the bar it is seen in.
+        return OrderFilled(order_id=f"liq:{candle.open_ms}:{symbol}", symbol=symbol,
+                           decision_bar_ms=candle.open_ms, fill_bar_ms=candle.open_ms, side=side, qty=size,
+                           price=price, fee=fee, reason="liquidation")
+
+    def apply_funding(self, bar_ms: int, marks: Mapping[str, Decimal]) -> list[FundingPaid]:
+        """Settle perpetual funding at an 8-h boundary: each position receives ``−q × mark × rate`` in cash.
+
+        ``marks`` are the bar's open prices; a symbol missing from them falls back to its last mark.
+        """
+        _require(isinstance(bar_ms, int) and not isinstance(bar_ms, bool), "bar_ms", "an integer (ms)", bar_ms)
+        if self._funding_rate == 0 or bar_ms % FUNDING_INTERVAL_MS != 0 or not self._qty:
+            return []
+        for symbol, price in marks.items():
+            self._check_symbol(symbol, "marks")
+            _require(_is_decimal(price) and price > 0, f"marks[{symbol!r}]", "a finite Decimal > 0", price)
+        merged = {**self._marks, **marks}
+        unmarked = sorted(s for s in self._qty if s not in merged)
+        if unmarked:
+            raise ExecutionError(f"cannot settle funding at bar {bar_ms}: no price for position(s) {unmarked}")
+        paid = []
+        with localcontext(_EXACT):
+            for symbol in sorted(self._qty):
+                qty, mark = self._qty[symbol], merged[symbol]
+                amount = -qty * mark * self._funding_rate
+                self._cash += amount
+                paid.append(FundingPaid(symbol=symbol, bar_ms=bar_ms, qty=qty, mark=mark,
+                                        rate=self._funding_rate, amount=amount))
+        return paid
 
     # -- marking -------------------------------------------------------------------------------
 
@@ -290,7 +488,8 @@ class PaperAccount:
         if unmarked:
             raise ExecutionError(f"cannot mark bar {bar_ms}: no price ever seen for position(s) {unmarked}")
         self._marks = merged
-        positions = tuple(PositionMarked(symbol=s, qty=self._qty[s], avg_price=self._avg[s], mark=merged[s])
+        positions = tuple(PositionMarked(symbol=s, qty=self._qty[s], avg_price=self._avg[s], mark=merged[s],
+                                         margin=self._margin[s], liq_price=self.liq_price(s))
                           for s in sorted(self._qty))
         with localcontext(_EXACT):
             equity = self._cash + sum((p.qty * p.mark for p in positions), _ZERO)
@@ -301,6 +500,16 @@ class PaperAccount:
         _require(isinstance(symbol, str) and symbol != "", name, "a non-empty string", symbol, order_id)
         if self._symbols is not None and symbol not in self._symbols:
             _require(False, name, f"one of {sorted(self._symbols)}", symbol, order_id)
+
+
+def _margin_for(qty: Decimal, price: Decimal, leverage: Decimal) -> Decimal:
+    """Initial margin of ``qty`` at ``price``: notional / leverage (exact at leverage 1)."""
+    with localcontext(_EXACT):
+        notional = qty * price
+    if leverage == 1:
+        return notional
+    with localcontext(_AVERAGE):
+        return notional / leverage
 
 
 def _require(ok: bool, name: str, allowed: str, value: object, order_id: str | None = None) -> None:
@@ -337,6 +546,12 @@ class PaperExecutor:
                 fills.append(fill)
         return fills
 
+    async def liquidate(self, candles: Sequence[Candle]) -> list[OrderFilled]:
+        return self._account.check_liquidations(candles)
+
+    def apply_funding(self, bar_ms: int, marks: Mapping[str, Decimal]) -> list[FundingPaid]:
+        return self._account.apply_funding(bar_ms, marks)
+
     def mark(self, bar_ms: int, marks: Mapping[str, Decimal]) -> EquityMarked:
         return self._account.mark(bar_ms, marks)
 
@@ -361,4 +576,5 @@ class PaperExecutor:
         return self._account.snapshot()
 
 
-__all__ = ["PaperAccount", "PaperExecutor", "PaperSnapshot", "fee_for", "fill_price", "rounded_qty"]
+__all__ = ["FUNDING_INTERVAL_MS", "MAX_LEVERAGE", "PaperAccount", "PaperExecutor", "PaperSnapshot", "fee_for",
+           "fill_price", "liquidation_price", "rounded_qty"]

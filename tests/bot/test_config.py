@@ -36,9 +36,16 @@ def test_settings_are_frozen() -> None:
     ("[market]\nsymbols = ['BTC/USDT', 'BTC/USDT']", "listed twice"),
     ("[paper]\ntaker_fee_bps = -1", "'paper.taker_fee_bps': -1 is out of range; allowed: [0, 500]"),
     ("[paper]\ninitial_cash = 'lots'", "'paper.initial_cash': expected a number or a decimal string"),
-    ("[decision]\nsigma_max = 0", "'decision.sigma_max': 0.0 is out of range; allowed: (0.0, 1.0]"),
-    ("[decision]\nsigma_max = nan", "'decision.sigma_max': expected a number"),
-    ("[decision]\nentry_strength = 0.1\nexit_strength = 0.5", "'decision.exit_strength': 0.5 must not exceed"),
+    ("[risk.gate]\nsigma_max = 0", "'risk.gate.sigma_max': 0.0 is out of range; allowed: (0.0, 1.0]"),
+    ("[risk.gate]\nsigma_max = nan", "'risk.gate.sigma_max': expected a number"),
+    ("[risk.gate]\nexit_strength = 0.5", "'risk.gate.exit_strength': 0.5 must not exceed the smaller entry"),
+    ("[risk.gate]\nlong_entry_strength = 0.01", "'risk.gate.exit_strength': 0.03 must not exceed"),
+    ("[risk.var]\nmethod = 'monte_carlo'", "'risk.var.method': 'monte_carlo' is not allowed; allowed values: 'max'"),
+    ("[risk.var]\nalpha = 0.5", "'risk.var.alpha': 0.5 is out of range; allowed: [0.9, 0.9999]"),
+    ("[risk.state]\nreduce_drawdown = 0.3", "'risk.state.reduce_drawdown': 0.3 must not exceed"),
+    ("[risk.sizing]\nmax_leverage = 0.5", "'risk.sizing.max_leverage': 0.5 is out of range; allowed: [1.0, 125.0]"),
+    ("[risk]\nsizing = 3", "config section 'risk.sizing' must be a table"),
+    ("[paper]\nfunding_rate_8h = 0.5", "'paper.funding_rate_8h': 0.5 is out of range"),
     ("[feed]\nbackfill = 'yes'", "'feed.backfill': expected true or false"),
     ("[feed]\nws_url = 'http://x'", "'feed.ws_url': 'http://x' must start with ws:// or wss://"),
     ("[model]\nname = 'gpt'", "'model.name': 'gpt' is not allowed; allowed values: 'baseline'"),
@@ -54,14 +61,15 @@ def test_bad_config_names_the_key_and_what_is_allowed(toml: str, must_name: str)
 
 
 def test_partial_file_keeps_defaults_for_the_rest() -> None:
-    s = parse_settings("[decision]\nsigma_max = 0.05\n[paper]\ninitial_cash = '2500.50'")
-    assert s.decision.sigma_max == 0.05
+    s = parse_settings("[risk.gate]\nsigma_max = 0.05\n[paper]\ninitial_cash = '2500.50'")
+    assert s.risk.gate.sigma_max == 0.05
+    assert s.risk.sizing == Settings().risk.sizing
     assert str(s.paper.initial_cash) == "2500.50"
     assert s.market == Settings().market
 
 
 def test_config_hash_changes_with_any_value() -> None:
-    assert Settings().config_hash != parse_settings("[decision]\nsigma_max = 0.05").config_hash
+    assert Settings().config_hash != parse_settings("[risk.gate]\nsigma_max = 0.05").config_hash
     assert Settings().config_hash == parse_settings("").config_hash
 
 

@@ -115,7 +115,8 @@ async def test_report_of_a_hand_made_run(tmp_path: Path) -> None:
     assert "sum(PnL) 39.41 = 10039.41 - 10000 = 39.41" in text
     assert "FAIL" not in text
     btc_line = next(line for line in text.splitlines() if line.startswith(BTC))
-    assert btc_line.split() == [BTC, "2", "0.39", "0", "97", "-10.39"]
+    # Symbol, fills, liquidations, fees, funding, final qty, mark, PnL.
+    assert btc_line.split() == [BTC, "2", "0", "0.39", "0.00", "0", "97", "-10.39"]
 
 
 @pytest.mark.asyncio

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import tempfile
 from contextlib import closing
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import DataError
-from bot.events import (Candle, Decision, EquityMarked, Forecast, OrderFilled, PositionMarked, Side,
+from bot.events import (Candle, Decision, EquityMarked, Forecast, OrderFilled, PositionMarked, RiskStateLogged, Side,
                         SubmitOrder)
 from bot.store import SCHEMA_VERSION, BarRecord, ResumeState, TradeStore
 
@@ -216,10 +217,14 @@ async def test_resume_state_round_trip(tmp_path: Path) -> None:
     await store.write_bar("r1", bar(T0, "10000", orders=(o1, o2)))
     f1 = OrderFilled("o1", BTC, T0, T0 + H, Side.BUY, Decimal("0.25"), Decimal("101.5"), Decimal("0.0254"))
     o3 = SubmitOrder("o3", ETH, T0 + H, Side.BUY, Decimal("1.5"))
-    positions = (PositionMarked(BTC, Decimal("0.25"), Decimal("101.5"), Decimal("102.25")),
+    positions = (PositionMarked(BTC, Decimal("0.25"), Decimal("101.5"), Decimal("102.25"), Decimal("5.075"),
+                                Decimal("81.6")),
                  PositionMarked(ETH, Decimal("0"), Decimal("0"), Decimal("20.5")))
-    await store.write_bar("r1", bar(T0 + H, "9974.5996", "10000.1621", positions=positions, fills=(f1,),
-                                    orders=(o3,), cancelled=(("o2", "risk: sigma above limit"),)))
+    risk = RiskStateLogged("REDUCING", T0 + H, "drawdown 12% >= reduce 10%", Decimal("11000.5"), 0.61, 0.93, 7,
+                           ((BTC, T0 + H),))
+    await store.write_bar("r1", replace(bar(T0 + H, "9974.5996", "10000.1621", positions=positions, fills=(f1,),
+                                            orders=(o3,), cancelled=(("o2", "risk: sigma above limit"),)),
+                                        risk_state=risk))
     await store.end_session("r1", session, T0 + 2 * H, "stopped")
     await store.close()
 
@@ -231,7 +236,7 @@ async def test_resume_state_round_trip(tmp_path: Path) -> None:
         last_bar_ms=T0 + H, cash=Decimal("9974.5996"),
         positions={BTC: (Decimal("0.25"), Decimal("101.5"))},
         marks={BTC: Decimal("102.25"), ETH: Decimal("20.5")},
-        open_orders=(o3,))
+        open_orders=(o3,), margins={BTC: Decimal("5.075")}, risk_state=risk)
     assert query(path, "SELECT session_no, started_ms, ended_ms, end_reason, code_version FROM sessions") == [
         (1, T0, T0 + 2 * H, "stopped", "v1"), (2, T0 + 3 * H, None, None, "v2")]
     assert query(path, "SELECT order_id, status, status_reason, updated_bar_ms FROM orders ORDER BY order_id") == [

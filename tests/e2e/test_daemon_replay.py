@@ -46,13 +46,13 @@ def synthetic() -> dict[str, Series]:
     return generate_market(SYMBOLS, WINDOW + BARS + 1, 1_704_067_200_000, seed=11)
 
 
-def settings_for(exchange: ReplayExchange, db: Path, **decision: float) -> Settings:
+def settings_for(exchange: ReplayExchange, db: Path) -> Settings:
     return Settings().with_overrides(
         run={"db": str(db), "id": "e2e"},
         market={"symbols": SYMBOLS, "window": WINDOW},
         feed={"ws_url": exchange.ws_url, "rest_url": exchange.rest_url, "assembly_timeout_s": 5.0},
         # Thresholds low enough that the baseline trades often: the checks need fills.
-        decision={"entry_strength": 0.05, "exit_strength": 0.01, **decision},
+        risk={"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}},
     )
 
 

@@ -33,8 +33,9 @@ window = {WINDOW}
 ws_url = "{exchange.ws_url}"
 rest_url = "{exchange.rest_url}"
 assembly_timeout_s = 2.0
-[decision]
-entry_strength = 0.05
+[risk.gate]
+long_entry_strength = 0.05
+short_entry_strength = 0.05
 exit_strength = 0.01
 """.replace("'", '"'))
 

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_strategies_and_risk_do_not_load_io_packages() -> None:
     code = (
-        "import sys, strategies.registry, strategies.baseline, risk.threshold\n"
+        "import sys, strategies.registry, strategies.baseline, risk.manager, risk.var, risk.gate\n"
         "loaded = sorted(m for m in ('websockets', 'ccxt', 'aiosqlite', 'aiohttp') if m in sys.modules)\n"
         "print(','.join(loaded))\n"
     )

@@ -1,0 +1,227 @@
+"""The trade log's schema (a public interface: people query this file) and the statements that write it.
+
+Change the schema only with a new :data:`SCHEMA_VERSION` and a migration.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# Semicolons appear only at the ends of statements (the script is run whole by executescript).
+SCHEMA = """
+-- Sigma-bot trade log, schema version 1.
+--
+-- Conventions
+--   run_id   one trading account (config [run] id). A restart with the same id
+--            and the same config resumes the account as a new session.
+--   bar_ms   a bar's OPEN time, integer UTC milliseconds, as the exchange gives it.
+--            Every row below is keyed by run and bar (runs and sessions aside).
+--   money    cash, quantities, prices and fees are TEXT holding exact decimal
+--            strings (Python str(Decimal)), so sums reconcile to the last unit.
+--            Add them up with Decimal; CAST(x AS REAL) is for a quick look only.
+--   mu/sigma model outputs, REAL.
+--
+-- A bar is written in one transaction: every row of the bar is here, or none
+-- is. The bar's equity row marks it as written; writing it again is a no-op.
+
+CREATE TABLE IF NOT EXISTS schema_version (
+    version      INTEGER NOT NULL            -- one row; the bot refuses versions it does not know
+);
+
+-- One row per trading account.
+CREATE TABLE IF NOT EXISTS runs (
+    run_id       TEXT PRIMARY KEY,
+    created_ms   INTEGER NOT NULL,           -- wall clock when the run first started
+    mode         TEXT NOT NULL,              -- 'paper'
+    config_json  TEXT NOT NULL,              -- canonical settings snapshot (Settings.to_json())
+    config_hash  TEXT NOT NULL,              -- a run keeps one config; another needs a new run id
+    code_version TEXT NOT NULL               -- code that created the run (sessions record their own)
+);
+
+-- One row per daemon start. ended_ms IS NULL: still running, or it did not end cleanly.
+CREATE TABLE IF NOT EXISTS sessions (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    session_no   INTEGER NOT NULL,           -- 1, 2, ... within the run
+    started_ms   INTEGER NOT NULL,
+    ended_ms     INTEGER,
+    end_reason   TEXT,
+    code_version TEXT NOT NULL,
+    PRIMARY KEY (run_id, session_no)
+) WITHOUT ROWID;
+
+-- The closed bars the decisions were made on.
+CREATE TABLE IF NOT EXISTS candles (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    symbol       TEXT NOT NULL,              -- ccxt form, 'BTC/USDT'
+    bar_ms       INTEGER NOT NULL,
+    close_ms     INTEGER NOT NULL,
+    open         TEXT NOT NULL,
+    high         TEXT NOT NULL,
+    low          TEXT NOT NULL,
+    close        TEXT NOT NULL,
+    volume       TEXT NOT NULL,
+    PRIMARY KEY (run_id, symbol, bar_ms)
+) WITHOUT ROWID;
+
+-- Predictive distribution N(mu, sigma^2) of the next bar's log return, made at the close of bar_ms.
+CREATE TABLE IF NOT EXISTS forecasts (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    symbol       TEXT NOT NULL,
+    model        TEXT NOT NULL,
+    mu           REAL NOT NULL,
+    sigma        REAL NOT NULL,
+    PRIMARY KEY (run_id, bar_ms, symbol, model)
+) WITHOUT ROWID;
+
+-- What the decision step chose at the close of bar_ms, refusals included.
+CREATE TABLE IF NOT EXISTS decisions (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    symbol       TEXT NOT NULL,
+    action       TEXT NOT NULL,              -- 'buy', 'sell' or 'none'
+    target_qty   TEXT NOT NULL,
+    current_qty  TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    PRIMARY KEY (run_id, bar_ms, symbol)
+) WITHOUT ROWID;
+
+-- Market orders submitted at the close of bar_ms; they fill no earlier than the next open.
+CREATE TABLE IF NOT EXISTS orders (
+    run_id         TEXT NOT NULL REFERENCES runs (run_id),
+    order_id       TEXT NOT NULL,
+    bar_ms         INTEGER NOT NULL,
+    symbol         TEXT NOT NULL,
+    side           TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+    type           TEXT NOT NULL DEFAULT 'market' CHECK (type IN ('market', 'liquidation')),
+    qty            TEXT NOT NULL,
+    leverage       TEXT NOT NULL DEFAULT '1', -- isolated margin taken = notional / leverage
+    status         TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'filled', 'cancelled')),
+    status_reason  TEXT,                     -- why it was cancelled
+    updated_bar_ms INTEGER,                  -- the bar whose write last changed status
+    PRIMARY KEY (run_id, order_id),
+    UNIQUE (run_id, bar_ms, symbol)          -- at most one order per symbol per bar
+) WITHOUT ROWID;
+
+-- One fill per order, at the open of bar_ms (a later bar than decision_bar_ms), or a
+-- liquidation inside bar_ms (reason 'liquidation', its order row of type 'liquidation',
+-- decision_bar_ms = bar_ms: the margin check, not a decision, closed the position).
+-- Signed cash flow of a fill: -qty*price for a buy, +qty*price for a sell, minus fee.
+CREATE TABLE IF NOT EXISTS fills (
+    run_id          TEXT NOT NULL,
+    order_id        TEXT NOT NULL,
+    symbol          TEXT NOT NULL,
+    decision_bar_ms INTEGER NOT NULL,
+    bar_ms          INTEGER NOT NULL,        -- the bar at whose open it filled
+    side            TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
+    qty             TEXT NOT NULL,
+    price           TEXT NOT NULL,
+    fee             TEXT NOT NULL,           -- in the quote asset
+    reason          TEXT NOT NULL,
+    PRIMARY KEY (run_id, order_id),
+    FOREIGN KEY (run_id, order_id) REFERENCES orders (run_id, order_id)
+) WITHOUT ROWID;
+
+-- Positions marked at the close of bar_ms.
+CREATE TABLE IF NOT EXISTS positions (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    symbol       TEXT NOT NULL,
+    qty          TEXT NOT NULL,              -- negative when short
+    avg_price    TEXT NOT NULL,
+    mark         TEXT NOT NULL,
+    margin       TEXT NOT NULL,              -- isolated margin allocated to the position
+    liq_price    TEXT,                       -- the margin check liquidates here; NULL: it cannot be
+    PRIMARY KEY (run_id, bar_ms, symbol)
+) WITHOUT ROWID;
+
+-- The account marked at the close of bar_ms: equity = cash + sum(qty * mark).
+CREATE TABLE IF NOT EXISTS equity (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    cash         TEXT NOT NULL,
+    equity       TEXT NOT NULL,
+    PRIMARY KEY (run_id, bar_ms)
+) WITHOUT ROWID;
+
+-- Perpetual funding paid at bar_ms (open prices): amount = -qty * mark * rate, added to cash.
+CREATE TABLE IF NOT EXISTS funding (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    symbol       TEXT NOT NULL,
+    qty          TEXT NOT NULL,
+    mark         TEXT NOT NULL,
+    rate         TEXT NOT NULL,
+    amount       TEXT NOT NULL,
+    PRIMARY KEY (run_id, bar_ms, symbol)
+) WITHOUT ROWID;
+
+-- The trading state after bar_ms; the last row is what a restart resumes.
+CREATE TABLE IF NOT EXISTS risk_state (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('ACTIVE', 'REDUCING', 'HALTED')),
+    since_bar_ms INTEGER,                    -- bar at which this state began
+    reason       TEXT NOT NULL,
+    peak_equity  TEXT NOT NULL,              -- drawdowns are measured from here
+    coverage_68  REAL NOT NULL,              -- running share of outcomes inside the 68 % interval
+    coverage_95  REAL NOT NULL,
+    outcomes     INTEGER NOT NULL,           -- forecasts scored so far
+    entry_bars   TEXT NOT NULL,              -- JSON {symbol: bar the position took its direction}
+    PRIMARY KEY (run_id, bar_ms)
+) WITHOUT ROWID;
+
+-- VaR and expected shortfall of the target book decided at bar_ms (positive losses, quote asset).
+CREATE TABLE IF NOT EXISTS var_estimates (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms       INTEGER NOT NULL,
+    method       TEXT NOT NULL,              -- 'model', 'historical', 'cornish_fisher'
+    horizon      INTEGER NOT NULL,           -- bars
+    alpha        REAL NOT NULL,
+    var          REAL NOT NULL,
+    es           REAL NOT NULL,
+    PRIMARY KEY (run_id, bar_ms, method, horizon)
+) WITHOUT ROWID;
+
+-- Each deleveraging step at bar_ms: the largest contributor cut, binding VaR before and after.
+CREATE TABLE IF NOT EXISTS deleverage_steps (
+    run_id          TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms          INTEGER NOT NULL,
+    step            INTEGER NOT NULL,
+    symbol          TEXT NOT NULL,
+    exposure_before REAL NOT NULL,
+    exposure_after  REAL NOT NULL,
+    var_before      REAL NOT NULL,
+    var_after       REAL NOT NULL,
+    PRIMARY KEY (run_id, bar_ms, step)
+) WITHOUT ROWID;
+
+-- Resume looks up the open orders; the report adds up fills per symbol.
+-- (No index on decisions.action: ~one decision per symbol per bar makes it costly on the hot path.)
+CREATE INDEX IF NOT EXISTS orders_open ON orders (run_id, bar_ms) WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run_id, symbol, bar_ms);
+"""
+
+INSERT_CANDLE = ("INSERT INTO candles (run_id, symbol, bar_ms, close_ms, open, high, low, close, volume) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_FORECAST = "INSERT INTO forecasts (run_id, bar_ms, symbol, model, mu, sigma) VALUES (?, ?, ?, ?, ?, ?)"
+INSERT_DECISION = ("INSERT INTO decisions (run_id, bar_ms, symbol, action, target_qty, current_qty, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)")
+INSERT_ORDER = ("INSERT INTO orders (run_id, order_id, bar_ms, symbol, side, qty, leverage, type, status, "
+                "updated_bar_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_FILL = ("INSERT INTO fills (run_id, order_id, symbol, decision_bar_ms, bar_ms, side, qty, price, fee, "
+                "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+MARK_FILLED = ("UPDATE orders SET status = 'filled', updated_bar_ms = ? "
+                "WHERE run_id = ? AND order_id = ? AND status = 'open'")
+MARK_CANCELLED = ("UPDATE orders SET status = 'cancelled', status_reason = ?, updated_bar_ms = ? "
+                   "WHERE run_id = ? AND order_id = ? AND status = 'open'")
+INSERT_POSITION = ("INSERT INTO positions (run_id, bar_ms, symbol, qty, avg_price, mark, margin, liq_price) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_FUNDING = ("INSERT INTO funding (run_id, bar_ms, symbol, qty, mark, rate, amount) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)")
+INSERT_RISK_STATE = ("INSERT INTO risk_state (run_id, bar_ms, state, since_bar_ms, reason, peak_equity, coverage_68, "
+                     "coverage_95, outcomes, entry_bars) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+INSERT_VAR = ("INSERT INTO var_estimates (run_id, bar_ms, method, horizon, alpha, var, es) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)")
+INSERT_DELEVERAGE = ("INSERT INTO deleverage_steps (run_id, bar_ms, step, symbol, exposure_before, exposure_after, "
+                     "var_before, var_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")

@@ -1,0 +1,50 @@
+"""Position sizing: fractional Kelly and volatility targeting, capped per symbol and in gross.
+
+For a symbol the gate lets trade in direction d, the target exposure as a
+fraction of equity is
+
+    f = d × min( kelly_fraction × |μ| / σ²,          fractional Kelly for a log-return N(μ, σ²)
+                 (target_vol_annual / √bars_per_year) / σ,   volatility target
+                 max_position_fraction )
+
+and when Σ|f| exceeds ``max_gross_leverage`` every f is scaled down by the same
+factor.  The portfolio's leverage Σ|f| is thus dynamic, in [0, max_gross_leverage]:
+high when forecasts are strong and calm, low when they are weak or volatile.
+
+Isolated margin: each symbol has an equal share of equity as margin budget, so a
+position's leverage is |f| × n_symbols, clamped to [1, max_leverage].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from bot.config import SizingSettings
+
+HOURS_PER_YEAR = 24 * 365
+
+
+def bars_per_year(timeframe_ms: int) -> float:
+    return HOURS_PER_YEAR * 3_600_000 / timeframe_ms
+
+
+def target_fraction(direction: int, mu: float, sigma: float, s: SizingSettings, timeframe_ms: int) -> float:
+    """Signed target exposure / equity for one symbol, before the gross cap."""
+    if direction == 0 or not sigma > 0:
+        return 0.0
+    kelly = s.kelly_fraction * abs(mu) / (sigma * sigma)
+    vol_target = s.target_vol_annual / math.sqrt(bars_per_year(timeframe_ms)) / sigma
+    return direction * min(kelly, vol_target, s.max_position_fraction)
+
+
+def cap_gross(fractions: Mapping[str, float], max_gross: float) -> tuple[dict[str, float], float]:
+    """Scale all fractions down together so that Σ|f| ≤ ``max_gross``; returns them and the factor."""
+    gross = sum(abs(f) for f in fractions.values())
+    factor = 1.0 if gross <= max_gross else max_gross / gross
+    return {k: f * factor for k, f in fractions.items()}, factor
+
+
+def position_leverage(fraction: float, n_symbols: int, s: SizingSettings) -> float:
+    """Isolated-margin leverage of a position of ``fraction`` × equity (margin budget: equity / n)."""
+    return min(s.max_leverage, max(1.0, abs(fraction) * n_symbols))
