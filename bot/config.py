@@ -58,7 +58,8 @@ class MarketSettings:
                          choices=("binance",))
     symbols: tuple[str, ...] = _key("symbols to trade", default=("BTC/USDT", "ETH/USDT", "XRP/USDT"))
     timeframe: str = _key("bar length", default="1h", choices=tuple(TIMEFRAMES_MS))
-    window: int = _key("closed bars kept per symbol and given to the predictor", default=128, lo=8, hi=5000)
+    window: int = _key("closed bars kept per symbol and given to the predictor and the VaR estimates "
+                       "(which need at least 20 returns)", default=128, lo=32, hi=5000)
 
     @property
     def timeframe_ms(self) -> int:

@@ -159,25 +159,40 @@ class RiskManager:
         steps: list[Delevered] = []
         estimates: tuple[VarEstimate, ...] = ()
         if eq > 0:
-            binding = self._binding(returns, mu, sigma)
-            result = deleverage(target, binding, self.s.var.budget_1 * eq, step=self.s.var.step)
-            for n, st_ in enumerate(result.steps, 1):
-                s = syms[st_.symbol_index]
-                steps.append(Delevered(n, s, st_.exposure_before, st_.exposure_after, st_.var_before,
-                                              st_.var_after))
-                forced[st_.symbol_index] = True
-            for i, s in enumerate(syms):
-                if result.exposures[i] != target[i]:
-                    reasons[s].append(f"VaR budget: exposure cut {target[i]:.2f} -> {result.exposures[i]:.2f}")
-            if not result.within_budget:
-                for s in syms:
-                    reasons[s].append("VaR still above budget after the last possible cut")
-            target = np.asarray(result.exposures, dtype=float)
-            estimates = tuple(portfolio_risk(target, returns, mu, sigma, horizons=HORIZONS, alpha=self.s.var.alpha))
+            try:
+                target, steps, estimates = self._var_budget(target, forced, syms, returns, mu, sigma, eq, reasons)
+            except ValueError as exc:
+                # Risk that cannot be measured is not taken: keep only what shrinks exposure.
+                for i, s in enumerate(syms):
+                    cur = current_exp[i]
+                    if _sign(target[i]) != _sign(cur) or abs(target[i]) > abs(cur):
+                        target[i] = 0.0 if _sign(target[i]) != _sign(cur) else cur
+                        reasons[s].append(f"VaR unavailable ({exc}): no new exposure")
 
         decisions, intents = self._orders(bar_ms, syms, target, forced, positions, prices, equity, reasons)
         return RiskDecision(tuple(decisions), tuple(intents), estimates, tuple(steps), self.state,
                             dict(self.entry_bars))
+
+    def _var_budget(self, target: np.ndarray, forced: np.ndarray, syms: list[str], returns: np.ndarray,
+                    mu: np.ndarray, sigma: np.ndarray, eq: float, reasons: dict[str, list[str]]
+                    ) -> tuple[np.ndarray, list[Delevered], tuple[VarEstimate, ...]]:
+        """Cut the target book until its binding VaR is within budget; every step is kept."""
+        result = deleverage(target, self._binding(returns, mu, sigma), self.s.var.budget_1 * eq,
+                            step=self.s.var.step)
+        steps = []
+        for n, st_ in enumerate(result.steps, 1):
+            steps.append(Delevered(n, syms[st_.symbol_index], st_.exposure_before, st_.exposure_after,
+                                   st_.var_before, st_.var_after))
+            forced[st_.symbol_index] = True
+        for i, s in enumerate(syms):
+            if result.exposures[i] != target[i]:
+                reasons[s].append(f"VaR budget: exposure cut {target[i]:.2f} -> {result.exposures[i]:.2f}")
+        if not result.within_budget:
+            for s in syms:
+                reasons[s].append("VaR still above budget after the last possible cut")
+        final = np.asarray(result.exposures, dtype=float)
+        estimates = tuple(portfolio_risk(final, returns, mu, sigma, horizons=HORIZONS, alpha=self.s.var.alpha))
+        return final, steps, estimates
 
     def _binding(self, returns: np.ndarray, mu: np.ndarray, sigma: np.ndarray):  # type: ignore[no-untyped-def]
         """The VaR the budget binds: per horizon the configured method (or the largest), expressed in

@@ -28,7 +28,7 @@ def test_settings_are_frozen() -> None:
     ("[market]\nwindoww = 10", "unknown config key 'market.windoww'; allowed keys here: exchange, symbols"),
     ("[marekt]\nwindow = 10", "unknown config key 'marekt'"),
     ("[market]\nwindow = 'big'", "config key 'market.window': expected an integer, got str"),
-    ("[market]\nwindow = 2", "'market.window': 2 is out of range; allowed: [8, 5000]"),
+    ("[market]\nwindow = 2", "'market.window': 2 is out of range; allowed: [32, 5000]"),
     ("[market]\ntimeframe = '2m'", "'market.timeframe': '2m' is not allowed; allowed values: '1m'"),
     ("[market]\nsymbols = ['BTC-USDT']", "'market.symbols[0]': unknown symbol 'BTC-USDT'; allowed: BASE/QUOTE"),
     ("[market]\nsymbols = []", "'market.symbols': at least one symbol"),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
+from bot.daemon import build_risk
 from bot.engine import Engine
 from bot.events import Forecast
 from bot.execution.paper import PaperAccount, PaperExecutor
@@ -21,7 +22,7 @@ from bot.store import TradeStore
 from strategies.baseline import EwmaMomentumPredictor
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
-WINDOW = 16
+WINDOW = 32
 
 
 class SlowPredictor:
@@ -49,7 +50,7 @@ class SlowPredictor:
 
 @pytest.mark.asyncio
 async def test_feed_keeps_reading_while_the_predictor_blocks(tmp_path: Path) -> None:
-    data = generate_market(SYMBOLS, 200, 1_704_067_200_000, seed=3)
+    data = generate_market(SYMBOLS, 300, 1_704_067_200_000, seed=3)
     # History is streamed too: no backfill, the windows fill from the stream.
     async with ReplayExchange(data, timeframe="1h", bar_interval_s=0.01, start_index=0) as exchange:
         settings = Settings().with_overrides(
@@ -60,7 +61,8 @@ async def test_feed_keeps_reading_while_the_predictor_blocks(tmp_path: Path) -> 
         async with await TradeStore.open(settings.run.db) as store:
             await store.begin_run("slow", "paper", settings.to_json(), settings.config_hash, "test", 0)
             executor = PaperExecutor(PaperAccount.from_settings(settings.paper, symbols=SYMBOLS))
-            engine = Engine(settings, "slow", store, executor, predictor)  # type: ignore[arg-type]
+            engine = Engine(settings, "slow", store, executor, predictor,  # type: ignore[arg-type]
+                            build_risk(settings, None))
             task = asyncio.create_task(feed.run())
             try:
                 await asyncio.wait_for(engine.run(feed.queue, asyncio.Event(), max_bars=WINDOW + 2), 30)
