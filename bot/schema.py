@@ -99,9 +99,11 @@ CREATE TABLE IF NOT EXISTS orders (
     status         TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'filled', 'cancelled')),
     status_reason  TEXT,                     -- why it was cancelled
     updated_bar_ms INTEGER,                  -- the bar whose write last changed status
-    PRIMARY KEY (run_id, order_id),
-    UNIQUE (run_id, bar_ms, symbol)          -- at most one order per symbol per bar
+    PRIMARY KEY (run_id, order_id)
 ) WITHOUT ROWID;
+
+-- At most one decided (market) order per symbol per bar; a liquidation may share its bar.
+CREATE UNIQUE INDEX IF NOT EXISTS orders_one_per_bar ON orders (run_id, bar_ms, symbol) WHERE type = 'market';
 
 -- One fill per order, at the open of bar_ms (a later bar than decision_bar_ms), or a
 -- liquidation inside bar_ms (reason 'liquidation', its order row of type 'liquidation',
