@@ -343,9 +343,17 @@ def parse_settings(text: str, source: str = "<config>") -> Settings:
     return _build(Settings, data, "")
 
 
-def describe_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, default, doc) for every key: the source of the README's config table."""
-    rows: list[tuple[str, str, str]] = []
+def _allowed(meta: typing.Mapping[str, Any]) -> str:
+    if meta.get("choices") is not None:
+        return ", ".join(str(c) for c in meta["choices"])
+    if meta.get("lo") is None:
+        return ""
+    return f"{'(' if meta.get('lo_open') else '['}{meta['lo']}, {meta['hi']}]"
+
+
+def describe_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, default, allowed, doc) for every key: the source of the README's config table."""
+    rows: list[tuple[str, str, str, str]] = []
     hints = typing.get_type_hints(cls)
     default_obj = cls()
     for f in fields(cls):
@@ -353,7 +361,8 @@ def describe_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, str
         if isinstance(tp, type) and is_dataclass(tp):
             rows.extend(describe_keys(tp, prefix + f.name + "."))
             continue
-        rows.append((prefix + f.name, json.dumps(_plain(getattr(default_obj, f.name))), f.metadata.get("doc", "")))
+        rows.append((prefix + f.name, json.dumps(_plain(getattr(default_obj, f.name))), _allowed(f.metadata),
+                     f.metadata.get("doc", "")))
     return rows
 
 
