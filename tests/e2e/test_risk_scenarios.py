@@ -91,14 +91,14 @@ def generated_crash(bars: int, crash_at: int) -> dict[str, Series]:
     return out
 
 
-def scenario_settings(db: Path, **risk: dict[str, Any]) -> Settings:
+def scenario_settings(db: Path, paper: dict[str, Any] | None = None, **risk: dict[str, Any]) -> Settings:
     base = {"gate": {"sigma_max": 0.5},
             "state": {"reduce_drawdown": 0.98, "halt_drawdown": 0.99, "coverage_min_bars": 100_000}}
     for k, v in risk.items():
         base.setdefault(k, {}).update(v)
     return Settings().with_overrides(run={"db": str(db), "id": "crash"},
                                      market={"symbols": SYMBOLS, "window": WINDOW},
-                                     feed={"backfill": False}, risk=base)
+                                     feed={"backfill": False}, risk=base, paper=paper or {})
 
 
 async def run_engine(data: dict[str, Series], settings: Settings, bars: int) -> None:
@@ -227,9 +227,17 @@ async def test_generated_crash_liquidates_and_deleverages(tmp_path: Path) -> Non
     bars = 160
     data = generated_crash(bars + 1, crash_at=120)
     db = tmp_path / "gen.sqlite"
-    await run_engine(data, scenario_settings(db, **LEVERED), bars)
+    await run_engine(data, scenario_settings(db, paper={"funding_rate_8h": "0.0001"}, **LEVERED), bars)
     assert check_liquidations(db) >= 1
     check_equity_identity(db)
+    # Longs pay positive funding, at 00, 08 and 16 UTC only, amount = -qty * mark * rate exactly.
+    funding = rows(db, "SELECT * FROM funding")
+    assert funding
+    for f in funding:
+        assert f["bar_ms"] % (8 * H) == 0
+        assert Decimal(f["amount"]) == -Decimal(f["qty"]) * Decimal(f["mark"]) * Decimal("0.0001")
+        assert Decimal(f["mark"]) == Decimal(rows(db, f"SELECT open FROM candles WHERE symbol = '{f['symbol']}' "
+                                                      f"AND bar_ms = {f['bar_ms']}")[0]["open"])
     db2 = tmp_path / "gen-var.sqlite"
     var = {"budget_1": 0.01, "budget_24": 0.04}
     await run_engine(data, scenario_settings(db2, sizing=LEVERED["sizing"], var=var), bars)
