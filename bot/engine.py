@@ -141,9 +141,7 @@ class Engine:
                     f"stale: no bar of {order.symbol} followed decision bar {order.bar_ms}", order.symbol)
         funding = self.executor.apply_funding(t, {s: c.open for s, c in candles.items()})
         fills: list[OrderFilled] = await self.executor.on_bar(bar.candles)
-        liquidations = await self.executor.liquidate(bar.candles)
-        for liq in liquidations:
-            log.warning("LIQUIDATED %s %s at %s (bar %d)", liq.symbol, liq.qty, liq.price, t)
+        liquidations = await self.executor.liquidate(bar.candles)  # the executor logs each one
         equity = self.executor.mark(t, {s: c.close for s, c in candles.items()})
 
         batch = self.buffer.batch(t)
