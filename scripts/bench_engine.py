@@ -31,7 +31,7 @@ from bot.config import Settings  # noqa: E402
 from bot.daemon import run_daemon  # noqa: E402
 
 WINDOW = 128
-WARMUP_BARS = 50
+WARMUP_BARS = 150
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -90,7 +90,7 @@ def main() -> None:
             rates, p50s, p99s = [], [], []
             for r in range(args.repeats):
                 rate, _ = asyncio.run(one_run(n, bars, 0.0, Path(tmp) / f"t{n}-{r}.sqlite"))
-                _, lat = asyncio.run(one_run(n, min(bars, 250), paced, Path(tmp) / f"l{n}-{r}.sqlite"))
+                _, lat = asyncio.run(one_run(n, 400, paced, Path(tmp) / f"l{n}-{r}.sqlite"))
                 rates.append(rate)
                 p50s.append(pct(lat, 0.50) * 1e3)
                 p99s.append(pct(lat, 0.99) * 1e3)
