@@ -142,15 +142,15 @@ class Engine:
         funding = self.executor.apply_funding(t, {s: c.open for s, c in candles.items()})
         fills: list[OrderFilled] = await self.executor.on_bar(bar.candles)
         liquidations = await self.executor.liquidate(bar.candles)  # the executor logs each one
-        equity = self.executor.mark(t, {s: c.close for s, c in candles.items()})
+        closes = {s: c.close for s, c in candles.items()}
+        equity = self.executor.mark(t, closes)
 
         batch = self.buffer.batch(t)
         forecasts: list[Forecast] = []
         if batch.symbols:
             forecasts = await asyncio.to_thread(self.predictor.predict, t, batch.symbols, batch.windows)
         positions = {s: self.executor.position(s) for s in self.symbols}
-        risk = self.risk.decide(t, forecasts, batch.windows, positions,
-                                {s: c.close for s, c in candles.items()}, equity.equity)
+        risk = self.risk.decide(t, forecasts, batch.windows, positions, closes, equity.equity)
 
         decided = {d.symbol: d for d in risk.decisions}
         decisions = [decided.get(s) or Decision(s, t, "none", positions[s], positions[s],

@@ -73,6 +73,18 @@ def _sign(x: float | Decimal) -> int:
     return int(x > 0) - int(x < 0)
 
 
+def _no_new_exposure(target: np.ndarray, current: np.ndarray, syms: Sequence[str],
+                     reasons: dict[str, list[str]], why: str) -> None:
+    """Clip ``target`` in place so that no position opens, grows or flips: only reductions pass."""
+    for i, s in enumerate(syms):
+        cur = current[i]
+        if _sign(target[i]) != _sign(cur) or abs(target[i]) > abs(cur):
+            clipped = 0.0 if _sign(target[i]) != _sign(cur) else cur
+            if clipped != target[i]:
+                reasons[s].append(f"{why}: no new exposure")
+            target[i] = clipped
+
+
 class RiskManager:
     def __init__(self, settings: RiskSettings, symbols: Sequence[str], timeframe_ms: int, qty_step: Decimal,
                  state: RiskState, entry_bars: Mapping[str, int] | None = None) -> None:
@@ -146,13 +158,7 @@ class RiskManager:
             for s in syms:
                 reasons[s].append(f"HALTED ({self.state.reason}): flat")
         elif st is TradingState.REDUCING:
-            for i, s in enumerate(syms):
-                cur = current_exp[i]
-                if _sign(target[i]) != _sign(cur) or abs(target[i]) > abs(cur):
-                    clipped = 0.0 if _sign(target[i]) != _sign(cur) else cur
-                    if clipped != target[i]:
-                        reasons[s].append(f"REDUCING ({self.state.reason}): no new exposure")
-                    target[i] = clipped
+            _no_new_exposure(target, current_exp, syms, reasons, f"REDUCING ({self.state.reason})")
 
         mu = np.array([f.mu for f in forecasts])
         sigma = np.array([f.sigma for f in forecasts])
@@ -163,11 +169,7 @@ class RiskManager:
                 target, steps, estimates = self._var_budget(target, forced, syms, returns, mu, sigma, eq, reasons)
             except ValueError as exc:
                 # Risk that cannot be measured is not taken: keep only what shrinks exposure.
-                for i, s in enumerate(syms):
-                    cur = current_exp[i]
-                    if _sign(target[i]) != _sign(cur) or abs(target[i]) > abs(cur):
-                        target[i] = 0.0 if _sign(target[i]) != _sign(cur) else cur
-                        reasons[s].append(f"VaR unavailable ({exc}): no new exposure")
+                _no_new_exposure(target, current_exp, syms, reasons, f"VaR unavailable ({exc})")
 
         decisions, intents = self._orders(bar_ms, syms, target, forced, positions, prices, equity, reasons)
         return RiskDecision(tuple(decisions), tuple(intents), estimates, tuple(steps), self.state,
