@@ -198,6 +198,30 @@ CREATE TABLE IF NOT EXISTS deleverage_steps (
     PRIMARY KEY (run_id, bar_ms, step)
 ) WITHOUT ROWID;
 
+-- Feed outages: no closed bar for longer than the timeframe plus the watchdog's grace.
+-- ended_ms IS NULL while the outage lasts (or if the daemon stopped during it).
+CREATE TABLE IF NOT EXISTS outages (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    started_ms   INTEGER NOT NULL,           -- wall clock when the watchdog noticed
+    ended_ms     INTEGER,                    -- wall clock of the next closed bar
+    last_bar_ms  INTEGER,                    -- the last bar decided before the outage
+    reason       TEXT NOT NULL,
+    flattened    INTEGER NOT NULL DEFAULT 0, -- 1: the watchdog halted trading to flatten
+    PRIMARY KEY (run_id, started_ms)
+) WITHOUT ROWID;
+
+-- Market-data messages refused, counted by reason per session (one example kept per reason).
+CREATE TABLE IF NOT EXISTS rejections (
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    session_no   INTEGER NOT NULL,
+    source       TEXT NOT NULL,              -- 'websocket' or 'rest'
+    reason       TEXT NOT NULL,
+    count        INTEGER NOT NULL,
+    last_ms      INTEGER NOT NULL,           -- wall clock of the latest one
+    example      TEXT NOT NULL,              -- the latest rejection's full reason (truncated)
+    PRIMARY KEY (run_id, session_no, source, reason)
+) WITHOUT ROWID;
+
 -- Resume looks up the open orders; the report adds up fills per symbol.
 -- (No index on decisions.action: ~one decision per symbol per bar makes it costly on the hot path.)
 CREATE INDEX IF NOT EXISTS orders_open ON orders (run_id, bar_ms) WHERE status = 'open';
