@@ -1,4 +1,4 @@
-"""Command line: ``bot run | demo | replay-server | report``.
+"""Command line: ``bot run | demo | replay-server | report | status``.
 
 Exit codes: 0 success, 2 bad configuration or arguments, 3 unusable data or
 database, 130 interrupted.
@@ -22,9 +22,13 @@ log = logging.getLogger("bot")
 DEMO_START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC: a fixed start keeps the demo reproducible
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+def _setup_logging(settings: Settings, level: str | None = None) -> None:
+    """Log as ``[run]`` says, with any API credentials masked wherever they might appear."""
+    from bot.logs import setup_run_logging
+    from bot.secrets import load_credentials
+
+    creds = load_credentials()
+    setup_run_logging(settings.run, creds.values() if creds else (), level)
 
 
 def _install_stop_handlers(stop: asyncio.Event) -> None:
@@ -33,12 +37,12 @@ def _install_stop_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def _run(settings: Settings, max_bars: int | None) -> int:
+async def _run(settings: Settings, max_bars: int | None, stop_after_bar_ms: int | None = None) -> int:
     from bot.daemon import run_daemon
 
     stop = asyncio.Event()
     _install_stop_handlers(stop)
-    result = await run_daemon(settings, stop, max_bars)
+    result = await run_daemon(settings, stop, max_bars, stop_after_bar_ms)
     s = result.stats
     print(f"run {result.run_id!r} session {result.session_no}: {s.bars} bars decided, {s.fills} fills, "
           f"{result.feed_counts.get('rejected', 0)} frames rejected; trade log {settings.run.db}")
@@ -46,11 +50,15 @@ async def _run(settings: Settings, max_bars: int | None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bot.secrets import check_live_guard, load_credentials
+
     settings = load_settings(args.config)
     if args.db:
         settings = settings.with_overrides(run={"db": args.db})
-    _setup_logging(settings.run.log_level)
-    return asyncio.run(_run(settings, args.max_bars))
+    # Before anything starts: real orders need run.mode = "live" and --live together.
+    check_live_guard(settings.run.mode, args.live, load_credentials())
+    _setup_logging(settings)
+    return asyncio.run(_run(settings, args.max_bars, args.stop_after_bar))
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -107,7 +115,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.bars < 1:
         raise ConfigError(f"--bars must be at least 1, got {args.bars}")
     _clear_demo_log(args.db, args.run_id)
-    _setup_logging("WARNING" if not args.verbose else "INFO")
+    _setup_logging(load_settings(args.config), "INFO" if args.verbose else "WARNING")
     return asyncio.run(_demo(args))
 
 
@@ -139,7 +147,7 @@ def cmd_replay_server(args: argparse.Namespace) -> int:
         raise ConfigError(f"--speed must be positive, got {args.speed}")
     if args.timeframe not in TIMEFRAMES_MS:
         raise ConfigError(f"--timeframe {args.timeframe!r} is not one of {', '.join(TIMEFRAMES_MS)}")
-    _setup_logging("INFO")
+    _setup_logging(Settings(), "INFO")
     return asyncio.run(_replay_server(args))
 
 
@@ -152,6 +160,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from bot.status import format_status, load_status
+
+    if not Path(args.db).exists():
+        raise DataError(f"no trade log at {args.db}")
+    print(format_status(load_status(args.db, args.run)), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bot", description="Uncertainty-aware paper-trading bot for crypto markets.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -160,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", type=Path, default=None, help="config.toml (default: the embedded defaults)")
     r.add_argument("--db", default=None, help="override [run] db")
     r.add_argument("--max-bars", type=int, default=None, help="stop after deciding this many bars")
+    r.add_argument("--stop-after-bar", type=int, default=None, metavar="BAR_MS",
+                   help="stop once the bar opening at BAR_MS (UTC ms) is decided")
+    r.add_argument("--live", action="store_true", help="place real orders; needs run.mode = \"live\" in the "
+                   "config too, and BOT_API_KEY/BOT_API_SECRET in the environment (default: paper)")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="offline demo: embedded replay exchange + daemon + report")
@@ -192,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--db", required=True, help="SQLite trade log")
     rep.add_argument("--run", default=None, help="run id (default: the most recent)")
     rep.set_defaults(func=cmd_report)
+
+    st = sub.add_parser("status", help="where a run stands now: last bar, positions, state, feed health")
+    st.add_argument("--db", required=True, help="SQLite trade log")
+    st.add_argument("--run", default=None, help="run id (default: the most recent)")
+    st.set_defaults(func=cmd_status)
     return p
 
 

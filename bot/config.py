@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError
+from bot.secrets import check_config_data_has_no_secrets
 
 # Binance kline intervals of fixed length, in milliseconds ("1M" varies, so it is not offered).
 TIMEFRAMES_MS: dict[str, int] = {
@@ -46,10 +47,13 @@ def _key(doc: str, *, lo: Any = None, hi: Any = None, choices: tuple[Any, ...] |
 class RunSettings:
     id: str = _key("name of this trading account in the database; a restart with the same id resumes it",
                    default="paper")
-    mode: str = _key("paper (simulated fills); live trading arrives with the exchange executor",
-                     default="paper", choices=("paper",))
+    mode: str = _key("paper (simulated fills) or live (real orders: also needs --live on the command line "
+                     "and BOT_API_KEY/BOT_API_SECRET in the environment)", default="paper", choices=("paper", "live"))
     db: str = _key("SQLite trade log path", default="trades.sqlite")
     log_level: str = _key("logging level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    log_file: str = _key("log file, rotated by size; empty: stderr only", default="")
+    log_max_bytes: int = _key("rotate the log file at this size", default=10_000_000, lo=10_000, hi=10_000_000_000)
+    log_backups: int = _key("rotated log files kept", default=5, lo=0, hi=100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,22 @@ class FeedSettings:
     assembly_timeout_s: float = _key("seconds to wait for the other symbols' closed bar after the first",
                                      default=10.0, lo=0.0, hi=600.0, lo_open=True)
     reconnect_max_s: float = _key("longest pause between reconnect attempts", default=30.0, lo=0.1, hi=600.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverySettings:
+    decide_missed_bars: bool = _key("bars missed while disconnected or down are fetched through REST and decided "
+                                    "late, in order, before live bars (false: only refill the windows)",
+                                    default=True)
+    max_missed_bars: int = _key("more missed bars than this are not decided late: the windows are refilled "
+                                "and the skip is logged and recorded as an outage", default=48, lo=0, hi=100_000)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogSettings:
+    stale_after_s: float = _key("no closed bar for this long is a feed outage (0: the timeframe plus 5 min)",
+                                default=0.0, lo=0.0, hi=1e7)
+    flatten: bool = _key("on an outage, halt trading so the next bar closes every position", default=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +206,8 @@ class Settings:
     run: RunSettings = field(default_factory=RunSettings, metadata={"doc": "run"})
     market: MarketSettings = field(default_factory=MarketSettings, metadata={"doc": "market"})
     feed: FeedSettings = field(default_factory=FeedSettings, metadata={"doc": "feed"})
+    recovery: RecoverySettings = field(default_factory=RecoverySettings, metadata={"doc": "recovery"})
+    watchdog: WatchdogSettings = field(default_factory=WatchdogSettings, metadata={"doc": "watchdog"})
     model: ModelSettings = field(default_factory=ModelSettings, metadata={"doc": "model"})
     risk: RiskSettings = field(default_factory=RiskSettings, metadata={"doc": "risk"})
     paper: PaperSettings = field(default_factory=PaperSettings, metadata={"doc": "paper"})
@@ -340,6 +362,7 @@ def parse_settings(text: str, source: str = "<config>") -> Settings:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
+    check_config_data_has_no_secrets(data)
     return _build(Settings, data, "")
 
 
@@ -368,6 +391,6 @@ def describe_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, str
 
 __all__ = [
     "Settings", "RunSettings", "MarketSettings", "FeedSettings", "ModelSettings", "BaselineModelSettings",
-    "RiskSettings", "GateSettings", "SizingSettings", "VarSettings", "StateSettings", "PaperSettings",
+    "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings", "StateSettings", "PaperSettings",
     "load_settings", "parse_settings", "describe_keys", "TIMEFRAMES_MS",
 ]

@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot import __version__
 from bot.config import Settings
 from bot.engine import Engine, EngineStats
 from bot.errors import FeedError
+from bot.events import Candle
 from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
-from bot.feeds.backfill import fetch_recent_candles, open_exchange
+from bot.feeds.backfill import fetch_range, make_exchange
 from bot.feeds.websocket import KlineFeed, Received
 from bot.store import ResumeState, TradeStore
 from risk.manager import RiskManager, restored_state
@@ -54,30 +58,41 @@ def build_risk(settings: Settings, resume: ResumeState | None) -> RiskManager:
         log.warning("resuming in trading state %s since bar %s: %s", state.state.name, state.since_bar_ms,
                     state.reason)
     return RiskManager(settings.risk, settings.market.symbols, settings.market.timeframe_ms,
-                       settings.paper.qty_step, state, entries)
+                       settings.paper.qty_step, state, entries, resume.forecasts if resume is not None else ())
 
 
-async def backfill(settings: Settings, engine: Engine, until_ms: int, resume_bar_ms: int | None) -> int:
-    """Warm the windows with the ``window`` closed bars of each symbol that precede ``until_ms``
-    (the first bar the stream delivered), through ccxt."""
-    m = settings.market
-    count = 0
-    async with open_exchange(settings.feed.rest_url) as exchange:
-        for symbol in m.symbols:
+class RestBarSource:
+    """Closed bars through ccxt for the engine's holes; rejected rows are counted by reason."""
+
+    def __init__(self, exchange: Any, timeframe: str) -> None:
+        self.exchange = exchange
+        self.timeframe = timeframe
+        self.rejections: Counter[str] = Counter()
+        self.examples: dict[str, str] = {}
+
+    async def closed_bars(self, symbols: Sequence[str], start_ms: int, end_ms: int) -> list[Candle]:
+        out: list[Candle] = []
+        for symbol in symbols:
             try:
-                candles = await fetch_recent_candles(exchange, symbol, m.timeframe, m.window, until_ms=until_ms)
+                candles, rejected = await fetch_range(self.exchange, symbol, self.timeframe, start_ms, end_ms)
             except FeedError as exc:
-                log.warning("warm-up backfill of %s failed (%s); its window fills from the stream", symbol, exc)
+                log.warning("REST fetch of %s bars %d..%d failed: %s", symbol, start_ms, end_ms, exc)
                 continue
-            engine.warm_up(candles)
-            count += len(candles)
-            if resume_bar_ms is not None:
-                missed = [c for c in candles if c.open_ms > resume_bar_ms]
-                if missed:
-                    log.warning("%s: %d bar(s) closed while the daemon was down (%d..%d); they are history "
-                                "now and are not decided late", symbol, len(missed), missed[0].open_ms,
-                                missed[-1].open_ms)
-    return count
+            out += candles
+            for why in rejected:
+                key = why.split(":")[0][:80]
+                self.rejections[key] += 1
+                self.examples[key] = why
+        return out
+
+
+async def warm_up(settings: Settings, engine: Engine, source: RestBarSource, until_ms: int) -> int:
+    """Fill the windows with the ``window`` closed bars of each symbol before ``until_ms``."""
+    tf = settings.market.timeframe_ms
+    candles = await source.closed_bars(settings.market.symbols, until_ms - settings.market.window * tf,
+                                       until_ms - tf)
+    engine.warm_up(candles)
+    return len(candles)
 
 
 async def _first_or_stop(queue: asyncio.Queue[Received], stop: asyncio.Event) -> Received | None:
@@ -92,7 +107,8 @@ async def _first_or_stop(queue: asyncio.Queue[Received], stop: asyncio.Event) ->
     return None
 
 
-async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | None = None) -> DaemonResult:
+async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | None = None,
+                     stop_after_bar_ms: int | None = None) -> DaemonResult:
     run_id = settings.run.id
     now_ms = int(time.time() * 1000)
     async with await TradeStore.open(settings.run.db) as store:
@@ -102,32 +118,37 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         if resume is not None:
             log.info("resuming run %r after bar %d: cash %s, %d position(s), %d open order(s)", run_id,
                      resume.last_bar_ms, resume.cash, len(resume.positions), len(resume.open_orders))
+        exchange = make_exchange(settings.feed.rest_url)
+        source = RestBarSource(exchange, settings.market.timeframe)
         executor = PaperExecutor(build_account(settings, resume))
         engine = Engine(settings, run_id, store, executor, build_predictor(settings.model),
-                        build_risk(settings, resume), last_bar)
+                        build_risk(settings, resume), last_bar, history=source)
         feed = KlineFeed(settings.feed.ws_url, settings.market.symbols, settings.market.timeframe,
                          settings.market.timeframe_ms, settings.feed.reconnect_max_s)
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")
         reason = "error"
         try:
-            # Subscribe first and backfill up to the first bar the stream delivers, so that
-            # history and stream meet without a hole or an overlap, however fast the market runs.
+            # Subscribe first, then warm up through REST: the windows end where the decisions
+            # start — at the first bar the stream delivers, or after a restart at the last bar
+            # decided (the engine then fetches and decides the bars missed in between).
             log.info("waiting for the first closed %s bar of the stream (up to one bar period)",
                      settings.market.timeframe)
             first = await _first_or_stop(feed.queue, stop)
             if first is not None:
                 if settings.feed.backfill:
-                    # After a restart the stream may still repeat bars already decided: the
-                    # history then runs through the last decided bar, which the engine skips.
-                    until = first.candle.open_ms
-                    if last_bar is not None:
-                        until = max(until, last_bar + settings.market.timeframe_ms)
-                    n = await backfill(settings, engine, until, last_bar)
+                    until = first.candle.open_ms if last_bar is None else last_bar + settings.market.timeframe_ms
+                    n = await warm_up(settings, engine, source, until)
                     log.info("warm-up: %d closed bars backfilled through ccxt", n)
-                await engine.run(feed.queue, stop, max_bars, initial=(first,))
+                await engine.run(feed.queue, stop, max_bars, initial=(first,), stop_after_bar_ms=stop_after_bar_ms)
             reason = "signal" if stop.is_set() else "max_bars"
         finally:
             feed_task.cancel()
             await asyncio.gather(feed_task, return_exceptions=True)
-            await store.end_session(run_id, session_no, int(time.time() * 1000), reason)
+            await exchange.close()
+            now = int(time.time() * 1000)
+            for name, counts, examples in (("websocket", feed.rejections, feed.rejection_examples),
+                                           ("rest", source.rejections, source.examples)):
+                await store.record_rejections(run_id, session_no, name,
+                                              {k: (n, examples.get(k, k)) for k, n in counts.items()}, now)
+            await store.end_session(run_id, session_no, now, reason)
     return DaemonResult(run_id, session_no, engine.stats, dict(feed.counts), dict(feed.rejections), last_bar)

@@ -24,21 +24,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import sqlite3
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from bot.assembly import AssembledBar, BarAssembler
 from bot.buffer import Appended, MarketBuffer
 from bot.config import Settings
+from bot.errors import DataError
 from bot.events import Candle, Decision, Forecast, OrderFilled, Side, SubmitOrder, VarMeasured
 from bot.execution import Executor
 from bot.feeds.websocket import Received
 from bot.store import BarRecord, TradeStore
 from risk.manager import RiskManager, logged_state
+from bot.watchdog import Watchdog
 from strategies.base import Predictor
 
 log = logging.getLogger("bot.engine")
+
+# Fault injection for the crash-recovery tests: SIGMA_BOT_KILL_BEFORE_COMMIT=N makes the process
+# SIGKILL itself when the N-th bar with fills of this session has filled in memory but is not yet
+# committed — the worst moment for exactly-once accounting.  Unset in normal operation.
+_KILL_BEFORE_COMMIT = int(os.environ.get("SIGMA_BOT_KILL_BEFORE_COMMIT", "0") or 0)
+_fill_bars_seen = 0
+
+
+def _kill_before_commit_countdown() -> None:
+    global _fill_bars_seen
+    _fill_bars_seen += 1
+    if _fill_bars_seen == _KILL_BEFORE_COMMIT:
+        log.critical("fault injection: SIGKILL between fills and their commit")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class BarSource(Protocol):
+    """Closed bars over REST, for holes in the stream (the daemon's is ccxt's fetch_ohlcv)."""
+
+    async def closed_bars(self, symbols: Sequence[str], start_ms: int, end_ms: int) -> list[Candle]:
+        """Every closed candle of ``symbols`` with open time in [start_ms, end_ms]."""
+        ...
 
 
 @dataclass(slots=True)
@@ -49,6 +78,10 @@ class EngineStats:
     dropped: int = 0
     gaps: int = 0
     liquidations: int = 0
+    late_bars: int = 0          # decided after the fact from REST (missed while disconnected or down)
+    completed_from_rest: int = 0  # candles a bar lacked on the stream and got from REST
+    outages: int = 0
+    unwritten: int = 0          # bars waiting for the trade log to accept them
     # Wall seconds spent in run(), from its start to its return.
     run_seconds: float = 0.0
     # Seconds from a closed kline's arrival to its bar's commit, one per candle.
@@ -57,7 +90,8 @@ class EngineStats:
 
 class Engine:
     def __init__(self, settings: Settings, run_id: str, store: TradeStore, executor: Executor,
-                 predictor: Predictor, risk: RiskManager, last_bar_ms: int | None = None) -> None:
+                 predictor: Predictor, risk: RiskManager, last_bar_ms: int | None = None,
+                 history: BarSource | None = None) -> None:
         self.settings = settings
         self.run_id = run_id
         self.store = store
@@ -69,7 +103,12 @@ class Engine:
         self.buffer = MarketBuffer(self.symbols, settings.market.window, self.tf_ms)
         self.assembler = BarAssembler(self.symbols)
         self.assembler.last_emitted_ms = last_bar_ms
+        self.last_bar_ms = last_bar_ms
+        self.history = history
         self.stats = EngineStats()
+        self.watchdog = Watchdog.for_timeframe(self.tf_ms, settings.watchdog.stale_after_s, time.monotonic())
+        self._outage_started_ms: int | None = None
+        self._unwritten: list[BarRecord] = []
 
     def warm_up(self, candles: Sequence[Candle]) -> None:
         """History for the windows (the backfill); these bars are not decided."""
@@ -78,21 +117,23 @@ class Engine:
                 self.buffer.append(c)
 
     async def run(self, queue: asyncio.Queue[Received], stop: asyncio.Event, max_bars: int | None = None,
-                  initial: Sequence[Received] = ()) -> None:
-        """Consume closed candles (``initial`` first, then the queue) until ``stop`` is set or
-        ``max_bars`` bars are decided.
+                  initial: Sequence[Received] = (), stop_after_bar_ms: int | None = None) -> None:
+        """Consume closed candles (``initial`` first, then the queue) until ``stop`` is set,
+        ``max_bars`` bars are decided or bar ``stop_after_bar_ms`` is.
 
         A bar being processed when ``stop`` is set is finished and committed first.
         """
         timeout_s = self.settings.feed.assembly_timeout_s
         started = time.perf_counter()
+        self._max_bars, self._stop_after = max_bars, stop_after_bar_ms
         stop_wait = asyncio.ensure_future(stop.wait())
         try:
             for item in initial:
-                await self._process_ready(self._add(item), max_bars)
-            while not stop.is_set() and (max_bars is None or self.stats.bars < max_bars):
-                deadline = self.assembler.next_deadline(timeout_s)
-                wait_s = None if deadline is None else max(0.0, deadline - time.perf_counter())
+                await self._process_ready(self._add(item))
+            while not stop.is_set() and not self._done():
+                deadlines = [d for d in (self._perf_to_mono(self.assembler.next_deadline(timeout_s)),
+                                         self.watchdog.deadline()) if d is not None]
+                wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
                 get = asyncio.ensure_future(queue.get())
                 done, _ = await asyncio.wait({get, stop_wait}, timeout=wait_s,
                                              return_when=asyncio.FIRST_COMPLETED)
@@ -101,7 +142,9 @@ class Engine:
                 else:
                     get.cancel()
                     ready = self.assembler.expire(time.perf_counter(), timeout_s)
-                await self._process_ready(ready, max_bars)
+                    if self.watchdog.check(time.monotonic()):
+                        await self._outage_began()
+                await self._process_ready(ready)
         finally:
             stop_wait.cancel()
             self.stats.run_seconds += time.perf_counter() - started
@@ -115,13 +158,94 @@ class Engine:
             log.info("candle dropped: %s", dropped)
         return ready
 
-    async def _process_ready(self, ready: list[AssembledBar], max_bars: int | None) -> None:
-        for bar in ready:
-            if max_bars is not None and self.stats.bars >= max_bars:
-                return
-            await self.process_bar(bar)
+    def _done(self) -> bool:
+        if self._max_bars is not None and self.stats.bars >= self._max_bars:
+            return True
+        return self._stop_after is not None and self.last_bar_ms is not None and self.last_bar_ms >= self._stop_after
 
-    async def process_bar(self, bar: AssembledBar) -> None:
+    @staticmethod
+    def _perf_to_mono(t: float | None) -> float | None:
+        return None if t is None else t - time.perf_counter() + time.monotonic()
+
+    async def _process_ready(self, ready: list[AssembledBar]) -> None:
+        for bar in ready:
+            if self._done():
+                return
+            await self._catch_up(bar.bar_ms)
+            if self._done():
+                return
+            await self.process_bar(await self._complete(bar))
+
+    # -- recovery: holes in the stream are filled through REST before anything is decided ----------
+
+    async def _catch_up(self, t: int) -> None:
+        """Decide, late and in order, the bars between the last decided one and ``t`` that the stream
+        never delivered (a dropped connection, a restart); or, past ``max_missed_bars``, refill the
+        windows and record the skip."""
+        last = self.last_bar_ms
+        if last is None or t <= last + self.tf_ms:
+            return
+        missed = (t - last) // self.tf_ms - 1
+        rec = self.settings.recovery
+        if self.history is None:
+            log.warning("%d bar(s) %d..%d missed and no REST source to fetch them: windows restart", missed,
+                        last + self.tf_ms, t - self.tf_ms)
+            return
+        if not rec.decide_missed_bars or missed > rec.max_missed_bars:
+            start = max(last + self.tf_ms, t - self.buffer.length * self.tf_ms)
+            self.warm_up(await self.history.closed_bars(self.symbols, start, t - self.tf_ms))
+            why = (f"{missed} bar(s) {last + self.tf_ms}..{t - self.tf_ms} not decided: more than "
+                   f"max_missed_bars={rec.max_missed_bars}" if rec.decide_missed_bars else
+                   f"{missed} bar(s) {last + self.tf_ms}..{t - self.tf_ms} not decided: decide_missed_bars=false")
+            log.warning("%s; windows refilled through REST", why)
+            now_ms = int(time.time() * 1000)
+            await self.store.record_outage(self.run_id, now_ms, now_ms, last, why, False)
+            return
+        candles = await self.history.closed_bars(self.symbols, last + self.tf_ms, t - self.tf_ms)
+        by_bar: dict[int, dict[str, Candle]] = defaultdict(dict)
+        for c in candles:
+            by_bar[c.open_ms][c.symbol] = c
+        log.warning("deciding %d missed bar(s) %d..%d late, from REST", missed, last + self.tf_ms, t - self.tf_ms)
+        for m in range(last + self.tf_ms, t, self.tf_ms):
+            if self._done():
+                return
+            present = tuple(by_bar[m][s] for s in self.symbols if s in by_bar.get(m, {}))
+            if present:  # no symbol at all: the exchange itself has no such bar
+                await self.process_bar(AssembledBar(m, present, (), len(present) == len(self.symbols)), late=True)
+
+    async def _complete(self, bar: AssembledBar) -> AssembledBar:
+        """Fetch through REST the closed candles of ``bar`` that the stream did not deliver."""
+        if bar.complete or self.history is None:
+            return bar
+        have = {c.symbol for c in bar.candles}
+        missing = [s for s in self.symbols if s not in have]
+        fetched = {c.symbol: c for c in await self.history.closed_bars(missing, bar.bar_ms, bar.bar_ms)
+                   if c.open_ms == bar.bar_ms}
+        if not fetched:
+            return bar
+        self.stats.completed_from_rest += len(fetched)
+        log.info("bar %d: %s completed from REST", bar.bar_ms, ", ".join(sorted(fetched)))
+        got = {c.symbol: (c, r) for c, r in zip(bar.candles, bar.received_at)}
+        got.update({s: (c, time.perf_counter()) for s, c in fetched.items()})
+        ordered = [got[s] for s in self.symbols if s in got]
+        return AssembledBar(bar.bar_ms, tuple(c for c, _ in ordered), tuple(r for _, r in ordered),
+                            len(ordered) == len(self.symbols))
+
+    # -- the watchdog ------------------------------------------------------------------------------
+
+    async def _outage_began(self) -> None:
+        flatten = self.settings.watchdog.flatten
+        why = (f"no closed bar for {self.watchdog.stale_after_s:.0f} s after bar {self.last_bar_ms}"
+               + ("; trading halted to flatten at the next bar" if flatten else ""))
+        log.warning("FEED STALE: %s", why)
+        self.stats.outages += 1
+        self._outage_started_ms = int(time.time() * 1000)
+        if flatten:
+            self.risk.halt(f"feed outage: {why}")
+        await self._safe_store(self.store.record_outage(self.run_id, self._outage_started_ms, None,
+                                                        self.last_bar_ms, why, flatten))
+
+    async def process_bar(self, bar: AssembledBar, late: bool = False) -> None:
         t = bar.bar_ms
         candles = {c.symbol: c for c in bar.candles}
         if not bar.complete:
@@ -155,6 +279,9 @@ class Engine:
         decided = {d.symbol: d for d in risk.decisions}
         decisions = [decided.get(s) or Decision(s, t, "none", positions[s], positions[s],
                                                  self._why_no_forecast(s, candles)) for s in self.symbols]
+        if late:
+            decisions = [replace(d, reason="late (missed on the stream, decided from REST): " + d.reason)
+                         for d in decisions]
         orders: list[SubmitOrder] = []
         for intent in risk.intents:
             side = Side.BUY if intent.delta > 0 else Side.SELL
@@ -168,12 +295,46 @@ class Engine:
             tuple(cancelled), equity, tuple(funding), logged_state(risk.state, risk.entry_bars),
             tuple(VarMeasured(v.method, v.horizon, v.alpha, float(v.var), float(v.es)) for v in risk.var),
             risk.steps)
-        await self.store.write_bar(self.run_id, record)
+        await self._write(record)
         committed = time.perf_counter()
         self.stats.latencies.extend(committed - r for r in bar.received_at)
         self.stats.bars += 1
+        self.stats.late_bars += late
         self.stats.fills += len(fills)
         self.stats.liquidations += len(liquidations)
+        self.last_bar_ms = t
+        self.assembler.last_emitted_ms = max(self.assembler.last_emitted_ms or t, t)
+        if self.watchdog.bar_decided(time.monotonic()) and self._outage_started_ms is not None:
+            await self._safe_store(self.store.end_outage(self.run_id, self._outage_started_ms,
+                                                         int(time.time() * 1000)))
+            self._outage_started_ms = None
+
+    # -- the trade log: a bar that cannot be written is kept and retried, and no new exposure is taken ---
+
+    async def _write(self, record: BarRecord) -> None:
+        if record.fills and _KILL_BEFORE_COMMIT:
+            _kill_before_commit_countdown()
+        self._unwritten.append(record)
+        try:
+            await self.store.write_bars(self.run_id, self._unwritten)
+        except (DataError, sqlite3.Error) as exc:
+            self.stats.unwritten = len(self._unwritten)
+            why = f"trade log not writable ({exc}); {len(self._unwritten)} bar(s) held in memory"
+            log.error("%s: no new exposure until it is", why)
+            self.risk.block_new_exposure(why)
+            return
+        if len(self._unwritten) > 1:
+            log.warning("trade log writable again: %d held bar(s) written", len(self._unwritten))
+        self._unwritten.clear()
+        self.stats.unwritten = 0
+        self.risk.block_new_exposure(None)
+
+    async def _safe_store(self, write: Awaitable[None]) -> None:
+        """A bookkeeping write (outages) that must not stop trading if the log is failing."""
+        try:
+            await write
+        except (DataError, sqlite3.Error) as exc:
+            log.error("could not record in the trade log: %s", exc)
 
     def _why_no_forecast(self, symbol: str, candles: dict[str, Candle]) -> str:
         if symbol not in candles:

@@ -17,7 +17,7 @@ import functools
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -69,6 +69,7 @@ class ResumeState:
     open_orders: tuple[SubmitOrder, ...]
     margins: dict[str, Decimal] = field(default_factory=dict)   # symbol -> isolated margin, nonzero positions
     risk_state: RiskStateLogged | None = None       # the trading state after the last bar
+    forecasts: tuple[Forecast, ...] = ()            # made at the last bar (scored against the next one)
 
 
 def check_schema_version(version: int | None, path: str | Path) -> None:
@@ -94,7 +95,7 @@ class TradeStore:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str | Path) -> TradeStore:
+    async def open(cls, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> TradeStore:
         """Open (creating if new) the trade log at ``path``; DataError if it is not one this code can use."""
         path = Path(path)
         if not path.parent.is_dir():
@@ -107,7 +108,7 @@ class TradeStore:
         except sqlite3.Error as exc:
             raise DataError(f"{path}: cannot open the trade log: {exc}") from exc
         try:
-            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = FULL")   # a committed fill must survive a power cut
             await db.execute("PRAGMA foreign_keys = ON")
@@ -239,6 +240,37 @@ class TradeStore:
                 raise
         return len(new)
 
+    async def record_outage(self, run_id: str, started_ms: int, ended_ms: int | None, last_bar_ms: int | None,
+                            reason: str, flattened: bool) -> None:
+        """Record a feed outage (``ended_ms`` None while it lasts) or a skip of missed bars."""
+        await self._execute(
+            "INSERT INTO outages (run_id, started_ms, ended_ms, last_bar_ms, reason, flattened) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (run_id, started_ms, ended_ms, last_bar_ms, reason, int(flattened)))
+
+    async def end_outage(self, run_id: str, started_ms: int, ended_ms: int) -> None:
+        await self._execute("UPDATE outages SET ended_ms = ? WHERE run_id = ? AND started_ms = ?",
+                            (ended_ms, run_id, started_ms))
+
+    async def record_rejections(self, run_id: str, session_no: int, source: str,
+                                counts: Mapping[str, tuple[int, str]], now_ms: int) -> None:
+        """Set this session's rejection counts per reason (``{reason: (count, latest example)}``)."""
+        rows = [(run_id, session_no, source, reason, n, now_ms, example[:500])
+                for reason, (n, example) in counts.items()]
+        if not rows:
+            return
+        db = self._conn()
+        async with self._lock:
+            await db.executemany(
+                "INSERT INTO rejections (run_id, session_no, source, reason, count, last_ms, example) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, session_no, source, reason) DO UPDATE SET "
+                "count = excluded.count, last_ms = excluded.last_ms, example = excluded.example", rows)
+
+    async def _execute(self, sql: str, params: tuple[object, ...]) -> None:
+        db = self._conn()
+        async with self._lock:
+            await db.execute(sql, params)
+
     async def last_bar_ms(self, run_id: str) -> int | None:
         """The open time of the last bar written for ``run_id``, or None."""
         db = self._conn()
@@ -268,6 +300,9 @@ class TradeStore:
             orders = await db.execute_fetchall(
                 "SELECT order_id, symbol, bar_ms, side, qty, leverage FROM orders WHERE run_id = ? AND status = 'open' "
                 "ORDER BY bar_ms, order_id", (run_id,))
+            forecasts = await db.execute_fetchall(
+                "SELECT symbol, bar_ms, mu, sigma, model FROM forecasts WHERE run_id = ? AND bar_ms = ? "
+                "ORDER BY symbol", (run_id, bar_ms))
             risk = list(await db.execute_fetchall(
                 "SELECT state, since_bar_ms, reason, peak_equity, coverage_68, coverage_95, outcomes, entry_bars "
                 "FROM risk_state WHERE run_id = ? ORDER BY bar_ms DESC LIMIT 1", (run_id,)))
@@ -290,7 +325,8 @@ class TradeStore:
             last_bar_ms=int(bar_ms), cash=Decimal(cash), positions=held, marks=marks,
             open_orders=tuple(SubmitOrder(o, s, int(b), Side(side), Decimal(q), Decimal(lev))
                               for o, s, b, side, q, lev in orders),
-            margins=margins, risk_state=state)
+            margins=margins, risk_state=state,
+            forecasts=tuple(Forecast(sym, int(b), float(mu), float(sg), m) for sym, b, mu, sg, m in forecasts))
 
 
 # Bind variables per statement stay far below SQLite's limit (999 before version 3.32).

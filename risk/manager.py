@@ -21,7 +21,7 @@ deleveraging step is kept with the VaR before and after.  Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
@@ -87,7 +87,8 @@ def _no_new_exposure(target: np.ndarray, current: np.ndarray, syms: Sequence[str
 
 class RiskManager:
     def __init__(self, settings: RiskSettings, symbols: Sequence[str], timeframe_ms: int, qty_step: Decimal,
-                 state: RiskState, entry_bars: Mapping[str, int] | None = None) -> None:
+                 state: RiskState, entry_bars: Mapping[str, int] | None = None,
+                 previous: Sequence[Forecast] = ()) -> None:
         self.s = settings
         self.symbols = tuple(symbols)
         self.tf_ms = timeframe_ms
@@ -96,7 +97,19 @@ class RiskManager:
         # Bar at which each position took its current direction (for the minimum hold).
         self.entry_bars: dict[str, int] = dict(entry_bars or {})
         self._last_dir: dict[str, int] = {}
-        self._prev: dict[str, Forecast] = {}
+        self._prev: dict[str, Forecast] = {f.symbol: f for f in previous}
+        self._blocked: str | None = None
+        self._halt: str | None = None
+
+    # -- overrides from outside the model: the trade log failing, the feed going stale -------------------
+
+    def block_new_exposure(self, why: str | None) -> None:
+        """While ``why`` is set, only orders that shrink positions pass (None lifts it)."""
+        self._blocked = why
+
+    def halt(self, why: str) -> None:
+        """HALTED from the next bar on (everything is flattened then); the cool-down counts from that bar."""
+        self._halt = why
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -128,6 +141,9 @@ class RiskManager:
                     scores.append(sc)
         self._prev = {f.symbol: f for f in forecasts}
         self.state = update_state(self.state, bar_ms, equity, scores, self.s.state, self.tf_ms)
+        if self._halt is not None:
+            self.state = replace(self.state, state=TradingState.HALTED, since_bar_ms=bar_ms, reason=self._halt)
+            self._halt = None
         self._track_entries(bar_ms, positions)
         if not forecasts:
             return RiskDecision((), (), (), (), self.state, dict(self.entry_bars))
@@ -159,6 +175,8 @@ class RiskManager:
                 reasons[s].append(f"HALTED ({self.state.reason}): flat")
         elif st is TradingState.REDUCING:
             _no_new_exposure(target, current_exp, syms, reasons, f"REDUCING ({self.state.reason})")
+        if self._blocked is not None:
+            _no_new_exposure(target, current_exp, syms, reasons, self._blocked)
 
         mu = np.array([f.mu for f in forecasts])
         sigma = np.array([f.sigma for f in forecasts])

@@ -1,4 +1,19 @@
-"""Warm-up backfill: the last closed candles of a symbol through ccxt's async Binance client.
+"""Closed candles through ccxt's async Binance client: the warm-up and the holes the stream left.
+
+:func:`fetch_range` fetches the closed bars of a symbol between two open times,
+a page (≤ 1000 bars) at a time, each request through
+:func:`~bot.feeds.retry.call_with_retry` (transient failures are retried with
+backoff, honouring ``Retry-After``).  Every row is checked with the same rules as
+a websocket kline (:func:`bot.feeds.binance.validate_candle_fields`); a bad row
+is rejected with its reason, logged and returned, never raised.  The only
+exception either function raises is :class:`~bot.errors.FeedError` (or
+:class:`~bot.errors.ConfigError` for an unknown timeframe).
+
+The rows are read through ccxt's implicit endpoint ``publicGetKlines`` rather
+than ``fetch_ohlcv``: ccxt still does the HTTP, the rate limiting and the error
+mapping, but its OHLCV parser coerces or crashes on a hostile row (a ``None``
+time makes its sort raise ``TypeError`` and loses the page), where each row must
+be judged on its own.  Binance's JSON gives prices as exact decimal strings.
 
 ccxt parses numbers with ``exchange.number``, ``float`` by default.  A float is
 not the exchange's decimal: ``Decimal(0.1)`` is 0.1000000000000000055….
@@ -12,10 +27,10 @@ whenever it has at most 15 significant digits (every Binance price does).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,11 +40,14 @@ import ccxt.async_support as ccxt_async
 from bot.config import TIMEFRAMES_MS
 from bot.errors import ConfigError, FeedError
 from bot.events import Candle
+from bot.feeds.binance import ROW_NAMES, bar_offset_ms, candle_from_fields
+from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 
 KLINES_PAGE_LIMIT = 1000  # Binance spot: at most 1000 klines per request
-_WEEK_OFFSET_MS = 4 * 86_400_000  # Binance weekly bars open on Mondays; the epoch was a Thursday
+MAX_REJECTIONS_LOGGED = 20  # per fetch; the rest are only counted
+Sleep = Callable[[float], Awaitable[object]]
 
 
 def make_exchange(rest_url: str | None = None) -> ccxt_async.binance:
@@ -76,64 +94,126 @@ async def open_exchange(rest_url: str | None = None) -> AsyncIterator[ccxt_async
         await exchange.close()
 
 
-def _to_decimal(value: Any, symbol: str, what: str) -> Decimal:
-    try:
-        if isinstance(value, float):
-            d = Decimal(repr(value))
-        elif isinstance(value, (str, int)) and not isinstance(value, bool):
-            d = Decimal(value)
-        else:
-            raise InvalidOperation
-    except InvalidOperation:
-        raise FeedError(f"{symbol}: backfill got a malformed {what}: {value!r}") from None
-    if not d.is_finite():
-        raise FeedError(f"{symbol}: backfill got a malformed {what}: {value!r}")
-    return d
-
-
 def _last_closed_open(now_ms: int, timeframe_ms: int) -> int:
     """Open time of the newest bar closed by ``now_ms`` (the bar holding ``now_ms`` is in progress)."""
-    offset = _WEEK_OFFSET_MS if timeframe_ms == TIMEFRAMES_MS["1w"] else 0
+    offset = bar_offset_ms(timeframe_ms)
     return (now_ms - offset) // timeframe_ms * timeframe_ms + offset - timeframe_ms
 
 
-async def fetch_recent_candles(exchange: ccxt_async.Exchange, symbol: str, timeframe: str, n_bars: int,
-                               until_ms: int | None = None) -> list[Candle]:
-    """The closed candles of the last ``n_bars`` bar periods before ``until_ms`` (default: server time).
+def _first_open_at_or_after(t_ms: int, timeframe_ms: int) -> int:
+    offset = bar_offset_ms(timeframe_ms)
+    return -((offset - t_ms) // timeframe_ms) * timeframe_ms + offset
 
-    Pages forward with ``since`` from the first period, at most 1000 bars a request.
-    A bar is kept only if it closed before ``until_ms``; missing bars in the
-    exchange's history give fewer candles.  Ascending, one candle per open time.
-    """
+
+def _timeframe_ms(timeframe: str) -> int:
     if timeframe not in TIMEFRAMES_MS:
         raise ConfigError(f"backfill timeframe {timeframe!r} unknown; allowed: {', '.join(TIMEFRAMES_MS)}")
+    return TIMEFRAMES_MS[timeframe]
+
+
+async def server_time_ms(exchange: ccxt_async.Exchange, *, what: str = "server time",
+                         policy: RetryPolicy = DEFAULT_POLICY, sleep: Sleep = asyncio.sleep) -> int:
+    """The exchange's clock (``GET /api/v3/time``), retried like every other request."""
+    now = await call_with_retry(exchange.fetch_time, what=what, policy=policy, exchange=exchange, sleep=sleep)
+    if isinstance(now, bool) or not isinstance(now, int) or now <= 0:
+        raise FeedError(f"{what}: not a millisecond timestamp: {now!r:.60}")
+    return now
+
+
+async def _page(exchange: ccxt_async.Exchange, market_id: str, timeframe: str, since: int, end_open: int,
+                limit: int) -> list[Any]:
+    """One ``GET /api/v3/klines`` page; a body that is not a JSON array is a (retryable) BadResponse."""
+    rows = await exchange.publicGetKlines({"symbol": market_id, "interval": timeframe, "startTime": since,
+                                           "endTime": end_open, "limit": limit})
+    if not isinstance(rows, list):
+        raise ccxt.BadResponse(f"klines answer is not a JSON array: {str(rows)[:120]!r}")
+    return rows
+
+
+async def fetch_range(exchange: ccxt_async.Exchange, symbol: str, timeframe: str, start_ms: int, end_ms: int,
+                      *, now_ms: int | None = None, policy: RetryPolicy = DEFAULT_POLICY,
+                      sleep: Sleep = asyncio.sleep) -> tuple[list[Candle], list[str]]:
+    """The closed bars of ``symbol`` opening in ``[start_ms, end_ms]``, and the reasons rows were rejected.
+
+    Pages forward from the first bar open at or after ``start_ms``, at most 1000 bars a
+    request.  A bar is kept only if it closed before ``now_ms`` (default: the exchange's
+    clock).  Rejected: rows that are not arrays of at least six fields, that fail the
+    candle rules, that open outside the requested window or that repeat an open time
+    already seen (the first one is kept).  Missing bars simply give fewer candles.
+    Ascending, one candle per open time.  Raises only :class:`FeedError` (after
+    retries, or at once for a non-retryable exchange error) and :class:`ConfigError`.
+    """
+    tf = _timeframe_ms(timeframe)
+    what = f"{symbol} {timeframe} klines"
+    try:
+        await call_with_retry(exchange.load_markets, what=f"{what}: markets", policy=policy, exchange=exchange,
+                              sleep=sleep)
+        market_id = exchange.market(symbol)["id"]
+    except ccxt.BaseError as exc:  # exchange.market() on an unknown symbol
+        raise FeedError(f"{what}: {type(exc).__name__}: {exc}") from exc
+    if now_ms is None:
+        now_ms = await server_time_ms(exchange, what=f"{what}: server time", policy=policy, sleep=sleep)
+    first = _first_open_at_or_after(start_ms, tf)
+    last = min(end_ms, _last_closed_open(now_ms, tf))  # the bar holding now_ms is still open
+    candles: dict[int, Candle] = {}
+    rejections: list[str] = []
+
+    def reject(reason: str) -> None:
+        rejections.append(reason)
+        if len(rejections) <= MAX_REJECTIONS_LOGGED:
+            log.warning("%s: REST kline rejected: %s", symbol, reason)
+
+    since = first
+    while since <= last:
+        limit = min(KLINES_PAGE_LIMIT, (last - since) // tf + 1)
+        rows = await call_with_retry(_page, exchange, market_id, timeframe, since, last, limit,
+                                     what=f"{what} from {since}", policy=policy, exchange=exchange, sleep=sleep)
+        newest = None
+        for row in rows:
+            if not isinstance(row, list) or len(row) < 6:
+                reject(f"bad row: expected an array of at least 6 fields, got {row!r:.80}")
+                continue
+            candle = candle_from_fields(symbol, row[0], row[6] if len(row) > 6 else None, *row[1:6],
+                                        timeframe_ms=tf, now_ms=now_ms, names=ROW_NAMES)
+            if isinstance(candle, str):
+                reject(candle)
+                continue
+            t = candle.open_ms
+            if not since <= t <= last:
+                reject(f"outside range: bar opened at {t}, asked for {since}..{last}")
+                continue
+            if t in candles:
+                reject(f"duplicate bar: open time {t} already received")
+                continue
+            candles[t] = candle
+            newest = t if newest is None else max(newest, t)
+        # An empty (or wholly rejected) page is a hole in the history longer than the page; step over it.
+        since = newest + tf if newest is not None else since + limit * tf
+    if rejections:
+        log.warning("%s: %d REST kline row(s) rejected (%s)", what, len(rejections),
+                    ", ".join(sorted({r.split(':', 1)[0] for r in rejections})))
+    return [candles[t] for t in sorted(candles)], rejections
+
+
+async def fetch_recent_candles(exchange: ccxt_async.Exchange, symbol: str, timeframe: str, n_bars: int,
+                               until_ms: int | None = None, *, policy: RetryPolicy = DEFAULT_POLICY,
+                               sleep: Sleep = asyncio.sleep) -> list[Candle]:
+    """The closed candles of the last ``n_bars`` bar periods before ``until_ms`` (default: server time).
+
+    :func:`fetch_range` over those periods: a bar is kept only if it closed before
+    ``until_ms``; missing bars in the exchange's history give fewer candles; rejected
+    rows are logged and left out.  Ascending, one candle per open time.
+    """
+    tf = _timeframe_ms(timeframe)
     if n_bars < 1:
         return []
-    tf = TIMEFRAMES_MS[timeframe]
-    try:
-        now_ms = until_ms if until_ms is not None else int(await exchange.fetch_time())
-        last_open = _last_closed_open(now_ms, tf)
-        first_open = last_open - (n_bars - 1) * tf
-        rows: dict[int, list[Any]] = {}
-        since = first_open
-        while since <= last_open:
-            limit = min(KLINES_PAGE_LIMIT, (last_open - since) // tf + 1)
-            page = await exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit,
-                                              params={"until": last_open + tf - 1})
-            for row in page:
-                t = int(row[0])
-                if first_open <= t <= last_open and t + tf - 1 < now_ms:
-                    rows[t] = row
-            newest = max((int(r[0]) for r in page), default=None)
-            # An empty page is a hole in the history longer than the page; step over it.
-            since = newest + tf if newest is not None and newest >= since else since + limit * tf
-    except ccxt.BaseError as exc:
-        raise FeedError(f"{symbol}: backfill of {timeframe} candles failed: {type(exc).__name__}: {exc}") from exc
-    candles = [
-        Candle(symbol, t, t + tf - 1, *(_to_decimal(v, symbol, name) for v, name in
-                                        zip(rows[t][1:6], ("open", "high", "low", "close", "volume"),
-                                            strict=True)))
-        for t in sorted(rows)
-    ]
+    if until_ms is None:
+        now_ms = await server_time_ms(exchange, what=f"{symbol} {timeframe} klines: server time", policy=policy,
+                                      sleep=sleep)
+    else:
+        now_ms = until_ms
+    last_open = _last_closed_open(now_ms, tf)
+    candles, _ = await fetch_range(exchange, symbol, timeframe, last_open - (n_bars - 1) * tf, last_open,
+                                   now_ms=now_ms, policy=policy, sleep=sleep)
     log.info("backfilled %d %s candles of %s up to %d", len(candles), timeframe, symbol, now_ms)
     return candles

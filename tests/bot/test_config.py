@@ -50,7 +50,11 @@ def test_settings_are_frozen() -> None:
     ("[feed]\nws_url = 'http://x'", "'feed.ws_url': 'http://x' must start with ws:// or wss://"),
     ("[model]\nname = 'gpt'", "'model.name': 'gpt' is not allowed; allowed values: 'baseline'"),
     ("[model.baseline]\newma_lambda = 1.5", "'model.baseline.ewma_lambda': 1.5 is out of range"),
-    ("[run]\nmode = 'live'", "'run.mode': 'live' is not allowed; allowed values: 'paper'"),
+    ("[run]\nmode = 'demo'", "'run.mode': 'demo' is not allowed; allowed values: 'paper', 'live'"),
+    ("[run]\napi_key = 'abc'", "API keys come only from environment variables"),
+    ("[run]\nlog_backups = 500", "'run.log_backups': 500 is out of range; allowed: [0, 100]"),
+    ("[recovery]\nmax_missed_bars = -1", "'recovery.max_missed_bars': -1 is out of range"),
+    ("[watchdog]\nflatten = 'yes'", "'watchdog.flatten': expected true or false"),
     ("market = 3", "config section 'market' must be a table"),
     ("[market\n", "is not valid TOML"),
 ])

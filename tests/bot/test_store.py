@@ -236,7 +236,8 @@ async def test_resume_state_round_trip(tmp_path: Path) -> None:
         last_bar_ms=T0 + H, cash=Decimal("9974.5996"),
         positions={BTC: (Decimal("0.25"), Decimal("101.5"))},
         marks={BTC: Decimal("102.25"), ETH: Decimal("20.5")},
-        open_orders=(o3,), margins={BTC: Decimal("5.075")}, risk_state=risk)
+        open_orders=(o3,), margins={BTC: Decimal("5.075")}, risk_state=risk,
+        forecasts=(Forecast(BTC, T0 + H, 0.001, 0.01, "baseline"), Forecast(ETH, T0 + H, 0.001, 0.01, "baseline")))
     assert query(path, "SELECT session_no, started_ms, ended_ms, end_reason, code_version FROM sessions") == [
         (1, T0, T0 + 2 * H, "stopped", "v1"), (2, T0 + 3 * H, None, None, "v2")]
     assert query(path, "SELECT order_id, status, status_reason, updated_bar_ms FROM orders ORDER BY order_id") == [

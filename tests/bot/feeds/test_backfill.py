@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
 from bot.errors import FeedError
 from bot.events import Candle
-from bot.feeds.backfill import fetch_recent_candles, make_exchange, open_exchange
+from bot.feeds.backfill import fetch_range, fetch_recent_candles, make_exchange, open_exchange
+from bot.feeds.binance import validate_candle_fields
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
@@ -154,5 +161,174 @@ async def test_ccxt_failures_become_feed_errors_naming_the_symbol() -> None:
             await fetch_recent_candles(ex, "BTC/USDT", "4h", 10)  # the replay serves 1h only
         port = rx.port
     async with make_exchange(f"http://127.0.0.1:{port}/api/v3") as ex:
-        with pytest.raises(FeedError, match="BTC/USDT.*NetworkError|BTC/USDT.*ExchangeNotAvailable"):
-            await fetch_recent_candles(ex, "BTC/USDT", "1h", 10)
+        sleeps: list[float] = []
+
+        async def no_wait(s: float) -> None:
+            sleeps.append(s)
+
+        with pytest.raises(FeedError, match="BTC/USDT.*gave up after 5 attempts.*ExchangeNotAvailable"):
+            await fetch_recent_candles(ex, "BTC/USDT", "1h", 10, sleep=no_wait)
+        assert len(sleeps) == 4
+
+
+# -- fetch_range: the engine's hole filler ---------------------------------------------------
+
+async def no_sleep(seconds: float) -> None:
+    pass
+
+
+@pytest.mark.asyncio
+async def test_fetch_range_returns_the_closed_bars_of_the_window_in_pages() -> None:
+    data = generate_market(["BTC/USDT", "ETH/USDT"], 2600, START_MS, seed=12)
+    eth = data["ETH/USDT"]
+    async with ReplayExchange(data, start_index=2600) as rx, make_exchange(rx.rest_url) as ex:
+        candles, rejected = await fetch_range(ex, "ETH/USDT", "1h", START_MS + 100 * H, START_MS + 2299 * H)
+        assert rejected == []
+        assert_candles_match(candles, "ETH/USDT", eth, 100, 2300)
+        assert [int(q["limit"][0]) for q in klines_queries(rx)] == [1000, 1000, 200]
+        # An unaligned start rounds up to the next bar; bars not closed by now_ms are not asked for.
+        candles, _ = await fetch_range(ex, "ETH/USDT", "1h", START_MS + 10 * H + 1, START_MS + 20 * H,
+                                       now_ms=START_MS + 15 * H + 5)
+        assert_candles_match(candles, "ETH/USDT", eth, 11, 15)
+        assert await fetch_range(ex, "ETH/USDT", "1h", START_MS + 5 * H, START_MS + 4 * H) == ([], [])
+        # Asking past the exchange's clock gives what has closed.
+        candles, _ = await fetch_range(ex, "ETH/USDT", "1h", START_MS + 2590 * H, START_MS + 9999 * H)
+        assert_candles_match(candles, "ETH/USDT", eth, 2590, 2600)
+
+
+@pytest.mark.asyncio
+async def test_fetch_range_rejects_bad_rows_with_reasons_and_keeps_the_good_ones(
+        caplog: pytest.LogCaptureFixture) -> None:
+    data = generate_market(["BTC/USDT"], 30, START_MS, seed=13)
+    btc = data["BTC/USDT"]
+
+    def hostile(rows: list[list[Any]]) -> list[Any]:
+        rows = [list(r) for r in rows]
+        rows[1][2] = "NaN"                      # high
+        rows[2][3] = str(10**20)                # low: absurd
+        rows[3][5] = "-1"                       # volume
+        rows[4][2], rows[4][3] = rows[4][3], rows[4][2]  # high < low
+        rows[5][0] += 1                         # misaligned
+        rows[6][6] += H                         # close time does not end the bar
+        rows[7][1] = None                       # wrong type
+        rows[8] = rows[8][:4]                   # too short
+        early = START_MS - 24 * H
+        return [*rows[::-1], rows[9], [early, *rows[10][1:6], early + H - 1], "junk", {"t": 1}]
+
+    async with ReplayExchange(data, start_index=30) as rx, make_exchange(rx.rest_url) as ex:
+        rx.rest_hostile(hostile)
+        with caplog.at_level(logging.WARNING, "bot.feeds.backfill"):
+            candles, rejected = await fetch_range(ex, "BTC/USDT", "1h", START_MS, START_MS + 29 * H, sleep=no_sleep)
+    kinds = sorted(r.split(":")[0] for r in rejected)
+    assert kinds == sorted(["bad number", "bad number", "negative volume", "inconsistent prices",
+                            "misaligned time", "misaligned time", "bad number", "bad row", "duplicate bar",
+                            "outside range", "bad row", "bad row"])
+    assert [c.open_ms for c in candles] == [START_MS + i * H for i in (0, *range(9, 30))]
+    assert_candles_match(candles[1:], "BTC/USDT", btc, 9, 30)
+    assert sum("REST kline rejected" in r.getMessage() for r in caplog.records) == len(rejected)
+
+
+# -- REST fuzz: hostile kline rows never get through, never crash ---------------------------------
+
+FUZZ_BARS = 40
+json_scalars = (st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats() | st.text(max_size=25)
+                | st.sampled_from(["1e400", "-0", "0", "NaN", "Infinity", "1_0", " 1", "0x10", "1e-30", ""]))
+json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c,
+                                                                                             max_size=2),
+                           max_leaves=8)
+
+
+@st.composite
+def row_edits(draw: st.DrawFn) -> Callable[[list[list[Any]]], Any]:
+    """A transform of the clean rows: fields replaced, rows dropped, doubled, shuffled, cut, junk added."""
+    n_edits = draw(st.integers(0, 12))
+    edits = [(draw(st.integers(0, FUZZ_BARS - 1)), draw(st.integers(0, 11)),
+              draw(json_values | st.integers(START_MS - 100 * H, START_MS + 100 * H)
+                   | st.sampled_from([START_MS + 7 * H, START_MS + 7 * H + H - 1]))) for _ in range(n_edits)]
+    drops = draw(st.sets(st.integers(0, FUZZ_BARS - 1), max_size=5))
+    doubles = draw(st.lists(st.integers(0, FUZZ_BARS - 1), max_size=4))
+    cuts = draw(st.dictionaries(st.integers(0, FUZZ_BARS - 1), st.integers(0, 11), max_size=3))
+    junk = draw(st.lists(json_values, max_size=3))
+    order = draw(st.permutations(range(FUZZ_BARS + len(doubles))))
+    whole = draw(st.sampled_from([None] * 9 + ["not a list"]))
+
+    def transform(rows: list[list[Any]]) -> Any:
+        if whole is not None:
+            return {"code": 0, "msg": whole}
+        rows = [list(r) for r in rows]
+        for i, j, value in edits:
+            if i < len(rows):
+                rows[i][j] = value
+        for i, length in cuts.items():
+            if i < len(rows):
+                rows[i] = rows[i][:length]
+        rows += [list(rows[i]) for i in doubles if i < len(rows)]
+        rows = [rows[i] for i in order if i < len(rows) and i not in drops]
+        return rows + junk
+
+    return transform
+
+
+def test_hostile_rest_rows_yield_only_valid_candles() -> None:
+    data = generate_market(["BTC/USDT"], FUZZ_BARS, START_MS, seed=14)
+    series = data["BTC/USDT"]
+    now_ms = START_MS + FUZZ_BARS * H
+    first, last = START_MS, START_MS + (FUZZ_BARS - 1) * H
+
+    async def start() -> tuple[ReplayExchange, Any]:
+        rx = ReplayExchange(data, start_index=FUZZ_BARS)
+        await rx.start()
+        ex = make_exchange(rx.rest_url)
+        ex.enableRateLimit = False  # loopback: no need to pace 120 examples
+        await ex.load_markets()
+        return rx, ex
+
+    async def stop(rx: ReplayExchange, ex: Any) -> None:
+        await ex.close()
+        await rx.stop()
+
+    async def fetch(ex: Any) -> tuple[list[Candle], list[str]]:
+        return await fetch_range(ex, "BTC/USDT", "1h", first, last, now_ms=now_ms, sleep=no_sleep)
+
+    kinds: Counter[str] = Counter()
+    with asyncio.Runner() as runner:
+        rx, ex = runner.run(start())
+        try:
+            @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+            @given(row_edits())
+            def check(transform: Callable[[list[list[Any]]], Any]) -> None:
+                served: list[Any] = []
+
+                def spy(rows: list[list[Any]]) -> Any:
+                    body = transform(rows)
+                    served.append(body)
+                    return body
+
+                rx.rest_hostile(spy)
+                asked_before = len(klines_queries(rx))
+                candles, rejected = runner.run(fetch(ex))  # raises nothing, or FeedError (retries spent)
+                assert rx.rest_faults_pending == 0  # the hostile answer was given
+                if len(klines_queries(rx)) == asked_before + 1:  # one answer, parsed: each row kept or rejected
+                    assert isinstance(served[0], list) and len(candles) + len(rejected) == len(served[0])
+                opens = [c.open_ms for c in candles]
+                assert opens == sorted(set(opens))
+                for c in candles:
+                    assert first <= c.open_ms <= last and c.close_ms == c.open_ms + H - 1
+                    assert validate_candle_fields(c.open_ms, c.close_ms, str(c.open), str(c.high), str(c.low),
+                                                  str(c.close), str(c.volume), H, now_ms) is None
+                    assert c.low <= min(c.open, c.close) <= max(c.open, c.close) <= c.high and c.volume >= 0
+                for reason in rejected:
+                    kind = reason.split(":")[0]
+                    assert kind in REST_REJECTION_KINDS and len(reason) > len(kind) + 2
+                    kinds[kind] += 1
+
+            check()
+        finally:
+            runner.run(stop(rx, ex))
+    assert len(kinds) >= 5  # the fuzz reached many of the rules
+    assert list(series.open_ms[:1]) == [START_MS]
+
+
+REST_REJECTION_KINDS = {"bad row", "bad timestamp", "timestamp out of range", "misaligned time", "bad number",
+                        "non-positive price", "negative volume", "inconsistent prices", "outside range",
+                        "duplicate bar"}

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.feeds.binance import combined_stream_url, parse_kline_frame
+from bot.feeds.binance import (
+    EARLIEST_OPEN_MS,
+    candle_from_fields,
+    combined_stream_url,
+    parse_kline_frame,
+    reason_kind,
+    validate_candle_fields,
+)
 
 SUBSCRIBED = {"BTCUSDT": "BTC/USDT", "ETHUSDT": "ETH/USDT"}
 H = 3_600_000
@@ -95,7 +102,7 @@ def test_non_kline_frames_are_ignored(raw: str, reason: str) -> None:
     (frame(h="36000", l="36480.55"), "inconsistent prices"),
     (frame(h="36550"), "inconsistent prices"),        # high below the close
     (frame(l="36600"), "inconsistent prices"),        # low above the open
-    (frame(s="DOGEUSDT"), "unsubscribed symbol 'DOGEUSDT'"),
+    (frame(s="DOGEUSDT"), "unsubscribed symbol: 'DOGEUSDT'"),
     (frame(i="1m"), "interval '1m'"),
     (frame(t="1700000000000"), "k.t must be an integer"),
     (frame(T=True), "k.T must be an integer"),
@@ -146,3 +153,83 @@ def test_any_value_in_any_field_never_crashes(field: str, value: object) -> None
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_crash(raw: bytes) -> None:
     assert parse(raw).status in ("ignored", "rejected")
+
+
+# -- the shared candle rules ---------------------------------------------------------------
+
+T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC, a Monday
+GOOD = (T0, T0 + H - 1, "100.5", "101", "99", "100", "3.2")
+
+
+def test_valid_fields_pass_and_build_an_exact_candle() -> None:
+    assert validate_candle_fields(*GOOD, H) is None
+    c = candle_from_fields("BTC/USDT", *GOOD, H)
+    assert not isinstance(c, str)
+    assert (c.open, c.high, c.low, c.close, c.volume) == tuple(Decimal(x) for x in GOOD[2:])
+    assert validate_candle_fields(T0, None, 1, 2.5, 0.5, 1, 0, H) is None  # ints, floats, implied close
+    assert candle_from_fields("X/Y", T0, None, 0.1, 0.1, 0.1, 0.1, 0, H).open == Decimal("0.1")
+
+
+@pytest.mark.parametrize(("change", "kind"), [
+    ({0: "1704067200000"}, "bad timestamp"),
+    ({0: 1.7e12}, "bad timestamp"),
+    ({0: True}, "bad timestamp"),
+    ({1: T0 + H - 2}, "misaligned time"),
+    ({0: T0 + 1}, "misaligned time"),
+    ({1: T0 + H}, "misaligned time"),
+    ({0: EARLIEST_OPEN_MS - H, 1: EARLIEST_OPEN_MS - 1}, "timestamp out of range"),
+    ({2: "1_000"}, "bad number"),
+    ({2: " 100"}, "bad number"),
+    ({2: "0x10"}, "bad number"),
+    ({2: ""}, "bad number"),
+    ({2: float("nan")}, "bad number"),
+    ({3: float("inf")}, "bad number"),
+    ({4: "1e-20"}, "bad number"),
+    ({6: "1e16"}, "bad number"),
+    ({6: [1]}, "bad number"),
+    ({2: "0", 4: "0"}, "non-positive price"),
+    ({6: "-0.1"}, "negative volume"),
+    ({3: "99.5"}, "inconsistent prices"),
+])
+def test_each_rule_rejects_with_its_kind(change: dict[int, object], kind: str) -> None:
+    fields = list(GOOD)
+    for i, v in change.items():
+        fields[i] = v
+    reason = validate_candle_fields(*fields, H)
+    assert reason is not None and reason_kind(reason) == kind
+    assert candle_from_fields("BTC/USDT", *fields, H) == reason
+
+
+def test_open_times_too_far_in_the_future_are_out_of_range() -> None:
+    now = T0 + 30 * 60_000
+    assert validate_candle_fields(T0 + 2 * H, T0 + 3 * H - 1, *GOOD[2:], H, now_ms=now) is None
+    reason = validate_candle_fields(T0 + 3 * H, T0 + 4 * H - 1, *GOOD[2:], H, now_ms=now)
+    assert reason is not None and reason.startswith("timestamp out of range")
+    assert validate_candle_fields(T0 + 3 * H, T0 + 4 * H - 1, *GOOD[2:], H) is None  # no clock, no check
+    p = parse_kline_frame(frame(t=T0 + 5 * H, T=T0 + 6 * H - 1), SUBSCRIBED, "1h", H, now_ms=now)
+    assert p.status == "rejected" and p.kind == "timestamp out of range"
+
+
+def test_weekly_bars_open_on_mondays_as_on_binance() -> None:
+    week = 7 * 86_400_000
+    assert validate_candle_fields(T0, T0 + week - 1, *GOOD[2:], week) is None  # Monday 2024-01-01
+    thursday = T0 - 4 * 86_400_000
+    reason = validate_candle_fields(thursday, thursday + week - 1, *GOOD[2:], week)
+    assert reason is not None and "not aligned" in reason
+
+
+def test_server_shutdown_is_its_own_status() -> None:
+    assert parse('{"e":"serverShutdown","E":1700000000000}').status == "shutdown"
+    wrapped = json.dumps({"stream": "btcusdt@kline_1h", "data": {"e": "serverShutdown", "E": 1}})
+    assert parse(wrapped).status == "shutdown"
+
+
+def test_every_rejection_reason_has_a_short_kind() -> None:
+    for raw in ("{", "[]", '{"e":"kline","k":1}', frame(c=...), frame(s="X"), frame(i="1m"), frame(x=1),
+                frame(t="x"), frame(o="x"), frame(v="-1"), frame(h="1")):
+        p = parse(raw)
+        assert p.status == "rejected" and 3 <= len(p.kind) <= 30 and p.reason.startswith(p.kind + ": ")
+
+
+def test_deeply_nested_json_is_rejected_not_raised() -> None:
+    assert parse("[" * 100_000 + "]" * 100_000).status == "rejected"
