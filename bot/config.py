@@ -80,6 +80,23 @@ class FeedSettings:
     assembly_timeout_s: float = _key("seconds to wait for the other symbols' closed bar after the first",
                                      default=10.0, lo=0.0, hi=600.0, lo_open=True)
     reconnect_max_s: float = _key("longest pause between reconnect attempts", default=30.0, lo=0.1, hi=600.0)
+    reconnect_base_s: float = _key("first reconnect pause; it doubles per failed attempt, with full jitter",
+                                   default=0.5, lo=0.001, hi=60.0)
+    silence_timeout_s: float = _key("no frame at all for this long: the link is taken as half-open and "
+                                    "reconnected", default=120.0, lo=0.05, hi=86_400.0)
+    ping_interval_s: float = _key("websocket ping interval (the server must answer within the same time)",
+                                  default=20.0, lo=0.05, hi=3_600.0)
+    max_connection_s: float = _key("reconnect before this connection age (Binance closes at 24 h)",
+                                   default=84_600.0, lo=1.0, hi=86_400.0)
+    max_frame_bytes: int = _key("larger frames are rejected and the connection reopened", default=1_048_576,
+                                lo=4096, hi=67_108_864)
+    rest_timeout_s: float = _key("timeout of one REST request", default=10.0, lo=0.1, hi=120.0)
+    rest_max_attempts: int = _key("tries per REST request on a network error, timeout, rate limit or outage",
+                                  default=5, lo=1, hi=100)
+    rest_retry_max_s: float = _key("longest pause between REST retries (exponential, full jitter)",
+                                   default=30.0, lo=0.0, hi=600.0)
+    rest_max_retry_after_s: float = _key("a Retry-After (ban) longer than this fails at once instead of "
+                                         "being waited out", default=300.0, lo=0.0, hi=86_400.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from bot.errors import FeedError
 from bot.events import Candle
 from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
 from bot.feeds.backfill import fetch_range, make_exchange
+from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
 from bot.feeds.websocket import KlineFeed, Received
 from bot.store import ResumeState, TradeStore
 from risk.manager import RiskManager, restored_state
@@ -37,6 +38,7 @@ class DaemonResult:
     session_no: int
     stats: EngineStats
     feed_counts: dict[str, int]
+    reconnects: int
     rejections: dict[str, int]
     resumed_from_bar_ms: int | None
 
@@ -64,9 +66,10 @@ def build_risk(settings: Settings, resume: ResumeState | None) -> RiskManager:
 class RestBarSource:
     """Closed bars through ccxt for the engine's holes; rejected rows are counted by reason."""
 
-    def __init__(self, exchange: Any, timeframe: str) -> None:
+    def __init__(self, exchange: Any, timeframe: str, policy: RetryPolicy = DEFAULT_POLICY) -> None:
         self.exchange = exchange
         self.timeframe = timeframe
+        self.policy = policy
         self.rejections: Counter[str] = Counter()
         self.examples: dict[str, str] = {}
 
@@ -74,7 +77,8 @@ class RestBarSource:
         out: list[Candle] = []
         for symbol in symbols:
             try:
-                candles, rejected = await fetch_range(self.exchange, symbol, self.timeframe, start_ms, end_ms)
+                candles, rejected = await fetch_range(self.exchange, symbol, self.timeframe, start_ms, end_ms,
+                                                      policy=self.policy)
             except FeedError as exc:
                 log.warning("REST fetch of %s bars %d..%d failed: %s", symbol, start_ms, end_ms, exc)
                 continue
@@ -118,13 +122,19 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         if resume is not None:
             log.info("resuming run %r after bar %d: cash %s, %d position(s), %d open order(s)", run_id,
                      resume.last_bar_ms, resume.cash, len(resume.positions), len(resume.open_orders))
-        exchange = make_exchange(settings.feed.rest_url)
-        source = RestBarSource(exchange, settings.market.timeframe)
+        f = settings.feed
+        exchange = make_exchange(f.rest_url, timeout_s=f.rest_timeout_s)
+        policy = RetryPolicy(max_attempts=f.rest_max_attempts, max_delay_s=f.rest_retry_max_s,
+                             max_retry_after_s=f.rest_max_retry_after_s)
+        source = RestBarSource(exchange, settings.market.timeframe, policy)
         executor = PaperExecutor(build_account(settings, resume))
         engine = Engine(settings, run_id, store, executor, build_predictor(settings.model),
                         build_risk(settings, resume), last_bar, history=source)
-        feed = KlineFeed(settings.feed.ws_url, settings.market.symbols, settings.market.timeframe,
-                         settings.market.timeframe_ms, settings.feed.reconnect_max_s)
+        feed = KlineFeed(f.ws_url, settings.market.symbols, settings.market.timeframe, settings.market.timeframe_ms,
+                         f.reconnect_max_s, reconnect_base_s=f.reconnect_base_s,
+                         ping_interval_s=f.ping_interval_s, ping_timeout_s=f.ping_interval_s,
+                         silence_timeout_s=f.silence_timeout_s, max_connection_s=f.max_connection_s,
+                         max_frame_bytes=f.max_frame_bytes)
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")
         reason = "error"
         try:
@@ -151,4 +161,5 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
                 await store.record_rejections(run_id, session_no, name,
                                               {k: (n, examples.get(k, k)) for k, n in counts.items()}, now)
             await store.end_session(run_id, session_no, now, reason)
-    return DaemonResult(run_id, session_no, engine.stats, dict(feed.counts), dict(feed.rejections), last_bar)
+    return DaemonResult(run_id, session_no, engine.stats, dict(feed.counts), feed.reconnects, dict(feed.rejections),
+                        last_bar)

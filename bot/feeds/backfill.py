@@ -15,14 +15,12 @@ mapping, but its OHLCV parser coerces or crashes on a hostile row (a ``None``
 time makes its sort raise ``TypeError`` and loses the page), where each row must
 be judged on its own.  Binance's JSON gives prices as exact decimal strings.
 
-ccxt parses numbers with ``exchange.number``, ``float`` by default.  A float is
-not the exchange's decimal: ``Decimal(0.1)`` is 0.1000000000000000055….
-:func:`make_exchange` therefore sets ``exchange.number = str`` (a mode ccxt
-supports), so OHLCV values arrive as the exchange's exact strings and become
-:class:`~decimal.Decimal` without loss.  For an exchange built elsewhere that
-still yields floats, ``Decimal(repr(x))`` is used: ``repr`` gives the shortest
-string that reads back as the same double, which is the exchange's own decimal
-whenever it has at most 15 significant digits (every Binance price does).
+ccxt parses numbers with ``exchange.number``, ``float`` by default, and a float is
+not the exchange's decimal (``Decimal(0.1)`` is 0.1000000000000000055…).  The raw
+rows do not go through that parser; :func:`make_exchange` still sets
+``exchange.number = str`` (a mode ccxt supports) for every other ccxt call.  A
+number that does arrive as a float (a hostile row) becomes ``Decimal(repr(x))``:
+the shortest string that reads back as the same double.
 """
 
 from __future__ import annotations
@@ -50,12 +48,13 @@ MAX_REJECTIONS_LOGGED = 20  # per fetch; the rest are only counted
 Sleep = Callable[[float], Awaitable[object]]
 
 
-def make_exchange(rest_url: str | None = None) -> ccxt_async.binance:
+def make_exchange(rest_url: str | None = None, timeout_s: float = 10.0) -> ccxt_async.binance:
     """A spot-only, rate-limited async Binance client, pointed at ``rest_url`` when given.
 
     ``rest_url`` is the spot REST base (``http://127.0.0.1:PORT/api/v3``).  Unless it is
     Binance's own, every other API family ccxt knows (sapi, fapi, …) is pointed at the
     same host as well, so a stray call fails locally instead of reaching the internet.
+    ``timeout_s`` bounds each HTTP request (ccxt raises RequestTimeout, which is retried).
     Use it as ``async with make_exchange(url) as exchange:`` (ccxt closes its HTTP
     session on exit) or through :func:`open_exchange`.
     """
@@ -71,6 +70,7 @@ def make_exchange(rest_url: str | None = None) -> ccxt_async.binance:
         },
     })
     exchange.number = str  # exact decimal strings instead of floats (see the module docstring)
+    exchange.timeout = max(1, int(timeout_s * 1000))  # ccxt counts milliseconds
     if rest_url is not None and rest_url.rstrip("/") != exchange.urls["api"]["public"]:
         base = rest_url.rstrip("/")
         parts = urlsplit(base)
@@ -85,9 +85,10 @@ def make_exchange(rest_url: str | None = None) -> ccxt_async.binance:
 
 
 @asynccontextmanager
-async def open_exchange(rest_url: str | None = None) -> AsyncIterator[ccxt_async.binance]:
+async def open_exchange(rest_url: str | None = None,
+                        timeout_s: float = 10.0) -> AsyncIterator[ccxt_async.binance]:
     """``make_exchange`` that closes the client's HTTP session on exit."""
-    exchange = make_exchange(rest_url)
+    exchange = make_exchange(rest_url, timeout_s)
     try:
         yield exchange
     finally:

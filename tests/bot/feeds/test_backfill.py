@@ -271,7 +271,6 @@ def row_edits(draw: st.DrawFn) -> Callable[[list[list[Any]]], Any]:
 
 def test_hostile_rest_rows_yield_only_valid_candles() -> None:
     data = generate_market(["BTC/USDT"], FUZZ_BARS, START_MS, seed=14)
-    series = data["BTC/USDT"]
     now_ms = START_MS + FUZZ_BARS * H
     first, last = START_MS, START_MS + (FUZZ_BARS - 1) * H
 
@@ -306,7 +305,11 @@ def test_hostile_rest_rows_yield_only_valid_candles() -> None:
 
                 rx.rest_hostile(spy)
                 asked_before = len(klines_queries(rx))
-                candles, rejected = runner.run(fetch(ex))  # raises nothing, or FeedError (retries spent)
+                try:
+                    candles, rejected = runner.run(fetch(ex))
+                except FeedError:  # the one exception allowed (e.g. a body ccxt reads as an error answer)
+                    kinds["FeedError"] += 1
+                    return
                 assert rx.rest_faults_pending == 0  # the hostile answer was given
                 if len(klines_queries(rx)) == asked_before + 1:  # one answer, parsed: each row kept or rejected
                     assert isinstance(served[0], list) and len(candles) + len(rejected) == len(served[0])
@@ -326,7 +329,6 @@ def test_hostile_rest_rows_yield_only_valid_candles() -> None:
         finally:
             runner.run(stop(rx, ex))
     assert len(kinds) >= 5  # the fuzz reached many of the rules
-    assert list(series.open_ms[:1]) == [START_MS]
 
 
 REST_REJECTION_KINDS = {"bad row", "bad timestamp", "timestamp out of range", "misaligned time", "bad number",

@@ -273,7 +273,7 @@ def test_hostile_frames_never_break_the_feed() -> None:
         await rx.start()
         feed = KlineFeed(rx.ws_url, SYMBOLS, "1h", H, clock=lambda: START_MS / 1000)
         task = asyncio.create_task(feed.run())
-        await wait_until(lambda: feed.connections == 1 and len(rx._clients) == 1)
+        await wait_until(lambda: feed.connections == 1 and rx.connections == 1)
         return rx, feed, task
 
     async def stop(rx: ReplayExchange, task: asyncio.Task[None]) -> None:

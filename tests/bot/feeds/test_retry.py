@@ -135,9 +135,10 @@ def test_retry_after_parsing() -> None:
 @pytest_asyncio.fixture
 async def exchange() -> AsyncIterator[tuple[ReplayExchange, Any]]:
     data = generate_market(["BTC/USDT"], 48, START_MS, seed=41)
-    async with ReplayExchange(data, start_index=48) as rx, make_exchange(rx.rest_url) as ex:
+    # The "timeout" fault answers after 2 s; the client gives up after 0.3 s.
+    async with ReplayExchange(data, start_index=48) as rx, make_exchange(rx.rest_url, timeout_s=0.3) as ex:
+        assert ex.timeout == 300
         await ex.load_markets()
-        ex.timeout = 300  # ms: the "timeout" fault answers after 2 s
         yield rx, ex
 
 
