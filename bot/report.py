@@ -97,6 +97,7 @@ class Report:
     states: Mapping[str, int] = field(default_factory=dict)   # trading state -> bars spent in it
     state_end: str | None = None
     deleverage_steps: int = 0
+    outages: tuple[tuple[int, int | None, str], ...] = ()   # (started_ms, ended_ms or None, reason)
 
     @property
     def liquidations(self) -> int:
@@ -274,6 +275,8 @@ def _load(conn: sqlite3.Connection, path: Path, run_id: str | None) -> Report:
         state_end=next((str(st) for (st,) in conn.execute(
             "SELECT state FROM risk_state WHERE run_id = ? ORDER BY bar_ms DESC LIMIT 1", (rid,))), None),
         deleverage_steps=count("SELECT COUNT(*) FROM deleverage_steps WHERE run_id = ?"),
+        outages=tuple((int(a), None if b is None else int(b), str(why)) for a, b, why in conn.execute(
+            "SELECT started_ms, ended_ms, reason FROM outages WHERE run_id = ? ORDER BY started_ms", (rid,))),
     )
 
 
@@ -311,6 +314,8 @@ def format_report(report: Report) -> str:
         f"funding {_money(r.funding)}",
         f"Risk        state now {r.state_end or '-'}; bars {_tally(r.states) if r.states else '-'}; "
         f"{r.deleverage_steps:,} VaR deleveraging steps",
+        f"Outages     {len(r.outages)}" + ("" if not r.outages else
+                                           f", {_outage_hours(r.outages):.2f} h in all; last: {r.outages[-1][2]}"),
         f"Decisions   {_tally(r.decisions)}",
         f"Orders      {_tally(r.orders)}",
         f"Forecasts   {r.forecasts:,}",
@@ -325,6 +330,11 @@ def format_report(report: Report) -> str:
     lines += ["", "Reconciliation (PnL = cash flows of the fills - fees + funding + final qty * mark)"]
     lines += [f"  {'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in r.checks]
     return "\n".join(lines) + "\n"
+
+
+def _outage_hours(outages: Sequence[tuple[int, int | None, str]]) -> float:
+    """Hours of feed outage (an open one counts until it was last seen: not at all)."""
+    return sum((end - start) for start, end, _ in outages if end is not None) / 3_600_000
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
