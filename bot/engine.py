@@ -15,6 +15,12 @@ For each assembled bar ``t`` (the closed candles of every symbol that reported):
    and the portfolio into a decision per symbol, and the orders go to the executor;
 6. everything about ``t`` is written to the store in one transaction.
 
+Before a bar is decided, the engine makes sure no bar is missing: bars the stream
+never delivered (a dropped connection, a restart) are fetched through REST and
+decided late, in order; a bar lacking some symbols is completed from REST.  A
+watchdog records an outage when no bar closes for too long, and a trade log that
+refuses writes blocks new exposure while the unwritten bars are held and retried.
+
 The engine holds no I/O of its own beyond awaiting its collaborators: candles
 come from any source that yields :class:`~bot.feeds.websocket.Received`, and the
 store and executor are passed in.
