@@ -23,33 +23,23 @@ exchange time (``E`` and ``/api/v3/time``) walks through the bar and reaches
 ``T + 1`` with the closed kline.  REST klines show only closed bars: the history
 before ``start_index`` and each streamed bar once its closed kline was sent.
 
-Fault injection, for testing clients against what real exchanges do (every
-method works while the replay runs; counters are public attributes):
-
-* :meth:`ReplayExchange.drop_connections` — abort every connection (no close frame).
-* :meth:`ReplayExchange.go_silent` — a half-open link: connections stay open, nothing is
-  sent and nothing read (pings go unanswered) while the clock and REST go on.
-* :meth:`ReplayExchange.duplicate_closed`, :meth:`ReplayExchange.reorder_next_bar`,
-  :meth:`ReplayExchange.skip_closed` — repeated, out-of-order and missing closed klines.
-* :meth:`ReplayExchange.send_server_shutdown` — Binance's ``serverShutdown`` event, then a close.
-* :meth:`ReplayExchange.inject_frame` — any frame, of any size, to every client.
-* ``max_connection_s`` — close every connection after that long (Binance: 24 h).
-* :meth:`ReplayExchange.fail_next_rest`, :meth:`ReplayExchange.rest_hostile` — REST error
-  answers as Binance gives them, and hostile kline rows.
+Faults, for testing clients against what real exchanges do (dropped and
+half-open connections, repeated, reordered and missing closed klines,
+``serverShutdown``, arbitrary frames, REST errors and hostile kline rows), come
+from the :class:`~bot.feeds.replay.faults.FaultInjection` mixin that
+:class:`ReplayExchange` inherits.  ``max_connection_s`` closes every connection
+after that long (Binance: 24 h).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import http
 import json
 import logging
 import re
-import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from types import TracebackType
@@ -58,7 +48,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.frames import CloseCode
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -66,6 +55,13 @@ from websockets.http11 import Request, Response
 from bot.config import TIMEFRAMES_MS
 from bot.errors import ConfigError
 from bot.feeds.replay.csvdata import Row, Series
+from bot.feeds.replay.faults import REST_FAULTS, SEND_TIMEOUT_S, FaultInjection, fault_response, json_response
+
+# REST_FAULTS and fault_response live in bot.feeds.replay.faults; re-exported so existing imports keep working.
+__all__ = [
+    "KLINES_DEFAULT_LIMIT", "KLINES_MAX_LIMIT", "REST_FAULTS", "BarFields", "ReplayExchange", "closed_bar",
+    "fault_response", "partial_bar", "rest_kline",
+]
 
 log = logging.getLogger("bot.replay")
 
@@ -75,8 +71,6 @@ KLINES_MAX_LIMIT = 1000
 _NOTIONAL_PER_TRADE = Decimal(500)
 _Q8 = Decimal("1e-8")
 _SYMBOL_RE = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)$")
-REST_FAULTS = ("429", "418", "503", "500", "timeout", "bad_symbol", "garbage_json")
-_SEND_TIMEOUT_S = 10.0  # a client that takes longer to accept one frame is aborted
 
 
 # ---------------------------------------------------------------------------
@@ -194,55 +188,10 @@ class _Event:
     closed: tuple[str, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _RestFault:
-    kind: str
-    retry_after: int | None
-    delay_s: float
-
-
 class _RestError(Exception):
     def __init__(self, status: int, code: int, msg: str) -> None:
         super().__init__(msg)
         self.status, self.code, self.msg = status, code, msg
-
-
-def _json_response(status: int, body: object, extra_headers: tuple[tuple[str, str], ...] = (),
-                   content_type: str = "application/json;charset=UTF-8") -> Response:
-    data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":"), default=repr).encode()
-    headers = Headers([
-        ("Content-Type", content_type),
-        ("Content-Length", str(len(data))),
-        ("Date", email.utils.formatdate(usegmt=True)),
-        ("Connection", "close"),
-        *extra_headers,
-    ])
-    return Response(status, http.HTTPStatus(status).phrase, headers, data)
-
-
-def fault_response(fault: _RestFault, now_ms: int) -> Response:
-    """Binance's answer for a REST fault kind (``timeout`` answers 504 to whoever still listens).
-
-    https://developers.binance.com/docs/binance-spot-api-docs/rest-api/general-api-information
-    """
-    kind = fault.kind
-    if kind in ("429", "418"):
-        wait = fault.retry_after if fault.retry_after is not None else (1 if kind == "429" else 120)
-        msg = ("Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. Please use "
-               "WebSocket Streams for live updates to avoid polling the API." if kind == "429" else
-               f"Way too many requests; IP(127.0.0.1) banned until {now_ms + wait * 1000}. Please use "
-               "WebSocket Streams for live updates to avoid bans.")
-        return _json_response(int(kind), {"code": -1003, "msg": msg}, (("Retry-After", str(wait)),))
-    if kind == "503":
-        return _json_response(503, b"Service Unavailable", content_type="text/plain")
-    if kind == "500":
-        return _json_response(500, {"code": -1000,
-                                    "msg": "An unknown error occurred while processing the request."})
-    if kind == "bad_symbol":
-        return _json_response(400, {"code": -1121, "msg": "Invalid symbol."})
-    if kind == "garbage_json":
-        return _json_response(200, b'[[1704067200000,"42000.1","42100.0",<html>502 Bad Gateway</html>')
-    return _json_response(504, {"code": -1007, "msg": "Timeout waiting for response from backend server."})
 
 
 def _price_step(values: tuple[str, ...]) -> str:
@@ -255,7 +204,7 @@ def _price_step(values: tuple[str, ...]) -> str:
 # The server
 # ---------------------------------------------------------------------------
 
-class ReplayExchange:
+class ReplayExchange(FaultInjection):
     """Replay OHLCV series as Binance kline streams plus REST on ``host:port`` (``port=0``: any free port).
 
     ``start_index`` indexes the union of all bar times: bars before it are history,
@@ -314,27 +263,11 @@ class ReplayExchange:
         self.rest_requests: deque[str] = deque(maxlen=10_000)
         # (symbol, open_ms) of each closed kline frame handed to a client's connection, oldest first.
         self.closed_sent: deque[tuple[str, int]] = deque(maxlen=100_000)
-        # Fault injection state and counters.
         self._send_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._silent_until = 0.0  # time.monotonic() until which nothing is sent
-        self._silence_timer: asyncio.TimerHandle | None = None
-        self._paused: set[ServerConnection] = set()
-        self._duplicates_left = 0
-        self._reorder_next = False
-        self._skips: Counter[str] = Counter()  # market id → closed klines still to withhold
-        self._previous_closed: list[_Event] = []
-        self._rest_faults: deque[_RestFault] = deque()
-        self._rest_transforms: deque[Callable[[list[list[Any]]], Any]] = deque()
         self.connections = 0  # websocket connections accepted
-        self.drops = 0  # connections aborted by drop_connections
         self.lifetime_closes = 0  # connections closed after max_connection_s
-        self.shutdowns_sent = 0  # serverShutdown events sent
-        self.frames_withheld = 0  # kline frames not sent while silent
-        self.closed_skipped = 0  # closed klines withheld by skip_closed
-        self.frames_injected = 0  # frames sent by inject_frame (one per client)
-        self.rest_faults_served: Counter[str] = Counter()
+        self._init_faults()
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -446,29 +379,9 @@ class ReplayExchange:
         data = {"e": "kline", "E": self._now_ms, "s": m.market_id, "k": k}
         return json.dumps(data, separators=(",", ":"))
 
-    def _closed_faults(self, events: list[_Event]) -> list[_Event]:
-        """A bar's closed klines as the armed faults send them: skipped, doubled, reordered."""
-        out: list[_Event] = []
-        for ev in events:
-            market_id = ev.stream.split("@", 1)[0].upper()
-            if self._skips[market_id] > 0:
-                self._skips[market_id] -= 1
-                self.closed_skipped += 1
-                continue
-            out.append(ev)
-            if self._duplicates_left > 0:
-                self._duplicates_left -= 1
-                out.append(ev)
-        if self._reorder_next:
-            self._reorder_next = False
-            out = out[::-1] + self._previous_closed
-        self._previous_closed = events
-        return out
-
     async def _broadcast(self, events: list[_Event]) -> None:
         """Send each client the events of its streams, waiting for slow clients rather than dropping."""
-        if self._silent():
-            self.frames_withheld += len(events)
+        if self._withheld(events):
             return
         async with self._send_lock:
             sends = []
@@ -482,7 +395,7 @@ class ReplayExchange:
 
     async def _send_all(self, ws: ServerConnection, msgs: list[tuple[str | bytes, tuple[str, int] | None]]) -> None:
         try:
-            async with asyncio.timeout(_SEND_TIMEOUT_S):
+            async with asyncio.timeout(SEND_TIMEOUT_S):
                 for msg, closed in msgs:
                     await ws.send(msg)
                     if closed is not None:
@@ -491,115 +404,9 @@ class ReplayExchange:
             self._clients.pop(ws, None)
         except TimeoutError:
             log.warning("client %s did not take a frame in %.0f s; aborting it", ws.remote_address,
-                        _SEND_TIMEOUT_S)
+                        SEND_TIMEOUT_S)
             self._clients.pop(ws, None)
             ws.transport.abort()
-
-    # -- fault injection: websocket ------------------------------------------------------
-
-    async def drop_connections(self) -> int:
-        """Abort every client connection, as a network failure would: no close frame, just gone.
-
-        Waits for a broadcast in progress to finish first, so that every closed kline
-        logged in :attr:`closed_sent` was handed to the socket before the drop.
-        Returns (and adds to :attr:`drops`) the number of connections dropped.
-        """
-        locked = False
-        with contextlib.suppress(TimeoutError):  # a stuck broadcast must not stop the drop
-            async with asyncio.timeout(_SEND_TIMEOUT_S):
-                locked = await self._send_lock.acquire()
-        try:
-            conns = list(self._clients)
-            for ws in conns:
-                ws.transport.abort()
-                self._clients.pop(ws, None)
-            self.drops += len(conns)
-        finally:
-            if locked:
-                self._send_lock.release()
-        if conns:
-            log.info("dropped %d connection(s)", len(conns))
-        return len(conns)
-
-    def go_silent(self, seconds: float) -> None:
-        """For ``seconds``, send nothing and read nothing on any connection (a half-open link).
-
-        Connections stay open; pings go unanswered because nothing is read.  The
-        replay clock keeps running: bars close meanwhile, are served by REST and are
-        never streamed.  The server's own keepalive pings (every 20 s) still go out.
-        """
-        self._silent_until = max(self._silent_until, time.monotonic() + seconds)
-        for ws in list(self._clients):
-            self._pause(ws)
-        if self._silence_timer is not None:
-            self._silence_timer.cancel()
-        self._silence_timer = asyncio.get_running_loop().call_later(
-            self._silent_until - time.monotonic(), self._end_silence)
-        log.info("going silent for %.3f s", seconds)
-
-    def _silent(self) -> bool:
-        return time.monotonic() < self._silent_until
-
-    def _pause(self, ws: ServerConnection) -> None:
-        if ws not in self._paused:
-            ws.transport.pause_reading()
-            self._paused.add(ws)
-
-    def _end_silence(self) -> None:
-        if self._silence_timer is not None:
-            self._silence_timer.cancel()
-            self._silence_timer = None
-        self._silent_until = 0.0
-        for ws in self._paused:
-            if not ws.transport.is_closing():
-                ws.transport.resume_reading()
-        self._paused.clear()
-
-    def duplicate_closed(self, n: int) -> None:
-        """Send each of the next ``n`` closed klines twice (an exchange repeating itself)."""
-        self._duplicates_left += max(0, n)
-
-    def reorder_next_bar(self) -> None:
-        """Send the next bar's closed klines in reverse symbol order, then the previous bar's again (stale)."""
-        self._reorder_next = True
-
-    def skip_closed(self, symbol: str, count: int) -> None:
-        """Withhold the next ``count`` closed klines of ``symbol`` from the websocket; REST still serves them."""
-        self._skips[symbol.replace("/", "").upper()] += max(0, count)
-
-    async def send_server_shutdown(self, close_after_s: float = 0.5) -> int:
-        """Send ``{"e":"serverShutdown","E":<ms>}`` to every client, then close them ``close_after_s`` later.
-
-        Binance announces a server going down this way before it disconnects; a
-        client should reconnect at once.  Returns the number of clients told.
-        """
-        frame = json.dumps({"e": "serverShutdown", "E": self._now_ms}, separators=(",", ":"))
-        told = await self._send_to_all(frame)
-        self.shutdowns_sent += told
-        conns = list(self._clients)
-        self._spawn(self._close_later(conns, close_after_s, CloseCode.GOING_AWAY, "server shutdown"))
-        return told
-
-    async def inject_frame(self, raw: str | bytes) -> int:
-        """Send ``raw`` as one frame (text for ``str``, binary for ``bytes``) to every client; return how many."""
-        told = await self._send_to_all(raw)
-        self.frames_injected += told
-        return told
-
-    async def _send_to_all(self, raw: str | bytes) -> int:
-        async with self._send_lock:
-            conns = list(self._clients)
-            await asyncio.gather(*(self._send_all(ws, [(raw, None)]) for ws in conns))
-        return len(conns)
-
-    async def _close_later(self, conns: list[ServerConnection], delay_s: float, code: int, reason: str) -> None:
-        await asyncio.sleep(delay_s)
-        await asyncio.gather(*(ws.close(code, reason) for ws in conns))
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # -- websocket side ------------------------------------------------------
 
@@ -640,7 +447,7 @@ class ReplayExchange:
             await ws.close(CloseCode.GOING_AWAY, "connection lifetime reached")
         finally:
             self._clients.pop(ws, None)
-            self._paused.discard(ws)
+            self._forget_paused(ws)
 
     @staticmethod
     def _control(client: _Client, message: str | bytes) -> str | None:
@@ -671,52 +478,16 @@ class ReplayExchange:
             return self._rest(request)
         if self._ws_client(request.path) is not None:
             return None  # let websockets run the handshake (or answer 426 to plain HTTP)
-        return _json_response(404, {"code": -1, "msg": f"Not found: {path}"})
+        return json_response(404, {"code": -1, "msg": f"Not found: {path}"})
 
     # -- REST side -----------------------------------------------------------
-
-    # -- fault injection: REST ------------------------------------------------------------
-
-    def fail_next_rest(self, kind: str, n: int = 1, retry_after: int | None = None, delay_s: float = 5.0) -> None:
-        """Answer the next ``n`` REST requests (any endpoint) with Binance's answer for ``kind``.
-
-        ``"429"`` / ``"418"``: rate limited / IP banned, code -1003 with a ``Retry-After``
-        header (``retry_after`` seconds; default 1 and 120).  ``"503"``: a plain-text
-        "Service Unavailable".  ``"500"``: code -1000, unknown error.  ``"timeout"``: no
-        answer for ``delay_s`` seconds (set it past the client's timeout), then 504.
-        ``"bad_symbol"``: 400, code -1121 "Invalid symbol.".  ``"garbage_json"``: 200 with a
-        JSON content type and a body that is not JSON.
-        """
-        if kind not in REST_FAULTS:
-            raise ValueError(f"unknown REST fault {kind!r}; allowed: {', '.join(REST_FAULTS)}")
-        self._rest_faults.extend(_RestFault(kind, retry_after, delay_s) for _ in range(max(0, n)))
-
-    def rest_hostile(self, rows_transform: Callable[[list[list[Any]]], Any], n: int = 1) -> None:
-        """Let ``rows_transform`` replace the kline rows of the next ``n`` successful ``/klines`` answers.
-
-        It gets the rows Binance would send and returns the body: anything JSON can
-        write (NaN and infinities included, other objects as their ``repr``) or raw ``bytes``.
-        """
-        self._rest_transforms.extend([rows_transform] * max(0, n))
-
-    @property
-    def rest_faults_pending(self) -> int:
-        """REST faults and hostile transforms armed but not yet served."""
-        return len(self._rest_faults) + len(self._rest_transforms)
-
-    async def _delayed(self, fault: _RestFault) -> Response:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), fault.delay_s)
-        return fault_response(fault, self._now_ms)
 
     def _rest(self, request: Request) -> Response | Awaitable[Response]:
         url = urlsplit(request.path)
         self.rest_requests.append(request.path)
-        if self._rest_faults:
-            fault = self._rest_faults.popleft()
-            self.rest_faults_served[fault.kind] += 1
-            log.info("REST %s -> injected fault %s", request.path, fault.kind)
-            return self._delayed(fault) if fault.kind == "timeout" else fault_response(fault, self._now_ms)
+        fault = self._rest_fault(request.path)
+        if fault is not None:
+            return fault
         try:
             if request.method != "GET":
                 raise _RestError(405, -1, f"Method {request.method} not allowed")
@@ -725,12 +496,12 @@ class ReplayExchange:
             if len(query) != len(pairs):
                 raise _RestError(400, -1101, "Duplicate values for a parameter detected.")
             body = self._route(url.path, query)
-            if url.path == "/api/v3/klines" and self._rest_transforms:
-                body = self._rest_transforms.popleft()(body)  # type: ignore[arg-type]
+            if url.path == "/api/v3/klines":
+                body = self._hostile_klines(body)
         except _RestError as exc:
             log.debug("REST %s -> %d %s", request.path, exc.status, exc.msg)
-            return _json_response(exc.status, {"code": exc.code, "msg": exc.msg})
-        return _json_response(200, body)
+            return json_response(exc.status, {"code": exc.code, "msg": exc.msg})
+        return json_response(200, body)
 
     def _route(self, path: str, query: dict[str, str]) -> object:
         if path == "/api/v3/ping":
