@@ -214,18 +214,25 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         raise DataError(f"{path}: cannot open the trade log: {exc}") from exc
 
 
-def _load(conn: sqlite3.Connection, path: Path, run_id: str | None) -> Report:
+def begin_run_snapshot(conn: sqlite3.Connection, path: Path, run_id: str | None) -> str:
+    """Check that ``conn`` is a trade log this code reads, open one read snapshot (consistent even while
+    the daemon writes) and return the run to read: ``run_id``, or the most recently active one."""
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "schema_version" not in tables:
         raise DataError(f"{path}: not a trade log (no schema_version table)")
     check_schema_version(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0], path)
-    conn.execute("BEGIN")   # one snapshot, even while the daemon writes
+    conn.execute("BEGIN")
     rid = run_id if run_id is not None else _latest_run(conn, path)
-    run = conn.execute("SELECT mode, config_hash, code_version, created_ms FROM runs WHERE run_id = ?",
-                       (rid,)).fetchone()
-    if run is None:
+    if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (rid,)).fetchone() is None:
         known = [r for (r,) in conn.execute("SELECT run_id FROM runs ORDER BY created_ms")]
         raise DataError(f"{path}: no run {rid!r} (runs here: {', '.join(known) or 'none'})")
+    return rid
+
+
+def _load(conn: sqlite3.Connection, path: Path, run_id: str | None) -> Report:
+    rid = begin_run_snapshot(conn, path, run_id)
+    run = conn.execute("SELECT mode, config_hash, code_version, created_ms FROM runs WHERE run_id = ?",
+                       (rid,)).fetchone()
 
     def count(sql: str) -> int:
         return int(conn.execute(sql, (rid,)).fetchone()[0])

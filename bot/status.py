@@ -28,8 +28,7 @@ from pathlib import Path
 
 from bot.config import TIMEFRAMES_MS
 from bot.errors import DataError
-from bot.report import _connect_read_only, _latest_run
-from bot.store import check_schema_version
+from bot.report import _connect_read_only, begin_run_snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +101,6 @@ class Status:
     outages: tuple[Outage, ...]             # oldest first
     rejections: tuple[Rejection, ...]       # of the latest session, most frequent first
     sessions: tuple[Session, ...]           # oldest first
-    feed_health_logged: bool = True         # False: the trade log predates the outages/rejections tables
 
     @property
     def last_bar_close_ms(self) -> int | None:
@@ -159,16 +157,8 @@ def load_status(db_path: str | Path, run_id: str | None = None, now_ms: int | No
 
 
 def _load(conn: sqlite3.Connection, path: Path, run_id: str | None, now_ms: int) -> Status:
-    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "schema_version" not in tables:
-        raise DataError(f"{path}: not a trade log (no schema_version table)")
-    check_schema_version(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0], path)
-    conn.execute("BEGIN")   # one snapshot, even while the daemon writes
-    rid = run_id if run_id is not None else _latest_run(conn, path)
+    rid = begin_run_snapshot(conn, path, run_id)
     run = conn.execute("SELECT mode, config_json FROM runs WHERE run_id = ?", (rid,)).fetchone()
-    if run is None:
-        known = [r for (r,) in conn.execute("SELECT run_id FROM runs ORDER BY created_ms")]
-        raise DataError(f"{path}: no run {rid!r} (runs here: {', '.join(known) or 'none'})")
     last = conn.execute("SELECT bar_ms, cash, equity FROM equity WHERE run_id = ? ORDER BY bar_ms DESC LIMIT 1",
                         (rid,)).fetchone()
     last_bar = int(last[0]) if last else None
@@ -186,25 +176,22 @@ def _load(conn: sqlite3.Connection, path: Path, run_id: str | None, now_ms: int)
     sessions = tuple(Session(int(n), int(s), None if e is None else int(e), r) for n, s, e, r in conn.execute(
         "SELECT session_no, started_ms, ended_ms, end_reason FROM sessions WHERE run_id = ? ORDER BY session_no",
         (rid,)))
-    health = {"outages", "rejections"} <= tables
-    outages: tuple[Outage, ...] = ()
+    outages = tuple(Outage(int(s), None if e is None else int(e), None if lb is None else int(lb), r, bool(f))
+                    for s, e, lb, r, f in conn.execute(
+                        "SELECT started_ms, ended_ms, last_bar_ms, reason, flattened FROM outages "
+                        "WHERE run_id = ? ORDER BY started_ms", (rid,)))
     rejections: tuple[Rejection, ...] = ()
-    if health:
-        outages = tuple(Outage(int(s), None if e is None else int(e), None if lb is None else int(lb), r, bool(f))
-                        for s, e, lb, r, f in conn.execute(
-                            "SELECT started_ms, ended_ms, last_bar_ms, reason, flattened FROM outages "
-                            "WHERE run_id = ? ORDER BY started_ms", (rid,)))
-        if sessions:
-            rejections = tuple(Rejection(src, r, int(n), int(t), ex) for src, r, n, t, ex in conn.execute(
-                "SELECT source, reason, count, last_ms, example FROM rejections WHERE run_id = ? AND session_no = ? "
-                "ORDER BY count DESC, source, reason", (rid, sessions[-1].session_no)))
+    if sessions:
+        rejections = tuple(Rejection(src, r, int(n), int(t), ex) for src, r, n, t, ex in conn.execute(
+            "SELECT source, reason, count, last_ms, example FROM rejections WHERE run_id = ? AND session_no = ? "
+            "ORDER BY count DESC, source, reason", (rid, sessions[-1].session_no)))
     return Status(
         db_path=str(path), run_id=rid, mode=str(run[0]), now_ms=now_ms, timeframe_ms=_timeframe_ms(run[1]),
         last_bar_ms=last_bar, cash=Decimal(last[1]) if last else None, equity=Decimal(last[2]) if last else None,
         positions=positions, orders=orders,
         trading=None if risk is None else TradingStateNow(str(risk[0]), str(risk[1]),
                                                           None if risk[2] is None else int(risk[2]), int(risk[3])),
-        outages=outages, rejections=rejections, sessions=sessions, feed_health_logged=health)
+        outages=outages, rejections=rejections, sessions=sessions)
 
 
 def _timeframe_ms(config_json: str) -> int | None:
@@ -260,8 +247,6 @@ def _trading_lines(s: Status) -> list[str]:
 
 
 def _feed_lines(s: Status) -> list[str]:
-    if not s.feed_health_logged:
-        return ["Feed        not recorded (this trade log predates the outages and rejections tables)", ""]
     lengths = [o.ended_ms - o.started_ms for o in s.outages if o.ended_ms is not None]
     lines = [f"Outages     {len(s.outages):,}, {_duration(s.outage_total_ms)} in all"
              + (f"; longest ended one {_duration(max(lengths))}" if lengths else "")]

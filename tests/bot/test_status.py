@@ -169,17 +169,6 @@ async def test_missing_empty_and_foreign_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_older_log_without_feed_health_tables(tmp_path: Path) -> None:
-    db = tmp_path / "t.sqlite"
-    await write_two_sessions(db)
-    with closing(sqlite3.connect(db)) as conn, conn:
-        conn.execute("DROP TABLE outages")
-    s = load_status(db, now_ms=NOW)
-    assert not s.feed_health_logged and s.outages == () and s.rejections == ()
-    assert "Feed        not recorded" in format_status(s)
-
-
-@pytest.mark.asyncio
 async def test_status_does_not_write(tmp_path: Path) -> None:
     db = tmp_path / "t.sqlite"
     await write_two_sessions(db)
