@@ -21,7 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bot.errors import ConfigError
 from bot.feeds.replay.csvdata import Row, Series, load_ohlcv_csv
-from bot.feeds.replay.server import ReplayExchange, closed_bar, partial_bar, rest_kline
+from bot.feeds.replay.klines import closed_bar, partial_bar, rest_kline
+from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 
 H = 3_600_000
