@@ -1,4 +1,4 @@
-"""Command line: ``bot run | demo | replay-server | report | status``.
+"""Command line: ``bot run | demo | replay-server | report | status | train | evaluate``.
 
 Exit codes: 0 success, 2 bad configuration or arguments, 3 unusable data or
 database, 130 interrupted.
@@ -218,11 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--db", required=True, help="SQLite trade log")
     st.add_argument("--run", default=None, help="run id (default: the most recent)")
     st.set_defaults(func=cmd_status)
+
+    from bot.cli_models import add_parsers
+
+    add_parsers(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -20,6 +20,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from bot.config_model import (MODELS, BaselineModelSettings, CnnGruSettings, FusionSettings, KnnSettings,
+                               LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings)
+from bot.configkeys import _key
 from bot.errors import ConfigError
 from bot.secrets import check_config_data_has_no_secrets
 
@@ -33,14 +36,6 @@ TIMEFRAMES_MS: dict[str, int] = {
 QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/(" + "|".join(QUOTE_ASSETS) + r")$")
 SYMBOL_ALLOWED = f"BASE/QUOTE in upper case with QUOTE one of {', '.join(QUOTE_ASSETS)} (e.g. 'BTC/USDT')"
-MODELS = ("baseline",)
-
-
-def _key(doc: str, *, lo: Any = None, hi: Any = None, choices: tuple[Any, ...] | None = None,
-         lo_open: bool = False, **kw: Any) -> Any:
-    """A config field with its documentation and allowed range in its metadata."""
-    meta = {"doc": doc, "lo": lo, "hi": hi, "choices": choices, "lo_open": lo_open}
-    return field(metadata=meta, **kw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +108,6 @@ class WatchdogSettings:
     stale_after_s: float = _key("no closed bar for this long is a feed outage (0: the timeframe plus 5 min)",
                                 default=0.0, lo=0.0, hi=1e7)
     flatten: bool = _key("on an outage, halt trading so the next bar closes every position", default=False)
-
-
-@dataclass(frozen=True, slots=True)
-class BaselineModelSettings:
-    momentum_bars: int = _key("bars averaged for the momentum estimate of mu", default=24, lo=1, hi=1000)
-    mu_shrink: float = _key("factor applied to the mean recent return to give mu", default=0.5, lo=-5.0, hi=5.0)
-    ewma_lambda: float = _key("RiskMetrics decay of the EWMA variance behind sigma", default=0.94,
-                              lo=0.5, hi=0.9999)
-    sigma_floor: float = _key("smallest sigma the model reports", default=1e-5, lo=0.0, hi=1.0, lo_open=True)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSettings:
-    name: str = _key("predictor", default="baseline", choices=MODELS)
-    baseline: BaselineModelSettings = field(default_factory=BaselineModelSettings,
-                                            metadata={"doc": "baseline predictor"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +387,7 @@ def describe_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, str
 
 __all__ = [
     "Settings", "RunSettings", "MarketSettings", "FeedSettings", "ModelSettings", "BaselineModelSettings",
+    "CnnGruSettings", "LstmSettings", "KnnSettings", "FusionSettings", "MultiAssetSettings", "TrainSettings", "MODELS",
     "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings", "StateSettings", "PaperSettings",
     "load_settings", "parse_settings", "describe_keys", "TIMEFRAMES_MS",
 ]

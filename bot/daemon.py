@@ -114,6 +114,8 @@ async def _first_or_stop(queue: asyncio.Queue[Received], stop: asyncio.Event) ->
 async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | None = None,
                      stop_after_bar_ms: int | None = None) -> DaemonResult:
     run_id = settings.run.id
+    # The model first: a missing or mismatched checkpoint stops start-up before anything is opened.
+    predictor = build_predictor(settings)
     now_ms = int(time.time() * 1000)
     async with await TradeStore.open(settings.run.db) as store:
         session_no, resume = await store.begin_run(run_id, settings.run.mode, settings.to_json(),
@@ -128,7 +130,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
                              max_retry_after_s=f.rest_max_retry_after_s)
         source = RestBarSource(exchange, settings.market.timeframe, policy)
         executor = PaperExecutor(build_account(settings, resume))
-        engine = Engine(settings, run_id, store, executor, build_predictor(settings.model),
+        engine = Engine(settings, run_id, store, executor, predictor,
                         build_risk(settings, resume), last_bar, history=source)
         feed = KlineFeed(f.ws_url, settings.market.symbols, settings.market.timeframe, settings.market.timeframe_ms,
                          f.reconnect_max_s, reconnect_base_s=f.reconnect_base_s,

@@ -1,14 +1,32 @@
-"""Build the predictor named in the config."""
+"""Build the predictor the config names: the baseline, or a trained checkpoint served by TorchPredictor.
+
+Every learned model needs a checkpoint from ``bot train``.  Without one, or with
+one that does not fit the config, start-up stops with a ConfigError that says
+what differs and the exact command to run; nothing is traded on an untrained net.
+"""
 
 from __future__ import annotations
 
-from bot.config import ModelSettings
+from bot.config import Settings
+from bot.errors import ConfigError
 from strategies.base import Predictor
 from strategies.baseline import EwmaMomentumPredictor
 
 
-def build_predictor(settings: ModelSettings) -> Predictor:
-    if settings.name == "baseline":
-        b = settings.baseline
+def build_predictor(settings: Settings) -> Predictor:
+    m = settings.model
+    if m.name == "baseline":
+        b = m.baseline
         return EwmaMomentumPredictor(b.momentum_bars, b.mu_shrink, b.ewma_lambda, b.sigma_floor)
-    raise ValueError(f"unknown model {settings.name!r}")  # config validation makes this unreachable
+    # torch and the models load only when a learned model is configured.
+    from strategies.checkpoint import check_compatible, load_checkpoint, train_command
+    from strategies.predictor import TorchPredictor, resolve_device
+
+    symbols = settings.market.symbols
+    if not m.checkpoint:
+        raise ConfigError(f"config key 'model.checkpoint' is empty, and model '{m.name}' must be trained first: "
+                          f"run {train_command(m.name, symbols)}")
+    device = resolve_device(m.device)
+    ckpt = load_checkpoint(m.checkpoint, device)
+    check_compatible(ckpt, m.checkpoint, m.name, symbols, settings.market.timeframe, settings.market.window)
+    return TorchPredictor(ckpt, device, cuda_graph=m.cuda_graph, sigma_floor=m.baseline.sigma_floor)

@@ -1,0 +1,242 @@
+"""``bot train`` and ``bot evaluate``: OHLCV CSV files in, a checkpoint or an evaluation table out.
+
+Both read the CSV format of ``shared/data`` and ``bot replay-server``
+(``open_time,open,high,low,close,volume``, optionally gzipped), one file per
+symbol, the symbol taken from the file name (``BTCUSDT-1h.csv.gz`` → BTC/USDT).
+The model's shape and training settings come from ``[model]`` of the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.config import TIMEFRAMES_MS, Settings, load_settings
+from bot.config_model import MODELS
+from bot.errors import ConfigError, DataError
+
+log = logging.getLogger("bot.models")
+
+EVAL_MODELS = ("cnn_gru", "lstm", "knn", "fusion_late", "fusion_stacking", "multi_asset")
+TRAINABLE = tuple(m for m in MODELS if m != "baseline")
+
+
+def parse_day(text: str | None) -> int | None:
+    """``YYYY-MM-DD`` (UTC midnight) → epoch ms; None passes through."""
+    if text is None:
+        return None
+    try:
+        d = dt.datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    except ValueError as exc:
+        raise ConfigError(f"date {text!r} is not YYYY-MM-DD") from exc
+    return int(d.timestamp() * 1000)
+
+
+def load_market(paths: Sequence[Path], symbols: Sequence[str] | None, timeframe: str) -> list[Any]:
+    """MarketSeries for ``symbols`` (default: every file given) from files or directories of CSVs."""
+    from bot.feeds.replay.csvdata import load_ohlcv_csv, symbol_from_filename
+    from strategies.dataset import MarketSeries
+
+    files: dict[str, Path] = {}
+    for p in paths:
+        if p.is_dir():
+            candidates = sorted(p.glob(f"*-{timeframe}.csv*"))
+        elif p.exists():
+            candidates = [p]
+        else:
+            raise DataError(f"{p}: no such file or directory")
+        for f in candidates:
+            files.setdefault(symbol_from_filename(f), f)
+    wanted = list(symbols) if symbols else sorted(files)
+    missing = [s for s in wanted if s not in files]
+    if missing:
+        raise DataError(f"no CSV for {', '.join(missing)} in {', '.join(map(str, paths))}; "
+                        f"found {', '.join(sorted(files)) or 'none'}")
+    tf_ms = TIMEFRAMES_MS[timeframe]
+    out = []
+    for sym in wanted:
+        s = load_ohlcv_csv(files[sym], tf_ms)
+        cols = [np.asarray(c, dtype=np.float64) for c in (s.open, s.high, s.low, s.close, s.volume)]
+        out.append(MarketSeries(sym, s.open_ms, np.stack(cols, axis=1), tf_ms))
+        log.info("%s: %d bars from %s", sym, len(s), files[sym])
+    return out
+
+
+class _ProgressBars:
+    """Draws the training events of ``strategies.models.base.Progress`` as rich progress bars."""
+
+    def __init__(self, title: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+        self.title = title
+        self.epoch_task: Any = None
+        self.step_task: Any = None
+
+    def __enter__(self) -> _ProgressBars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def set_title(self, title: str) -> None:
+        self.title = title
+        if self.epoch_task is not None:
+            self.progress.remove_task(self.epoch_task)
+            self.epoch_task = None
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        p = self.progress
+        if event == "epoch":
+            if self.epoch_task is None:
+                self.epoch_task = p.add_task(self.title, total=info["epochs"], info="")
+            p.update(self.epoch_task, completed=info["epoch"], total=info["epochs"],
+                     info=f"train NLL {info['train_nll']:.4f}  val NLL {info['val_nll']:.4f}  "
+                          f"{info.get('seconds', 0.0):.1f} s/epoch")
+        elif event == "step":
+            if self.step_task is None:
+                self.step_task = p.add_task("  steps", total=info["steps"], info="")
+            p.update(self.step_task, completed=info["step"], total=info["steps"])
+        elif event == "message":
+            p.console.print(info.get("text", ""))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    train: dict[str, Any] = {}
+    if getattr(args, "epochs", None) is not None:
+        train["epochs"] = args.epochs
+    if getattr(args, "max_steps", None) is not None:
+        train["max_steps_per_epoch"] = args.max_steps
+    if train:
+        settings = settings.with_overrides(model={"train": {**json.loads(settings.to_json())["model"]["train"],
+                                                            **train}})
+    return settings
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from strategies.checkpoint import save_checkpoint
+    from strategies.dataset import FeatureStore
+    from strategies.predictor import TorchPredictor, resolve_device
+    from strategies.workflow import data_range, fit_range, model_horizon
+
+    settings = _settings(args)
+    timeframe = settings.market.timeframe
+    symbols = tuple(args.symbols) if args.symbols else settings.market.symbols
+    series = load_market(args.data, symbols, timeframe)
+    device = resolve_device(args.device or settings.model.device)
+    store = FeatureStore(series, horizon=model_horizon(args.model, settings.model))
+    tf = TIMEFRAMES_MS[timeframe]
+    start = parse_day(args.start) or store.first_ms()
+    end = parse_day(args.end) or store.last_ms() + tf
+    out = Path(args.out or f"models/{args.model}.pt")
+    print(f"training {args.model} on {', '.join(symbols)} ({timeframe}), device {device}")
+    t0 = time.perf_counter()
+    with _ProgressBars(f"{args.model} epochs") as bars:
+        fitted = fit_range(store, args.model, settings.model, start, end, device, bars)
+    seconds = time.perf_counter() - t0
+    summary = {**fitted.summary, "train_range": list(fitted.train_range), "val_range": list(fitted.val_range),
+               "seconds": round(seconds, 1), "device": str(device)}
+    model_json = json.dumps(json.loads(settings.to_json())["model"], sort_keys=True)
+    save_checkpoint(out, fitted.forecaster, scaler=fitted.scaler, symbols=symbols, timeframe=timeframe,
+                    data_range=data_range(series, start, end), summary=summary, settings_json=model_json)
+    best = summary.get("best_val_nll")
+    print(f"saved {out} after {seconds:.1f} s" + (f"; best validation NLL {best:.4f} per bar (percent returns)"
+                                                  if isinstance(best, float) else ""))
+    # A first forecast, as the engine would make it at the last bar of the data.
+    from strategies.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(out, device)
+    predictor = TorchPredictor(ckpt, device, cuda_graph=False)
+    need = predictor.min_window
+    windows = np.stack([s.ohlcv[-need:] for s in series])
+    last_ms = min(int(s.open_ms[-1]) for s in series)
+    for f in predictor.predict(last_ms, symbols, windows):
+        when = dt.datetime.fromtimestamp(f.bar_ms / 1000 + tf / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        print(f"  next bar after {when} UTC  {f.symbol:>10}  mu {f.mu * 100:+.4f} %  sigma {f.sigma * 100:.4f} %")
+    print(f"use it: set [model] name = \"{args.model}\" and checkpoint = \"{out}\" in config.toml, and "
+          f"market.window ≥ {need}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from strategies.evaluate import evaluate
+    from strategies.predictor import resolve_device
+
+    settings = _settings(args)
+    series = load_market(args.data, args.symbols, settings.market.timeframe)
+    device = resolve_device(args.device or settings.model.device)
+    specs = []
+    for name in args.models:   # fusion_late / fusion_stacking: the fusion model with that method
+        model = settings.model
+        if name.startswith("fusion_"):
+            method = name.split("_", 1)[1]
+            model = dataclasses.replace(model, fusion=dataclasses.replace(model.fusion, method=method))
+        specs.append((name, "fusion" if name.startswith("fusion_") else name, model))
+    t0 = time.perf_counter()
+    with _ProgressBars("epochs") as bars:
+        r = evaluate(series, specs, folds=args.folds, test_fraction=args.test_fraction, scheme=args.scheme,
+                     rolling_bars=args.rolling_bars, device=device, progress=bars, on_fold=bars.set_title)
+    result = {"scores": r.scores, "fits": r.fits, "folds": r.folds, "seconds": round(time.perf_counter() - t0, 1),
+              "device": str(device), "command": "bot " + " ".join(args.argv)}
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+BASELINES = ("persistence", "garch")
+
+
+def format_table(result: dict[str, Any]) -> str:
+    cols = ("mape", "rmse", "dir_acc", "nll", "crps", "cov68", "cov95", "n")
+    lines = [f"{'symbol':<10} {'model':<16} " + " ".join(f"{c:>8}" for c in cols)]
+    for sym, by_model in result["scores"].items():
+        for name, m in by_model.items():
+            # A zero-mean baseline has no direction to be right about.
+            vals = [f"{m[c]:>8.0f}" if c == "n" else f"{'-':>8}" if c == "dir_acc" and name in BASELINES
+                    else f"{m[c]:>8.4f}" for c in cols]
+            lines.append(f"{sym:<10} {name:<16} " + " ".join(vals))
+    return "\n".join(lines)
+
+
+def add_parsers(sub: Any) -> None:
+    t = sub.add_parser("train", help="train a forecaster on OHLCV CSV files and save a checkpoint")
+    t.add_argument("--data", nargs="+", type=Path, required=True, help="CSV files or directories of them")
+    t.add_argument("--symbols", nargs="+", default=None, help="symbols to train on (default: the config's)")
+    t.add_argument("--model", choices=TRAINABLE, default="cnn_gru")
+    t.add_argument("--out", default=None, help="checkpoint file (default models/MODEL.pt)")
+    t.add_argument("--config", type=Path, default=None, help="config.toml for [model] and [market]")
+    t.add_argument("--from", dest="start", default=None, help="first day of history used, YYYY-MM-DD")
+    t.add_argument("--to", dest="end", default=None, help="day the history ends (exclusive), YYYY-MM-DD")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    t.add_argument("--epochs", type=int, default=None, help="override model.train.epochs")
+    t.add_argument("--max-steps", type=int, default=None, help="override model.train.max_steps_per_epoch")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="walk-forward evaluation against persistence/EWMA and GARCH(1,1)")
+    e.add_argument("--data", nargs="+", type=Path, required=True, help="CSV files or directories of them")
+    e.add_argument("--symbols", nargs="+", default=None, help="symbols (default: every file given)")
+    e.add_argument("--models", nargs="+", choices=EVAL_MODELS, default=list(EVAL_MODELS))
+    e.add_argument("--folds", type=int, default=3)
+    e.add_argument("--test-fraction", type=float, default=0.3, help="held-out share at the end (default 0.3)")
+    e.add_argument("--scheme", choices=("expanding", "rolling"), default="expanding")
+    e.add_argument("--rolling-bars", type=int, default=17_520, help="training bars of a rolling fold")
+    e.add_argument("--json", default=None, help="write the scores as JSON here")
+    e.add_argument("--config", type=Path, default=None)
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    e.add_argument("--epochs", type=int, default=None, help="override model.train.epochs")
+    e.add_argument("--max-steps", type=int, default=None, help="override model.train.max_steps_per_epoch")
+    e.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,86 @@
+"""Train one forecaster on a time range: the step `bot train` runs once and `bot evaluate` once per fold.
+
+The range ``[start_ms, end_ms)`` is split in time: the earlier ``1 - val_fraction``
+trains the weights and the normalisation, the latest ``val_fraction`` serves early
+stopping and every choice a model makes (K of the knn, fusion weights).  Nothing
+after ``end_ms`` is read, so the caller decides what the model may see.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from bot.config_model import ModelSettings
+from strategies.dataset import FeatureStore, MarketSeries, WindowDataset
+from strategies.features import N_FEATURES, FeatureScaler
+from strategies.models.base import Forecaster, Progress
+from strategies.models.registry import new_forecaster
+
+log = logging.getLogger("strategies.workflow")
+
+
+def model_horizon(kind: str, settings: ModelSettings) -> int:
+    """Forecast steps of ``kind`` as configured (knn and fusion follow their recurrent member)."""
+    if kind == "cnn_gru":
+        return settings.cnn_gru.horizon
+    if kind == "lstm":
+        return settings.lstm.horizon
+    if kind == "fusion":
+        return model_horizon(settings.fusion.recurrent, settings)
+    return 1
+
+
+@dataclass
+class Fitted:
+    forecaster: Forecaster
+    scaler: FeatureScaler
+    summary: dict[str, Any]
+    train_range: tuple[int, int]       # open ms of the first and last bar the model learned from
+    val_range: tuple[int, int]
+
+    def dataset(self, store: FeatureStore, start_ms: int, end_ms: int) -> WindowDataset:
+        """Samples of ``[start_ms, end_ms)`` shaped for this forecaster, normalised its way."""
+        f = self.forecaster
+        return store.dataset(start_ms, end_ms, f.lookback, self.scaler, aligned=f.aligned)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def fit_range(store: FeatureStore, kind: str, settings: ModelSettings, start_ms: int, end_ms: int,
+              device: torch.device | str = "cpu", progress: Progress | None = None) -> Fitted:
+    """Train ``kind`` on ``[start_ms, end_ms)`` with its latest ``val_fraction`` held out for validation."""
+    tf = store.series[0].timeframe_ms
+    val_start = start_ms + int((1.0 - settings.train.val_fraction) * (end_ms - start_ms)) // tf * tf
+    scaler = store.fit_scaler(start_ms, val_start)
+    seed_everything(settings.train.seed)
+    forecaster = new_forecaster(kind, settings, N_FEATURES, store.symbols).to(device)
+    train = store.dataset(start_ms, val_start, forecaster.lookback, scaler, aligned=forecaster.aligned)
+    val = store.dataset(val_start, end_ms, forecaster.lookback, scaler, aligned=forecaster.aligned)
+    if len(train) == 0 or len(val) == 0:
+        raise ValueError(f"{kind}: the range has {len(train)} training and {len(val)} validation samples; "
+                         f"it needs more history than the model's {forecaster.lookback}-bar lookback "
+                         f"plus the features' warm-up")
+    log.info("%s: %d training samples, %d validation samples", kind, len(train), len(val))
+    summary = forecaster.fit(train, val, progress)
+    return Fitted(forecaster, scaler, dict(summary), (start_ms, val_start - tf), (val_start, end_ms - tf))
+
+
+def data_range(series: Sequence[MarketSeries], start_ms: int, end_ms: int) -> dict[str, tuple[int, int]]:
+    """Per symbol, the first and last bar inside ``[start_ms, end_ms)``."""
+    out = {}
+    for s in series:
+        inside = s.open_ms[(s.open_ms >= start_ms) & (s.open_ms < end_ms)]
+        if len(inside):
+            out[s.symbol] = (int(inside[0]), int(inside[-1]))
+    return out
