@@ -187,7 +187,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with _ProgressBars("epochs") as bars:
         r = evaluate(series, specs, folds=args.folds, test_fraction=args.test_fraction, scheme=args.scheme,
-                     rolling_bars=args.rolling_bars, device=device, progress=bars, on_fold=bars.set_title)
+                     rolling_bars=args.rolling_bars, device=device, progress=bars, on_fold=bars.set_title,
+                     jobs=args.jobs)
     result = {"scores": r.scores, "fits": r.fits, "folds": r.folds, "seconds": round(time.perf_counter() - t0, 1),
               "device": str(device), "command": "bot " + " ".join(args.argv)}
     print(format_table(result))
@@ -235,6 +236,7 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--scheme", choices=("expanding", "rolling"), default="expanding")
     e.add_argument("--rolling-bars", type=int, default=17_520, help="training bars of a rolling fold")
     e.add_argument("--json", default=None, help="write the scores as JSON here")
+    e.add_argument("--jobs", type=int, default=1, help="models trained at once, in separate processes")
     e.add_argument("--config", type=Path, default=None)
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     e.add_argument("--epochs", type=int, default=None, help="override model.train.epochs")

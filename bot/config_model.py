@@ -70,6 +70,7 @@ class MultiAssetSettings:
     expert_hidden: int = _key("hidden units of each per-asset expert GRU", default=32, lo=1, hi=1024)
     coordinator_hidden: int = _key("hidden units of the cross-asset coordinator", default=64, lo=1, hi=2048)
     dropout: float = _key("dropout in experts and coordinator", default=0.2, lo=0.0, hi=0.9)
+    horizon: int = _key("bars ahead the head forecasts, per asset", default=1, lo=1, hi=168)
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,42 +139,72 @@ class EvalResult:
 ModelSpec = tuple[str, str, ModelSettings]   # (label in the table, forecaster kind, its [model] settings)
 
 
+def _walk_model(series: Sequence[MarketSeries], spec: ModelSpec, fold_ranges: Folds, device: torch.device | str,
+                progress: Progress | None = None, on_fold: Callable[[str], None] | None = None,
+                threads: int = 0) -> tuple[Predictions, list[dict[str, Any]]]:
+    """One model through every fold: train on the fold's history, forecast its test block."""
+    if threads:
+        torch.set_num_threads(threads)
+    label, kind, settings = spec
+    store = FeatureStore(series, horizon=model_horizon(kind, settings))
+    preds, fits = Predictions(), []
+    for k, (train, test) in enumerate(zip(fold_ranges.train, fold_ranges.test)):
+        if on_fold:
+            on_fold(f"fold {k + 1}/{len(fold_ranges.test)}: {label}")
+        t0 = time.perf_counter()
+        fitted = fit_range(store, kind, settings, train[0], train[1], device, progress)
+        ds = fitted.dataset(store, test[0], test[1])
+        mu, sigma = forecast_dataset(fitted.forecaster, ds)
+        preds.add(*_model_test_forecasts(ds, mu, sigma))
+        fits.append({"fold": k, "model": label, "seconds": round(time.perf_counter() - t0, 2),
+                     **{key: v for key, v in fitted.summary.items() if isinstance(v, (int, float, str))}})
+        log.info("fold %d %s: %.1f s", k, label, time.perf_counter() - t0)
+    return preds, fits
+
+
 def evaluate(series: Sequence[MarketSeries], models: Sequence[ModelSpec], *, folds: int = 3,
              test_fraction: float = 0.3, scheme: str = "expanding", rolling_bars: int = 17_520,
              device: torch.device | str = "cpu", progress: Progress | None = None,
-             on_fold: Callable[[str], None] | None = None) -> EvalResult:
-    """Walk-forward evaluation of ``models`` and the baselines; see the module docstring."""
+             on_fold: Callable[[str], None] | None = None, jobs: int = 1) -> EvalResult:
+    """Walk-forward evaluation of ``models`` and the baselines; see the module docstring.
+
+    ``jobs > 1`` trains that many models at once in separate processes (each with
+    its share of the CPU threads, all on ``device``); the numbers are the same as
+    with ``jobs = 1`` on the CPU, where training is deterministic.
+    """
     labels = [label for label, _, _ in models]
     if len(set(labels)) != len(labels) or set(labels) & set(BASELINES):
         raise ValueError(f"model labels must be unique and differ from {BASELINES}: {labels}")
-    stores: dict[int, FeatureStore] = {}
-
-    def store_for(h: int) -> FeatureStore:
-        if h not in stores:
-            stores[h] = FeatureStore(series, horizon=h)
-        return stores[h]
-
-    base = store_for(1)                       # horizon 1: targets and closes for the baselines
+    base = FeatureStore(series, horizon=1)       # targets and closes for the baselines
     fold_ranges = make_folds(base, folds, test_fraction, scheme, rolling_bars)
-    preds: dict[str, Predictions] = {m: Predictions() for m in (*labels, *BASELINES)}
+    preds: dict[str, Predictions] = {}
     fits: list[dict[str, Any]] = []
-    fold_info = []
-    for k, (train, test) in enumerate(zip(fold_ranges.train, fold_ranges.test)):
-        fold_info.append({"fold": k, "train": list(train), "test": list(test)})
-        for label, kind, settings in models:
-            if on_fold:
-                on_fold(f"fold {k + 1}/{len(fold_ranges.test)}: {label}")
-            t0 = time.perf_counter()
-            store = store_for(model_horizon(kind, settings))
-            fitted = fit_range(store, kind, settings, train[0], train[1], device, progress)
-            ds = fitted.dataset(store, test[0], test[1])
-            mu, sigma = forecast_dataset(fitted.forecaster, ds)
-            preds[label].add(*_model_test_forecasts(ds, mu, sigma))
-            fits.append({"fold": k, "model": label, "seconds": round(time.perf_counter() - t0, 2),
-                         **{key: v for key, v in fitted.summary.items() if isinstance(v, (int, float, str))}})
+    if jobs > 1 and len(models) > 1:
+        import multiprocessing as mp
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, (os.cpu_count() or 1) // min(jobs, len(models)))
+        with ProcessPoolExecutor(min(jobs, len(models)), mp_context=mp.get_context("spawn")) as pool:
+            futures = {spec[0]: pool.submit(_walk_model, list(series), spec, fold_ranges, str(device),
+                                            None, None, threads) for spec in models}
+            for label, fut in futures.items():
+                preds[label], model_fits = fut.result()
+                fits.extend(model_fits)
+                if on_fold:
+                    on_fold(f"{label}: done")
+    else:
+        for spec in models:
+            preds[spec[0]], model_fits = _walk_model(series, spec, fold_ranges, device, progress, on_fold)
+            fits.extend(model_fits)
+    for name in BASELINES:
+        preds[name] = Predictions()
+    for train, test in zip(fold_ranges.train, fold_ranges.test):
         for i in range(len(base.symbols)):
             for name, rows in _baseline_forecasts(base, i, train, test).items():
                 preds[name].add(*rows)
+    fold_info = [{"fold": k, "train": list(tr), "test": list(te)}
+                 for k, (tr, te) in enumerate(zip(fold_ranges.train, fold_ranges.test))]
     return EvalResult(base.symbols, (*labels, *BASELINES), fold_info, _score(base, preds), fits)
 
 

@@ -87,6 +87,10 @@ class TorchPredictor:
             int(getattr(ckpt.forecaster, "mc_samples", 0)) == 0
         self._graphs: dict[tuple[int, ...], _GraphedForward] = {}
         self._lock = threading.Lock()   # one forward at a time: graphs own static buffers
+        if self.device.type == "cuda":
+            # Full float32 on the GPU too, so CPU and GPU forecasts agree to ~1e-6 (TF32 would cost ~1e-3).
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
 
     @property
     def min_window(self) -> int:

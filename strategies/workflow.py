@@ -32,6 +32,8 @@ def model_horizon(kind: str, settings: ModelSettings) -> int:
         return settings.cnn_gru.horizon
     if kind == "lstm":
         return settings.lstm.horizon
+    if kind == "multi_asset":
+        return settings.multi_asset.horizon
     if kind == "fusion":
         return model_horizon(settings.fusion.recurrent, settings)
     return 1
