@@ -166,11 +166,13 @@ class ExchangeExecutor:
 
     async def _lookup(self, tracked: TrackedOrder) -> dict[str, Any] | None:
         """The exchange's order with our client id, or None when it has none."""
-        try:
-            return await self._call(self.exchange.fetch_order, None, tracked.order.symbol,
-                                    {"origClientOrderId": tracked.client_id}, what=f"lookup {tracked.client_id}")
-        except ccxt.OrderNotFound:
-            return None
+        async def fetch() -> dict[str, Any] | None:
+            try:
+                return await self.exchange.fetch_order(None, tracked.order.symbol,
+                                                       {"origClientOrderId": tracked.client_id})
+            except ccxt.OrderNotFound:   # the normal answer before a first placement: not an error
+                return None
+        return await self._call(fetch, what=f"lookup {tracked.client_id}")
 
     async def _place(self, tracked: TrackedOrder) -> None:
         """Place ``tracked`` at most once (see the module docstring); ExecutionError if it is refused."""
@@ -248,7 +250,7 @@ class ExchangeExecutor:
         if tracked is not None and tracked.closed_reason is not None:
             return tracked.closed_reason
         ttl = self.settings.limit_ttl_bars
-        if order.bar_ms <= bar_ms - ttl * timeframe_ms:
+        if order.bar_ms < bar_ms - ttl * timeframe_ms:   # ttl = 1: polled once at the next bar, as paper fills
             return f"expired: not filled within {ttl} bar(s) of decision bar {order.bar_ms}"
         return None
 
@@ -278,12 +280,17 @@ class ExchangeExecutor:
         return fills
 
     async def _cancel(self, t: TrackedOrder) -> None:
+        async def cancel() -> bool:
+            try:
+                await self.exchange.cancel_order(None, t.order.symbol, {"origClientOrderId": t.client_id})
+                return True
+            except ccxt.OrderNotFound:   # -2011: already filled, cancelled or never placed
+                return False
         try:
-            await self._call(self.exchange.cancel_order, None, t.order.symbol, {"origClientOrderId": t.client_id},
-                             what=f"cancel {t.client_id}")
-            log.info("order %s cancelled on the exchange: %s", t.client_id, t.cancel_reason)
-        except ccxt.OrderNotFound:
-            log.info("order %s: nothing to cancel (already closed or never placed)", t.client_id)
+            if await self._call(cancel, what=f"cancel {t.client_id}"):
+                log.info("order %s cancelled on the exchange: %s", t.client_id, t.cancel_reason)
+            else:
+                log.info("order %s: nothing to cancel (already closed or never placed)", t.client_id)
         except Exception as exc:
             log.error("order %s: cancel failed: %s: %s", t.client_id, type(exc).__name__, exc)
 
@@ -323,7 +330,9 @@ class ExchangeExecutor:
         base, quote = self._assets(t.order.symbol)
         fills = []
         for i, trade in enumerate(new):
-            fill = fill_from_trade(t.order, trade, base, quote, bar_ms, final=complete and i == len(new) - 1)
+            # An order the engine is cancelling at this bar stays "open" until that cancel is written.
+            last = complete and i == len(new) - 1 and t.cancel_reason is None
+            fill = fill_from_trade(t.order, trade, base, quote, bar_ms, final=last)
             self._book.book_fill(fill.symbol, fill.side, fill.qty, fill.price, fill.fee, t.order.leverage)
             t.seen_trades.add(fill.trade_id)
             fills.append(fill)

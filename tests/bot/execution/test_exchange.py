@@ -212,7 +212,8 @@ async def test_limit_order_partially_filled_then_cancelled_by_its_ttl() -> None:
             assert ex.expiry_reason(placed, T0 + H, H) is None
             part = await ex.on_bar([candle(BTC, T0 + 2 * H, "40000")])
             assert [(f.qty + f.fee / f.price, f.final) for f in part] == [(D("0.005"), False)]
-            why = ex.expiry_reason(placed, T0 + 2 * H, H)
+            assert ex.expiry_reason(placed, T0 + 2 * H, H) is None
+            why = ex.expiry_reason(placed, T0 + 3 * H, H)
             assert why is not None and "2 bar(s)" in why
             assert ex.cancel_open(why, BTC) == [(placed.order_id, why)]
             assert await ex.on_bar([candle(BTC, T0 + 3 * H, "40000")]) == []
@@ -243,7 +244,7 @@ async def test_order_cancelled_by_hand_on_the_exchange_is_reported_as_expired() 
             placed = await ex.submit(order(BTC, T0, "buy", "0.01"))
             stub.cancel_all()
             assert await ex.on_bar([candle(BTC, T0 + H, "40000")]) == []
-            why = ex.expiry_reason(placed, T0 + 2 * H, H)
+            why = ex.expiry_reason(placed, T0 + 2 * H, H)   # long before its TTL of 5 bars
             assert why is not None and "status canceled" in why
         finally:
             await ex.aclose()
