@@ -383,10 +383,8 @@ class PaperAccount:
         self._check_symbol(symbol, "symbol")
         _require(isinstance(side, Side), "side", "a Side", side)
         _require(_is_decimal(qty) and qty > 0, "qty", "a finite Decimal > 0", qty)
-        _require(_is_decimal(price) and price > 0, "price", "a finite Decimal > 0", price)
-        _require(_is_decimal(fee), "fee", "a finite Decimal", fee)
-        _require(_is_decimal(leverage) and 1 <= leverage <= MAX_LEVERAGE, "leverage",
-                 f"a finite Decimal in [1, {MAX_LEVERAGE}]", leverage)
+        _require(_is_decimal(price) and price > 0 and _is_decimal(fee), "price/fee", "finite, price > 0", (price, fee))
+        _require(_is_decimal(leverage) and 1 <= leverage <= MAX_LEVERAGE, "leverage", "in [1, 125]", leverage)
         self._apply(symbol, side, qty, price, fee, leverage)
 
     def _apply(self, symbol: str, side: Side, qty: Decimal, price: Decimal, fee: Decimal,
