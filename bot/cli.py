@@ -1,7 +1,7 @@
 """Command line: ``bot run | demo | replay-server | report | status | train | evaluate``.
 
 Exit codes: 0 success, 2 bad configuration or arguments, 3 unusable data or
-database, 130 interrupted.
+database, 4 the exchange could not be used for live trading at start, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import TIMEFRAMES_MS, Settings, load_settings
-from bot.errors import ConfigError, DataError
+from bot.errors import ConfigError, DataError, ExecutionError
 
 log = logging.getLogger("bot")
 
@@ -237,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataError as exc:
         print(f"data error: {exc}", file=sys.stderr)
         return 3
+    except ExecutionError as exc:
+        print(f"execution error: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head` and the like

@@ -198,6 +198,37 @@ class PaperSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ExchangeSettings:
+    """Where and how live orders go (``run.mode = "live"``); API keys come only from the environment."""
+
+    name: str = _key("exchange that receives live orders (through ccxt)", default="binance", choices=("binance",))
+    market: str = _key("spot, or usdm (USDT-M perpetual futures: positions may be short and use leverage)",
+                       default="spot", choices=("spot", "usdm"))
+    sandbox: bool = _key("use the exchange's testnet / demo environment instead of real money; "
+                         "false trades real funds", default=True)
+    rest_url: str = _key("REST base URL override for orders (a local stub); empty: the exchange's own "
+                         "(testnet when sandbox)", default="")
+    order_type: str = _key("market, or limit at limit_offset_bps from the decision bar's close",
+                           default="market", choices=("market", "limit"))
+    limit_offset_bps: Decimal = _key("limit price offset in basis points, on the passive side: a buy at "
+                                     "close x (1 - offset), a sell at close x (1 + offset)",
+                                     default=Decimal("5"), lo=Decimal("0"), hi=Decimal("1000"))
+    time_in_force: str = _key("time in force of limit orders", default="GTC", choices=("GTC", "IOC", "FOK"))
+    limit_ttl_bars: int = _key("bars a limit order may stay open after its decision bar before its "
+                               "unfilled rest is cancelled", default=1, lo=1, hi=1000)
+    cancel_on_shutdown: bool = _key("cancel the run's open orders on the exchange when the daemon stops",
+                                    default=True)
+    poll_interval_s: float = _key("pause between status polls of an order that is not final yet at a bar "
+                                  "(up to poll_attempts polls)", default=0.5, lo=0.0, hi=60.0)
+    poll_attempts: int = _key("status polls of a market order at a bar before it is left for the next bar",
+                              default=3, lo=1, hi=100)
+    recv_window_ms: int = _key("Binance recvWindow of signed requests: the longest a request may travel",
+                               default=5000, lo=1000, hi=60_000)
+    timeout_s: float = _key("timeout of one order request; a timed-out order is looked up by its client "
+                            "order id before any retry", default=10.0, lo=0.1, hi=120.0)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     run: RunSettings = field(default_factory=RunSettings, metadata={"doc": "run"})
     market: MarketSettings = field(default_factory=MarketSettings, metadata={"doc": "market"})
@@ -207,6 +238,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings, metadata={"doc": "model"})
     risk: RiskSettings = field(default_factory=RiskSettings, metadata={"doc": "risk"})
     paper: PaperSettings = field(default_factory=PaperSettings, metadata={"doc": "paper"})
+    exchange: ExchangeSettings = field(default_factory=ExchangeSettings, metadata={"doc": "exchange"})
 
     def to_json(self) -> str:
         """A canonical JSON snapshot, stored with each run."""
@@ -339,6 +371,39 @@ def _validate(obj: Any, prefix: str) -> None:
             schemes = ("ws://", "wss://") if name == "ws_url" else ("http://", "https://")
             if not url.startswith(schemes):
                 raise ConfigError(f"config key '{prefix}{name}': {url!r} must start with {' or '.join(schemes)}")
+    if isinstance(obj, ExchangeSettings) and obj.rest_url and not obj.rest_url.startswith(("http://", "https://")):
+        raise ConfigError(f"config key '{prefix}rest_url': {obj.rest_url!r} must be empty or start with "
+                          "http:// or https://")
+
+
+def config_changes(stored_json: str, current_json: str) -> list[str]:
+    """Dotted keys whose value differs between a run's stored config and the current one.
+
+    A key the stored snapshot lacks (it was added by a later version of the bot)
+    counts as unchanged when the current value is its default: upgrading the bot
+    must not orphan a run whose settings did not change.  A key only the stored
+    snapshot has (since removed) counts as a change.
+    """
+    stored, current = json.loads(stored_json), json.loads(current_json)
+    defaults = json.loads(Settings().to_json())
+    changes: list[str] = []
+
+    def walk(old: Any, new: Any, default: Any, prefix: str) -> None:
+        if isinstance(new, dict) and isinstance(old, dict):
+            for k in sorted(set(old) | set(new)):
+                key = prefix + k
+                if k not in new:
+                    changes.append(key)
+                elif k not in old:
+                    if new[k] != (default or {}).get(k):
+                        changes.append(key)
+                else:
+                    walk(old[k], new[k], (default or {}).get(k) if isinstance(default, dict) else None, key + ".")
+        elif old != new:
+            changes.append(prefix.rstrip("."))
+
+    walk(stored, current, defaults, "")
+    return changes
 
 
 def load_settings(path: str | Path | None) -> Settings:
@@ -389,5 +454,6 @@ __all__ = [
     "Settings", "RunSettings", "MarketSettings", "FeedSettings", "ModelSettings", "BaselineModelSettings",
     "CnnGruSettings", "LstmSettings", "KnnSettings", "FusionSettings", "MultiAssetSettings", "TrainSettings", "MODELS",
     "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings", "StateSettings", "PaperSettings",
-    "load_settings", "parse_settings", "describe_keys", "TIMEFRAMES_MS",
+    "ExchangeSettings",
+    "load_settings", "parse_settings", "describe_keys", "config_changes", "TIMEFRAMES_MS",
 ]

@@ -1,6 +1,7 @@
 """Wire the daemon's parts together from the settings and run it until told to stop.
 
-    store (resume) → executor (restored account) → predictor → feed task → backfill → engine
+    store (resume) → executor (paper: restored account; live: reconciled with the exchange)
+          → predictor → feed task → backfill → engine
 
 This is the only place that knows every part; each part knows only its inputs.
 """
@@ -11,15 +12,18 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any
 
 from bot import __version__
 from bot.config import Settings
 from bot.engine import Engine, EngineStats
-from bot.errors import FeedError
+from bot.errors import ConfigError, FeedError
 from bot.events import Candle
+from bot.execution import Executor
 from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
 from bot.feeds.backfill import fetch_range, make_exchange
 from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
@@ -51,10 +55,12 @@ def build_account(settings: Settings, resume: ResumeState | None) -> PaperAccoun
     return PaperAccount.from_settings(settings.paper, snapshot=snapshot, symbols=settings.market.symbols)
 
 
-def build_risk(settings: Settings, resume: ResumeState | None) -> RiskManager:
-    """A risk manager in the trading state the trade log left, or ACTIVE at the initial cash."""
+def build_risk(settings: Settings, resume: ResumeState | None, initial_equity: Decimal | None = None) -> RiskManager:
+    """A risk manager in the trading state the trade log left, or ACTIVE at the initial equity
+    (paper: ``initial_cash``; live: the account's cash at the start)."""
     logged = resume.risk_state if resume is not None else None
-    state = restored_state(logged) if logged is not None else RiskState.initial(settings.paper.initial_cash)
+    start = settings.paper.initial_cash if initial_equity is None else initial_equity
+    state = restored_state(logged) if logged is not None else RiskState.initial(start)
     entries = dict(logged.entry_bars) if logged is not None else {}
     if logged is not None and state.state is not TradingState.ACTIVE:
         log.warning("resuming in trading state %s since bar %s: %s", state.state.name, state.since_bar_ms,
@@ -88,6 +94,32 @@ class RestBarSource:
                 self.rejections[key] += 1
                 self.examples[key] = why
         return out
+
+
+@asynccontextmanager
+async def open_executor(settings: Settings, store: TradeStore, session_no: int,
+                        resume: ResumeState | None) -> AsyncIterator[Executor]:
+    """The paper executor, or (``run.mode = "live"``, guarded by the command line) the exchange executor,
+    reconciled with the exchange at start and shut down (open orders cancelled if configured) at exit."""
+    if settings.run.mode != "live":
+        yield PaperExecutor(build_account(settings, resume))
+        return
+    from bot.execution.live import open_exchange_executor
+    from bot.secrets import ENV_HINT, load_credentials
+
+    credentials = load_credentials()
+    if credentials is None:
+        raise ConfigError(f"run.mode is 'live' but no credentials are set: {ENV_HINT}")
+    logged = await store.logged_trades(settings.run.id)
+    executor = await open_exchange_executor(settings, credentials, resume, logged)
+    try:
+        yield executor
+    finally:
+        try:
+            await executor.aclose()
+        finally:
+            counts = {k: (n, executor.rejection_examples.get(k, k)) for k, n in executor.rejections.items()}
+            await store.record_rejections(settings.run.id, session_no, "exchange", counts, int(time.time() * 1000))
 
 
 async def warm_up(settings: Settings, engine: Engine, source: RestBarSource, until_ms: int) -> int:
@@ -129,9 +161,15 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         policy = RetryPolicy(max_attempts=f.rest_max_attempts, max_delay_s=f.rest_retry_max_s,
                              max_retry_after_s=f.rest_max_retry_after_s)
         source = RestBarSource(exchange, settings.market.timeframe, policy)
-        executor = PaperExecutor(build_account(settings, resume))
+        executors = open_executor(settings, store, session_no, resume)
+        try:
+            executor = await executors.__aenter__()
+        except BaseException:
+            await exchange.close()
+            raise
         engine = Engine(settings, run_id, store, executor, predictor,
-                        build_risk(settings, resume), last_bar, history=source)
+                        build_risk(settings, resume, None if settings.run.mode != "live" else executor.cash),
+                        last_bar, history=source)
         feed = KlineFeed(f.ws_url, settings.market.symbols, settings.market.timeframe, settings.market.timeframe_ms,
                          f.reconnect_max_s, reconnect_base_s=f.reconnect_base_s,
                          ping_interval_s=f.ping_interval_s, ping_timeout_s=f.ping_interval_s,
@@ -157,6 +195,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
             feed_task.cancel()
             await asyncio.gather(feed_task, return_exceptions=True)
             await exchange.close()
+            await executors.__aexit__(None, None, None)
             now = int(time.time() * 1000)
             for name, counts, examples in (("websocket", feed.rejections, feed.rejection_examples),
                                            ("rest", source.rejections, source.examples)):

@@ -5,14 +5,16 @@ For each assembled bar ``t`` (the closed candles of every symbol that reported):
 1. the candles enter the rolling windows (a gap restarts a symbol's window);
 2. at the open of ``t``: funding is paid (perpetuals, every 8 h), orders decided
    at the close of ``t − 1`` fill — the first price the bot could have traded
-   at; older open orders (their next bar never came) are cancelled, never filled
+   at; orders the executor calls expired (paper: their next bar never came; an
+   exchange: a limit order past its time to live) are cancelled, never filled
    late; then the margin check liquidates any position whose isolated margin the
    bar's adverse extreme (low for longs, high for shorts) exhausted;
 3. the account is marked at the closes of ``t``;
 4. the predictor runs on every whole window at once, in a worker thread, so the
    feed keeps reading meanwhile;
 5. the risk manager (gate, sizing, trading state, VaR budget) turns forecasts
-   and the portfolio into a decision per symbol, and the orders go to the executor;
+   and the portfolio into a decision per symbol, and the orders go to the executor
+   (an order it refuses is logged as cancelled with the reason);
 6. everything about ``t`` is written to the store in one transaction.
 
 Before a bar is decided, the engine makes sure no bar is missing: bars the stream
@@ -42,7 +44,7 @@ from typing import Protocol
 from bot.assembly import AssembledBar, BarAssembler
 from bot.buffer import Appended, MarketBuffer
 from bot.config import Settings
-from bot.errors import DataError
+from bot.errors import DataError, ExecutionError
 from bot.events import Candle, Decision, Forecast, OrderFilled, Side, SubmitOrder, VarMeasured
 from bot.execution import Executor
 from bot.feeds.websocket import Received
@@ -266,9 +268,9 @@ class Engine:
         # At the open: stale orders cancelled, funding paid, due orders filled; inside the bar: the margin check.
         cancelled: list[tuple[str, str]] = []
         for order in self.executor.open_orders():
-            if order.bar_ms < t - self.tf_ms:  # its next bar never came: never fill it late
-                cancelled += self.executor.cancel_open(
-                    f"stale: no bar of {order.symbol} followed decision bar {order.bar_ms}", order.symbol)
+            why = self.executor.expiry_reason(order, t, self.tf_ms)
+            if why is not None:
+                cancelled += self.executor.cancel_open(why, order.symbol)
         funding = self.executor.apply_funding(t, {s: c.open for s, c in candles.items()})
         fills: list[OrderFilled] = await self.executor.on_bar(bar.candles)
         liquidations = await self.executor.liquidate(bar.candles)  # the executor logs each one
@@ -293,7 +295,11 @@ class Engine:
             side = Side.BUY if intent.delta > 0 else Side.SELL
             order = SubmitOrder(f"{self.run_id}:{t}:{intent.symbol}", intent.symbol, t, side, abs(intent.delta),
                                 intent.leverage)
-            await self.executor.submit(order)
+            try:
+                order = await self.executor.submit(order)
+            except ExecutionError as exc:  # refused (an exchange's answer, a size below its minimum): logged
+                log.warning("order %s refused: %s", order.order_id, exc)
+                cancelled.append((order.order_id, f"refused: {exc}"[:500]))
             orders.append(order)
 
         record = BarRecord(

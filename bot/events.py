@@ -67,7 +67,9 @@ class SubmitOrder:
     """A market order decided at the close of ``bar_ms``; it may fill no earlier than the next open.
 
     ``leverage`` sets the isolated margin the position's added exposure takes:
-    margin = notional / leverage (1 = fully collateralised).
+    margin = notional / leverage (1 = fully collateralised).  The engine decides
+    market orders; an exchange executor may place one as ``"limit"`` at
+    ``limit_price`` and says so in the order it returns from ``submit``.
     """
 
     order_id: str
@@ -76,11 +78,18 @@ class SubmitOrder:
     side: Side
     qty: Decimal
     leverage: Decimal = Decimal(1)
+    order_type: str = "market"           # "market" or "limit"
+    limit_price: Decimal | None = None   # limit orders only
 
 
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
-    """A fill of ``order_id`` at the open of bar ``fill_bar_ms`` (the bar after the decision)."""
+    """A fill of ``order_id`` at the open of bar ``fill_bar_ms`` (the bar after the decision).
+
+    An exchange order may fill in several trades: one event per trade, ``trade_id`` the
+    exchange's id (``""`` for a paper fill, which is always whole), and ``final`` true only
+    on the event after which the order is completely filled.
+    """
 
     order_id: str
     symbol: str
@@ -91,6 +100,8 @@ class OrderFilled:
     price: Decimal
     fee: Decimal
     reason: str = "signal"   # "signal", or "liquidation" for a forced close by the margin check
+    trade_id: str = ""
+    final: bool = True
 
 
 @dataclass(frozen=True, slots=True)

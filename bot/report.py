@@ -32,7 +32,7 @@ from decimal import Decimal, localcontext
 from pathlib import Path
 
 from bot.errors import DataError
-from bot.store import check_schema_version
+from bot.store import READABLE_VERSIONS, check_schema_version
 
 # Sums of exact decimal strings stay exact well beyond the default 28 digits.
 _PRECISION = 60
@@ -220,7 +220,8 @@ def begin_run_snapshot(conn: sqlite3.Connection, path: Path, run_id: str | None)
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "schema_version" not in tables:
         raise DataError(f"{path}: not a trade log (no schema_version table)")
-    check_schema_version(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0], path)
+    check_schema_version(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0], path,
+                         READABLE_VERSIONS)
     conn.execute("BEGIN")
     rid = run_id if run_id is not None else _latest_run(conn, path)
     if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (rid,)).fetchone() is None:

@@ -5,11 +5,11 @@ Change the schema only with a new :data:`SCHEMA_VERSION` and a migration.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Semicolons appear only at the ends of statements (the script is run whole by executescript).
 SCHEMA = """
--- Sigma-bot trade log, schema version 1.
+-- Sigma-bot trade log, schema version 2 (version 1 is migrated on open: see MIGRATE_1_TO_2).
 --
 -- Conventions
 --   run_id   one trading account (config [run] id). A restart with the same id
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS schema_version (
 CREATE TABLE IF NOT EXISTS runs (
     run_id       TEXT PRIMARY KEY,
     created_ms   INTEGER NOT NULL,           -- wall clock when the run first started
-    mode         TEXT NOT NULL,              -- 'paper'
+    mode         TEXT NOT NULL,              -- 'paper' or 'live'
     config_json  TEXT NOT NULL,              -- canonical settings snapshot (Settings.to_json())
     config_hash  TEXT NOT NULL,              -- a run keeps one config; another needs a new run id
     code_version TEXT NOT NULL               -- code that created the run (sessions record their own)
@@ -86,41 +86,47 @@ CREATE TABLE IF NOT EXISTS decisions (
     PRIMARY KEY (run_id, bar_ms, symbol)
 ) WITHOUT ROWID;
 
--- Market orders submitted at the close of bar_ms; they fill no earlier than the next open.
+-- Orders submitted at the close of bar_ms; they fill no earlier than the next open.
+-- Live orders carry the client order id derived from (run_id, bar_ms, symbol) on the exchange.
 CREATE TABLE IF NOT EXISTS orders (
     run_id         TEXT NOT NULL REFERENCES runs (run_id),
     order_id       TEXT NOT NULL,
     bar_ms         INTEGER NOT NULL,
     symbol         TEXT NOT NULL,
     side           TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
-    type           TEXT NOT NULL DEFAULT 'market' CHECK (type IN ('market', 'liquidation')),
+    type           TEXT NOT NULL DEFAULT 'market' CHECK (type IN ('market', 'limit', 'liquidation')),
     qty            TEXT NOT NULL,
     leverage       TEXT NOT NULL DEFAULT '1', -- isolated margin taken = notional / leverage
     status         TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'filled', 'cancelled')),
-    status_reason  TEXT,                     -- why it was cancelled
+    status_reason  TEXT,                     -- why it was cancelled (or refused by the exchange)
     updated_bar_ms INTEGER,                  -- the bar whose write last changed status
+    price          TEXT,                     -- limit price; NULL for market orders (since version 2)
     PRIMARY KEY (run_id, order_id)
 ) WITHOUT ROWID;
 
--- At most one decided (market) order per symbol per bar; a liquidation may share its bar.
-CREATE UNIQUE INDEX IF NOT EXISTS orders_one_per_bar ON orders (run_id, bar_ms, symbol) WHERE type = 'market';
+-- At most one decided order per symbol per bar; a liquidation may share its bar.
+CREATE UNIQUE INDEX IF NOT EXISTS orders_one_per_bar ON orders (run_id, bar_ms, symbol)
+    WHERE type IN ('market', 'limit');
 
--- One fill per order, at the open of bar_ms (a later bar than decision_bar_ms), or a
--- liquidation inside bar_ms (reason 'liquidation', its order row of type 'liquidation',
+-- Fills at the open of bar_ms (a later bar than decision_bar_ms), or a liquidation
+-- inside bar_ms (reason 'liquidation', its order row of type 'liquidation',
 -- decision_bar_ms = bar_ms: the margin check, not a decision, closed the position).
+-- A paper order fills once (trade_id ''); a live order has one row per exchange trade
+-- (trade_id = the exchange's trade id), logged at the bar whose poll first saw it.
 -- Signed cash flow of a fill: -qty*price for a buy, +qty*price for a sell, minus fee.
 CREATE TABLE IF NOT EXISTS fills (
     run_id          TEXT NOT NULL,
     order_id        TEXT NOT NULL,
     symbol          TEXT NOT NULL,
     decision_bar_ms INTEGER NOT NULL,
-    bar_ms          INTEGER NOT NULL,        -- the bar at whose open it filled
+    bar_ms          INTEGER NOT NULL,        -- the bar at whose open it filled (live: whose poll saw it)
     side            TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
     qty             TEXT NOT NULL,
     price           TEXT NOT NULL,
     fee             TEXT NOT NULL,           -- in the quote asset
     reason          TEXT NOT NULL,
-    PRIMARY KEY (run_id, order_id),
+    trade_id        TEXT NOT NULL DEFAULT '', -- the exchange's trade id; '' for paper fills (since version 2)
+    PRIMARY KEY (run_id, order_id, trade_id),
     FOREIGN KEY (run_id, order_id) REFERENCES orders (run_id, order_id)
 ) WITHOUT ROWID;
 
@@ -210,11 +216,12 @@ CREATE TABLE IF NOT EXISTS outages (
     PRIMARY KEY (run_id, started_ms)
 ) WITHOUT ROWID;
 
--- Market-data messages refused, counted by reason per session (one example kept per reason).
+-- Market-data messages (sources 'websocket', 'rest') and orders the exchange refused (source
+-- 'exchange'), counted by reason per session (one example kept per reason).
 CREATE TABLE IF NOT EXISTS rejections (
     run_id       TEXT NOT NULL REFERENCES runs (run_id),
     session_no   INTEGER NOT NULL,
-    source       TEXT NOT NULL,              -- 'websocket' or 'rest'
+    source       TEXT NOT NULL,              -- 'websocket', 'rest' or 'exchange'
     reason       TEXT NOT NULL,
     count        INTEGER NOT NULL,
     last_ms      INTEGER NOT NULL,           -- wall clock of the latest one
@@ -234,9 +241,9 @@ INSERT_FORECAST = "INSERT INTO forecasts (run_id, bar_ms, symbol, model, mu, sig
 INSERT_DECISION = ("INSERT INTO decisions (run_id, bar_ms, symbol, action, target_qty, current_qty, reason) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)")
 INSERT_ORDER = ("INSERT INTO orders (run_id, order_id, bar_ms, symbol, side, qty, leverage, type, status, "
-                "updated_bar_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                "updated_bar_ms, price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_FILL = ("INSERT INTO fills (run_id, order_id, symbol, decision_bar_ms, bar_ms, side, qty, price, fee, "
-                "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                "reason, trade_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 MARK_FILLED = ("UPDATE orders SET status = 'filled', updated_bar_ms = ? "
                 "WHERE run_id = ? AND order_id = ? AND status = 'open'")
 MARK_CANCELLED = ("UPDATE orders SET status = 'cancelled', status_reason = ?, updated_bar_ms = ? "
@@ -251,3 +258,26 @@ INSERT_VAR = ("INSERT INTO var_estimates (run_id, bar_ms, method, horizon, alpha
               "VALUES (?, ?, ?, ?, ?, ?, ?)")
 INSERT_DELEVERAGE = ("INSERT INTO deleverage_steps (run_id, bar_ms, step, symbol, exposure_before, exposure_after, "
                      "var_before, var_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+# Version 1 → 2: orders gain type 'limit' and a limit price; fills are keyed by exchange trade too.
+# SQLite cannot alter a CHECK or a primary key, so both tables are rebuilt (the procedure of
+# https://www.sqlite.org/lang_altertable.html#otheralter), run with foreign keys off, in one transaction.
+MIGRATE_1_TO_2 = """
+ALTER TABLE orders RENAME TO orders_v1;
+ALTER TABLE fills RENAME TO fills_v1;
+DROP INDEX IF EXISTS orders_one_per_bar;
+DROP INDEX IF EXISTS orders_open;
+DROP INDEX IF EXISTS fills_by_symbol;
+""" + SCHEMA[SCHEMA.index("-- Orders submitted at the close"):SCHEMA.index("-- Positions marked at the close")] + """
+INSERT INTO orders (run_id, order_id, bar_ms, symbol, side, type, qty, leverage, status, status_reason,
+                    updated_bar_ms, price)
+    SELECT run_id, order_id, bar_ms, symbol, side, type, qty, leverage, status, status_reason, updated_bar_ms, NULL
+    FROM orders_v1;
+INSERT INTO fills (run_id, order_id, symbol, decision_bar_ms, bar_ms, side, qty, price, fee, reason, trade_id)
+    SELECT run_id, order_id, symbol, decision_bar_ms, bar_ms, side, qty, price, fee, reason, '' FROM fills_v1;
+DROP TABLE fills_v1;
+DROP TABLE orders_v1;
+CREATE INDEX IF NOT EXISTS orders_open ON orders (run_id, bar_ms) WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run_id, symbol, bar_ms);
+UPDATE schema_version SET version = 2;
+"""

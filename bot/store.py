@@ -25,10 +25,12 @@ from types import TracebackType
 
 import aiosqlite
 
+from bot.config import config_changes
 from bot.errors import DataError
 from bot.schema import (
     INSERT_CANDLE, INSERT_DECISION, INSERT_DELEVERAGE, INSERT_FILL, INSERT_FORECAST, INSERT_FUNDING, INSERT_ORDER,
-    INSERT_POSITION, INSERT_RISK_STATE, INSERT_VAR, MARK_CANCELLED, MARK_FILLED, SCHEMA, SCHEMA_VERSION,
+    INSERT_POSITION, INSERT_RISK_STATE, INSERT_VAR, MARK_CANCELLED, MARK_FILLED, MIGRATE_1_TO_2, SCHEMA,
+    SCHEMA_VERSION,
 )
 from bot.events import (
     Candle, Decision, Delevered, EquityMarked, Forecast, FundingPaid, OrderFilled, RiskStateLogged, Side, SubmitOrder,
@@ -72,9 +74,13 @@ class ResumeState:
     forecasts: tuple[Forecast, ...] = ()            # made at the last bar (scored against the next one)
 
 
-def check_schema_version(version: int | None, path: str | Path) -> None:
-    """Raise DataError unless ``version`` is the schema this code reads and writes."""
-    if version == SCHEMA_VERSION:
+# Versions the read-only tools (report, status) read as they are; the store migrates them on open.
+READABLE_VERSIONS = (1, SCHEMA_VERSION)
+
+
+def check_schema_version(version: int | None, path: str | Path, readable: tuple[int, ...] = (SCHEMA_VERSION,)) -> None:
+    """Raise DataError unless ``version`` is one of the ``readable`` schema versions."""
+    if version in readable:
         return
     if version is None:
         raise DataError(f"{path}: not a trade log (its schema_version table is empty)")
@@ -151,16 +157,21 @@ class TradeStore:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 rows = list(await db.execute_fetchall(
-                    "SELECT config_hash FROM runs WHERE run_id = ?", (run_id,)))
+                    "SELECT config_hash, config_json FROM runs WHERE run_id = ?", (run_id,)))
+                changed = config_changes(rows[0][1], config_json) if rows and rows[0][0] != config_hash else []
+                if rows and rows[0][0] != config_hash and not changed:
+                    log.info("run %s: its config is unchanged; keys added since it started take their "
+                             "defaults", run_id)
                 if not rows:
                     await db.execute(
                         "INSERT INTO runs (run_id, created_ms, mode, config_json, config_hash, code_version) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (run_id, now_ms, mode, config_json, config_hash, code_version))
-                elif rows[0][0] != config_hash:
+                elif changed:
                     raise DataError(
                         f"run {run_id!r} in {self._path} was started with config hash {rows[0][0]}, but the "
-                        f"current config hashes to {config_hash}; a run keeps one config, so pick a new "
+                        f"current config hashes to {config_hash} (changed: {', '.join(changed[:8])}"
+                        f"{' ...' if len(changed) > 8 else ''}); a run keeps one config, so pick a new "
                         f"[run] id in config.toml (or restore the run's config) and start again")
                 (last,) = await db.execute_fetchall(
                     "SELECT MAX(session_no), SUM(ended_ms IS NULL) FROM sessions WHERE run_id = ?", (run_id,))
@@ -271,6 +282,18 @@ class TradeStore:
         async with self._lock:
             await db.execute(sql, params)
 
+    async def logged_trades(self, run_id: str) -> dict[str, set[str]]:
+        """The exchange trade ids already logged for each open order of ``run_id`` (its partial fills)."""
+        db = self._conn()
+        async with self._lock:
+            rows = await db.execute_fetchall(
+                "SELECT f.order_id, f.trade_id FROM fills f JOIN orders o USING (run_id, order_id) "
+                "WHERE f.run_id = ? AND o.status = 'open'", (run_id,))
+        out: dict[str, set[str]] = {}
+        for order_id, trade_id in rows:
+            out.setdefault(str(order_id), set()).add(str(trade_id))
+        return out
+
     async def last_bar_ms(self, run_id: str) -> int | None:
         """The open time of the last bar written for ``run_id``, or None."""
         db = self._conn()
@@ -298,8 +321,8 @@ class TradeStore:
                 "SELECT symbol, qty, avg_price, mark, margin FROM positions WHERE run_id = ? AND bar_ms = ? "
                 "ORDER BY symbol", (run_id, bar_ms))
             orders = await db.execute_fetchall(
-                "SELECT order_id, symbol, bar_ms, side, qty, leverage FROM orders WHERE run_id = ? AND status = 'open' "
-                "ORDER BY bar_ms, order_id", (run_id,))
+                "SELECT order_id, symbol, bar_ms, side, qty, leverage, type, price FROM orders "
+                "WHERE run_id = ? AND status = 'open' ORDER BY bar_ms, order_id", (run_id,))
             forecasts = await db.execute_fetchall(
                 "SELECT symbol, bar_ms, mu, sigma, model FROM forecasts WHERE run_id = ? AND bar_ms = ? "
                 "ORDER BY symbol", (run_id, bar_ms))
@@ -323,8 +346,9 @@ class TradeStore:
                                     tuple(sorted(json.loads(entries).items())))
         return ResumeState(
             last_bar_ms=int(bar_ms), cash=Decimal(cash), positions=held, marks=marks,
-            open_orders=tuple(SubmitOrder(o, s, int(b), Side(side), Decimal(q), Decimal(lev))
-                              for o, s, b, side, q, lev in orders),
+            open_orders=tuple(SubmitOrder(o, s, int(b), Side(side), Decimal(q), Decimal(lev), kind,
+                                          None if price is None else Decimal(price))
+                              for o, s, b, side, q, lev, kind, price in orders),
             margins=margins, risk_state=state,
             forecasts=tuple(Forecast(sym, int(b), float(mu), float(sg), m) for sym, b, mu, sg, m in forecasts))
 
@@ -360,13 +384,13 @@ def _bar_rows(run_id: str, records: list[BarRecord]) -> list[tuple[str, list[tup
         forecasts += [(run_id, bar, f.symbol, f.model, f.mu, f.sigma) for f in r.forecasts]
         decisions += [(run_id, bar, d.symbol, d.action, str(d.target_qty), str(d.current_qty), d.reason)
                       for d in r.decisions]
-        orders += [(run_id, o.order_id, bar, o.symbol, Side(o.side).value, str(o.qty), str(o.leverage), "market",
-                    "open", None) for o in r.orders]
+        orders += [(run_id, o.order_id, bar, o.symbol, Side(o.side).value, str(o.qty), str(o.leverage), o.order_type,
+                    "open", None, None if o.limit_price is None else str(o.limit_price)) for o in r.orders]
         # A liquidation is no decision: its order row is written with it, already filled.
         orders += [(run_id, f.order_id, bar, f.symbol, Side(f.side).value, str(f.qty), "1", "liquidation",
-                    "filled", bar) for f in r.fills if f.reason == "liquidation"]
+                    "filled", bar, None) for f in r.fills if f.reason == "liquidation"]
         fills += [(run_id, f.order_id, f.symbol, f.decision_bar_ms, bar, Side(f.side).value, str(f.qty),
-                   str(f.price), str(f.fee), f.reason) for f in r.fills]
+                   str(f.price), str(f.fee), f.reason, f.trade_id) for f in r.fills]
         positions += [(run_id, bar, p.symbol, str(p.qty), str(p.avg_price), str(p.mark), str(p.margin),
                        None if p.liq_price is None else str(p.liq_price)) for p in r.equity.positions]
         funding += [(run_id, bar, f.symbol, str(f.qty), str(f.mark), str(f.rate), str(f.amount)) for f in r.funding]
@@ -385,7 +409,9 @@ def _bar_rows(run_id: str, records: list[BarRecord]) -> list[tuple[str, list[tup
 
 def _status_rows(run_id: str, records: list[BarRecord]) -> list[tuple[str, list[tuple[object, ...]], str]]:
     """The order-status updates of ``records``: filled, then cancelled."""
-    filled = [(r.bar_ms, run_id, f.order_id) for r in records for f in r.fills if f.reason != "liquidation"]
+    # A partial fill of an exchange order (final false) leaves it open.
+    filled = [(r.bar_ms, run_id, f.order_id) for r in records for f in r.fills
+              if f.reason != "liquidation" and f.final]
     cancelled = [(reason, r.bar_ms, run_id, order_id) for r in records for order_id, reason in r.cancelled]
     return [(MARK_FILLED, filled, "filled"), (MARK_CANCELLED, cancelled, "cancelled")]
 
@@ -403,7 +429,26 @@ async def _ensure_schema(db: aiosqlite.Connection, path: Path) -> None:
     elif "schema_version" not in tables:
         raise DataError(f"{path}: not a trade log (an SQLite file without a schema_version table)")
     rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
+    if rows[0][0] == 1:
+        await _migrate_1_to_2(db, path)
+        rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
     check_schema_version(rows[0][0], path)
+
+
+async def _migrate_1_to_2(db: aiosqlite.Connection, path: Path) -> None:
+    """Rebuild orders and fills for schema version 2 (limit orders, one fill row per exchange trade)."""
+    await db.execute("PRAGMA foreign_keys = OFF")   # a no-op inside a transaction: set before BEGIN
+    try:
+        await db.executescript("BEGIN IMMEDIATE;\n" + MIGRATE_1_TO_2 + "COMMIT;\n")
+    except BaseException:
+        await _rollback(db)
+        raise
+    finally:
+        await db.execute("PRAGMA foreign_keys = ON")
+    broken = list(await db.execute_fetchall("PRAGMA foreign_key_check"))
+    if broken:
+        raise DataError(f"{path}: after migrating to schema version 2, {len(broken)} row(s) break a foreign key")
+    log.warning("%s: trade log migrated from schema version 1 to 2", path)
 
 
 def _bars_text(bars: list[int]) -> str:

@@ -1,12 +1,13 @@
 """Execution: turn :class:`~bot.events.SubmitOrder` into fills and mark the account.
 
 Two implementations share the small :class:`Executor` protocol below: the paper
-executor (``bot.execution.paper``, simulated fills with exact accounting) and,
-later, an exchange executor over ccxt.  The engine talks only to the protocol,
+executor (``bot.execution.paper``, simulated fills with exact accounting) and the
+exchange executor (``bot.execution.exchange``, real orders through ccxt).  The engine talks only to the protocol,
 so there is no ``if paper:`` branch anywhere.
 
 Per bar the engine calls, in this order::
 
+    expiry_reason / cancel_open     → open orders past their time are cancelled
     on_bar(closed candles)          → fills of orders decided on an earlier bar, at this bar's open
     apply_funding(open_ms, opens)   → FundingPaid of positions held at the open (8-h boundaries only)
     liquidate(closed candles)       → forced closes of positions whose margin the bar's range exhausted
@@ -25,10 +26,15 @@ from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, SubmitOrd
 
 @runtime_checkable
 class Executor(Protocol):
-    """Places market orders, reports their fills and marks the account."""
+    """Places orders, reports their fills and marks the account."""
 
-    async def submit(self, order: SubmitOrder) -> None:
-        """Accept ``order`` for filling at a later bar; ExecutionError if it is refused."""
+    async def submit(self, order: SubmitOrder) -> SubmitOrder:
+        """Accept ``order`` for filling at a later bar and return it as placed (type, limit price);
+        ExecutionError if it is refused (the engine logs the order as cancelled with the reason)."""
+        ...
+
+    def expiry_reason(self, order: SubmitOrder, bar_ms: int, timeframe_ms: int) -> str | None:
+        """Why open ``order`` must be cancelled at the open of ``bar_ms`` (never filled late), or None."""
         ...
 
     async def on_bar(self, candles: Sequence[Candle]) -> list[OrderFilled]:

@@ -332,6 +332,8 @@ class PaperAccount:
         _require(isinstance(order.bar_ms, int) and not isinstance(order.bar_ms, bool), "bar_ms",
                  "an integer (ms)", order.bar_ms, oid)
         _require(isinstance(order.side, Side), "side", "a Side", order.side, oid)
+        _require(order.order_type == "market", "order_type", "'market' (paper orders fill at the next open)",
+                 order.order_type, oid)
         _require(_is_decimal(order.qty) and order.qty > 0, "qty", "a finite Decimal > 0", order.qty, oid)
         _require(_is_decimal(order.leverage) and 1 <= order.leverage <= MAX_LEVERAGE, "leverage",
                  f"a finite Decimal in [1, {MAX_LEVERAGE}]", order.leverage, oid)
@@ -374,6 +376,16 @@ class PaperAccount:
         del self._orders[order.symbol]
         return OrderFilled(order_id=order.order_id, symbol=order.symbol, decision_bar_ms=order.bar_ms,
                            fill_bar_ms=candle.open_ms, side=order.side, qty=order.qty, price=price, fee=fee)
+
+    def book_fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal, fee: Decimal,
+                  leverage: Decimal = _ONE) -> None:
+        """Book a fill that happened elsewhere (an exchange trade) with the same exact arithmetic."""
+        self._check_symbol(symbol, "symbol")
+        _require(isinstance(side, Side), "side", "a Side", side)
+        _require(_is_decimal(qty) and qty > 0, "qty", "a finite Decimal > 0", qty)
+        _require(_is_decimal(price) and price > 0 and _is_decimal(fee), "price/fee", "finite, price > 0", (price, fee))
+        _require(_is_decimal(leverage) and 1 <= leverage <= MAX_LEVERAGE, "leverage", "in [1, 125]", leverage)
+        self._apply(symbol, side, qty, price, fee, leverage)
 
     def _apply(self, symbol: str, side: Side, qty: Decimal, price: Decimal, fee: Decimal,
                leverage: Decimal) -> None:
@@ -533,8 +545,15 @@ class PaperExecutor:
     def account(self) -> PaperAccount:
         return self._account
 
-    async def submit(self, order: SubmitOrder) -> None:
+    async def submit(self, order: SubmitOrder) -> SubmitOrder:
         self._account.submit(order)
+        return order
+
+    def expiry_reason(self, order: SubmitOrder, bar_ms: int, timeframe_ms: int) -> str | None:
+        """A paper order fills at its symbol's next bar; if that bar never came, it is stale."""
+        if order.bar_ms < bar_ms - timeframe_ms:
+            return f"stale: no bar of {order.symbol} followed decision bar {order.bar_ms}"
+        return None
 
     async def on_bar(self, candles: Sequence[Candle]) -> list[OrderFilled]:
         fills = []

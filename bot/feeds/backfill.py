@@ -71,17 +71,28 @@ def make_exchange(rest_url: str | None = None, timeout_s: float = 10.0) -> ccxt_
     })
     exchange.number = str  # exact decimal strings instead of floats (see the module docstring)
     exchange.timeout = max(1, int(timeout_s * 1000))  # ccxt counts milliseconds
-    if rest_url is not None and rest_url.rstrip("/") != exchange.urls["api"]["public"]:
-        base = rest_url.rstrip("/")
-        parts = urlsplit(base)
-        root = f"{parts.scheme}://{parts.netloc}"
-        api: dict[str, str] = {}
-        for name, url in exchange.urls["api"].items():
-            if isinstance(url, str):
-                api[name] = root + urlsplit(url).path
-        api.update(public=base, private=base, v1=root + "/api/v1")
-        exchange.urls["api"] = api
+    if rest_url is not None:
+        point_at(exchange, rest_url)
     return exchange
+
+
+def point_at(exchange: ccxt_async.Exchange, rest_url: str) -> None:
+    """Point ``exchange``'s spot REST base at ``rest_url``, and every other API family at the same host.
+
+    Nothing changes when ``rest_url`` is the exchange's own; otherwise a stray call to an API family
+    that was not meant to be used (sapi, fapi, …) fails locally instead of reaching the internet.
+    """
+    base = rest_url.rstrip("/")
+    if base == exchange.urls["api"]["public"]:
+        return
+    parts = urlsplit(base)
+    root = f"{parts.scheme}://{parts.netloc}"
+    api: dict[str, str] = {}
+    for name, url in exchange.urls["api"].items():
+        if isinstance(url, str):
+            api[name] = root + urlsplit(url).path
+    api.update(public=base, private=base, v1=root + "/api/v1")
+    exchange.urls["api"] = api
 
 
 @asynccontextmanager

@@ -123,13 +123,31 @@ def test_paper_needs_nothing() -> None:
     check_live_guard("paper", False, CREDS)
 
 
+def test_live_mode_with_flag_and_credentials_may_start() -> None:
+    check_live_guard("live", True, CREDS)   # the exchange executor exists: nothing left to refuse
+
+
+def test_cli_live_mode_with_unreachable_exchange_stops_with_an_execution_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[run]\nmode = "live"\n[feed]\nws_url = "ws://127.0.0.1:9/stream"\n'
+                   'rest_url = "http://127.0.0.1:9/api"\nrest_max_attempts = 1\n'
+                   '[exchange]\nrest_url = "http://127.0.0.1:9/api/v3"\n', encoding="utf-8")
+    argv = ["run", "--config", str(cfg), "--db", str(tmp_path / "t.sqlite"), "--max-bars", "1", "--live"]
+    assert main(argv) == 4
+    err = capsys.readouterr().err
+    assert "execution error: markets failed" in err and "ExchangeNotAvailable" in err
+    assert_clean("stderr", err)
+
+
 @pytest.mark.parametrize("mode, flag, creds, message", [
     ("live", False, CREDS, "run.mode is 'live' but --live was not given"),
     ("paper", True, CREDS, "--live given but run.mode is 'paper'"),
     ("paper", True, None, "--live given but run.mode is 'paper'"),
     ("live", True, None, "no credentials are set: API keys come only from environment variables "
                          "BOT_API_KEY/BOT_API_SECRET"),
-    ("live", True, CREDS, r"live trading needs the exchange executor, which this version does not have \(issue #7\)"),
 ])
 def test_live_guard_refusals(mode: str, flag: bool, creds: Credentials | None, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as exc:
@@ -164,7 +182,6 @@ def test_cli_half_set_credentials(tmp_path: Path, capsys: pytest.CaptureFixture[
 @pytest.mark.parametrize("flag, env, message", [
     (False, ENV, "run.mode is 'live' but --live was not given"),
     (True, {}, "no credentials are set"),
-    (True, ENV, "issue #7"),
 ])
 def test_cli_live_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                        flag: bool, env: dict[str, str], message: str) -> None:

@@ -1,0 +1,501 @@
+"""Real orders through ccxt's async API: the :class:`~bot.execution.Executor` of live trading.
+
+:class:`ExchangeExecutor` implements the same protocol as the paper executor,
+so the engine has no ``if paper`` branch.  The exchange is the truth; the
+executor keeps a *book* (a :class:`~bot.execution.paper.PaperAccount` fed only
+with the exchange's own trades) so the engine marks cash and positions exactly
+as it does on paper, and the trade log reconciles the same way.
+
+Lifecycle of an order (see :mod:`bot.execution.orders` for ids and rounding)::
+
+    submit      round and check limits (no request if they fail) → look the client
+                order id up → place it only if the exchange has none → tracked
+    on_bar      cancels asked for since the last bar are sent; every tracked order
+                decided before the bar is polled (fetch_order by client id, then
+                its trades); each exchange trade not logged yet becomes one
+                OrderFilled (``final`` on the one that completes the order)
+    expiry      an order open ``limit_ttl_bars`` bars after its decision, one the
+                exchange closed by itself, or one that never reached it, is
+                reported by ``expiry_reason`` and cancelled through the engine, so
+                the cancellation is logged with its bar
+    shutdown    open orders are cancelled on the exchange (``cancel_on_shutdown``);
+                trades and cancellations the bot has not logged are picked up by
+                the reconciliation of the next start
+
+Retries: reads go through :func:`~bot.feeds.retry.call_with_retry` (backoff,
+``Retry-After`` honoured for 429 and 418).  A placement is never simply
+repeated: every attempt first looks the client order id up (``origClientOrderId``)
+and adopts what it finds, and a "Duplicate order sent." answer means the order
+is there.  An attempt that may have reached the exchange (timeout, network
+error) and could not be confirmed leaves the order tracked as unconfirmed; the
+next bar's lookup settles it.  Refusals (InsufficientFunds -2010, InvalidOrder /
+filter failure -1013, any other exchange error) raise ExecutionError; the engine
+logs the order as cancelled with the reason and the executor counts them for the
+``rejections`` table (source ``exchange``).
+
+Reconciliation at start (:meth:`ExchangeExecutor.reconcile`): the trade log's
+open orders are looked up on the exchange and the trades they made while the
+bot was down are counted (they are logged as fills at the first bar); this
+run's open orders that the log does not know are listed and cancelled unless a
+re-decided submission adopts them; the quote and base balances are compared with
+the book plus those trades.  Each mismatch is logged and the book adopts the
+exchange's figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+
+from bot.config import ExchangeSettings
+from bot.errors import ExecutionError
+from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, Side, SubmitOrder
+from bot.execution.orders import (
+    bar_of_client_id, client_order_id, fill_from_trade, limit_price_for, rounded_order, run_prefix,
+)
+from bot.execution.paper import PaperAccount
+from bot.feeds.retry import RetryPolicy, call_with_retry, is_retryable, retry_after_s
+
+log = logging.getLogger(__name__)
+
+_ZERO = Decimal(0)
+_OPEN = "open"
+_DUPLICATE = "Duplicate order sent"
+
+
+@dataclass(slots=True)
+class TrackedOrder:
+    """An order of this run on the exchange, as far as the executor knows."""
+
+    order: SubmitOrder
+    client_id: str
+    exchange_id: str | None = None
+    confirmed: bool = False
+    seen_trades: set[str] = field(default_factory=set)
+    closed_reason: str | None = None   # the exchange closed it unfilled (or it never got there)
+    cancel_reason: str | None = None   # the engine asked to cancel it; sent at the next on_bar
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """What the start-up comparison with the exchange found (every mismatch is also logged)."""
+
+    pending_trades: int
+    mismatches: tuple[str, ...]
+    orphans: tuple[str, ...]
+
+
+class ExchangeExecutor:
+    """The :class:`bot.execution.Executor` of real orders (see the module docstring)."""
+
+    def __init__(self, exchange: Any, settings: ExchangeSettings, run_id: str, symbols: Sequence[str],
+                 book: PaperAccount, *, open_orders: Sequence[SubmitOrder] = (),
+                 logged_trades: Mapping[str, set[str]] | None = None, policy: RetryPolicy = RetryPolicy(),
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+        self.exchange = exchange
+        self.settings = settings
+        self.run_id = run_id
+        self.symbols = tuple(symbols)
+        self.policy = policy
+        self._sleep = sleep
+        self._book = book
+        self._tracked: dict[str, TrackedOrder] = {}
+        self._orphans: dict[str, dict[str, Any]] = {}
+        self._leverage: dict[str, int] = {}
+        self.rejections: Counter[str] = Counter()
+        self.rejection_examples: dict[str, str] = {}
+        logged = logged_trades or {}
+        for order in open_orders:
+            self._tracked[order.order_id] = TrackedOrder(
+                order, self._client_id(order), seen_trades=set(logged.get(order.order_id, ())))
+
+    # -- ids and markets -------------------------------------------------------------------------
+
+    def _client_id(self, order: SubmitOrder) -> str:
+        return client_order_id(self.run_id, order.bar_ms, self.exchange.market(order.symbol)["id"])
+
+    def _assets(self, symbol: str) -> tuple[str, str]:
+        m = self.exchange.market(symbol)
+        return m["base"], m["quote"]
+
+    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, what: str, **kwargs: Any) -> Any:
+        return await call_with_retry(fn, *args, what=what, policy=self.policy, exchange=self.exchange,
+                                     error_type=None, sleep=self._sleep, **kwargs)
+
+    # -- submit ----------------------------------------------------------------------------------
+
+    async def submit(self, order: SubmitOrder) -> SubmitOrder:
+        if order.order_id in self._tracked:
+            raise ExecutionError(f"order {order.order_id!r} was already submitted")
+        if order.symbol not in self.symbols:
+            raise ExecutionError(f"order {order.order_id!r}: symbol {order.symbol} is not traded by this run")
+        close = self._book.marks().get(order.symbol)
+        if close is None:
+            raise ExecutionError(f"order {order.order_id!r}: no close of {order.symbol} seen yet to price it")
+        s = self.settings
+        wanted = limit_price_for(order.side, close, s.limit_offset_bps) if s.order_type == "limit" else None
+        try:
+            qty, price = rounded_order(self.exchange, order.symbol, order.qty, close, wanted)
+        except ExecutionError as exc:
+            self._count("limits: " + str(exc).split(":", 2)[1].strip()[:60], str(exc))
+            raise
+        placed = SubmitOrder(order.order_id, order.symbol, order.bar_ms, order.side, qty, order.leverage,
+                             s.order_type, price)
+        tracked = TrackedOrder(placed, self._client_id(placed))
+        await self._set_leverage(placed)
+        await self._place(tracked)
+        self._tracked[placed.order_id] = tracked
+        self._orphans.pop(tracked.client_id, None)
+        return placed
+
+    async def _set_leverage(self, order: SubmitOrder) -> None:
+        """USDT-M futures: the symbol's leverage, set through ccxt before its first order at a new value."""
+        if self.settings.market != "usdm":
+            return
+        lev = max(1, int(order.leverage.to_integral_value(rounding="ROUND_CEILING")))
+        if self._leverage.get(order.symbol) != lev:
+            await self._call(self.exchange.set_leverage, lev, order.symbol, what=f"{order.symbol} leverage {lev}")
+            self._leverage[order.symbol] = lev
+
+    async def _lookup(self, tracked: TrackedOrder) -> dict[str, Any] | None:
+        """The exchange's order with our client id, or None when it has none."""
+        async def fetch() -> dict[str, Any] | None:
+            try:
+                return await self.exchange.fetch_order(None, tracked.order.symbol,
+                                                       {"origClientOrderId": tracked.client_id})
+            except ccxt.OrderNotFound:   # the normal answer before a first placement: not an error
+                return None
+        return await self._call(fetch, what=f"lookup {tracked.client_id}")
+
+    async def _place(self, tracked: TrackedOrder) -> None:
+        """Place ``tracked`` at most once (see the module docstring); ExecutionError if it is refused."""
+        o, cid = tracked.order, tracked.client_id
+        params: dict[str, Any] = {"newClientOrderId": cid}
+        if o.order_type == "limit":
+            params["timeInForce"] = self.settings.time_in_force
+        uncertain = False
+        last: BaseException | None = None
+        for attempt in range(1, self.policy.max_attempts + 1):
+            try:
+                found = await self._lookup(tracked)
+            except Exception as exc:  # the lookup itself failed after its retries: nothing is known
+                log.warning("order %s: lookup failed: %s: %s", cid, type(exc).__name__, exc)
+                break
+            if found is not None:
+                if attempt > 1 or uncertain:
+                    log.warning("order %s: already on the exchange (id %s); not placed again", cid, found["id"])
+                else:
+                    log.info("order %s: already on the exchange (id %s), adopted", cid, found["id"])
+                self._adopt(tracked, found)
+                return
+            self.exchange.last_response_headers = None
+            try:
+                answer = await self.exchange.create_order(o.symbol, o.order_type, o.side.value, str(o.qty),
+                                                          None if o.limit_price is None else str(o.limit_price),
+                                                          params)
+            except Exception as exc:
+                last = exc
+                if _DUPLICATE in str(exc):
+                    log.warning("order %s: the exchange has it already (duplicate id); looking it up", cid)
+                    continue
+                if not is_retryable(exc):
+                    self._refused(o, exc)
+                wait = retry_after_s(self.exchange.last_response_headers)
+                throttled = isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded))
+                uncertain = uncertain or not throttled  # a 429/418 was refused unseen; a timeout may have landed
+                if wait is not None and wait > self.policy.max_retry_after_s:
+                    log.error("order %s: the exchange asks to wait %g s (Retry-After), over the %g s limit",
+                              cid, wait, self.policy.max_retry_after_s)
+                    break
+                delay = max(self.policy.backoff_s(attempt), wait or 0.0)
+                log.warning("order %s: attempt %d/%d failed: %s: %s; looking it up, then retrying in %.2f s",
+                            cid, attempt, self.policy.max_attempts, type(exc).__name__, str(exc)[:200], delay)
+                await self._sleep(delay)
+                continue
+            self._adopt(tracked, answer)
+            log.info("order %s placed: %s %s %s %s%s (id %s)", cid, o.order_type, o.side.value, o.qty, o.symbol,
+                     f" @ {o.limit_price}" if o.limit_price is not None else "", answer.get("id"))
+            return
+        if uncertain:
+            log.error("order %s: not confirmed after %s; tracked as unconfirmed, looked up at the next bar", cid,
+                      f"{type(last).__name__}: {last}" if last else "a failed lookup")
+            return
+        self._refused(o, last or ExecutionError("no attempt was made"))
+
+    def _adopt(self, tracked: TrackedOrder, answer: Mapping[str, Any]) -> None:
+        tracked.exchange_id = str(answer.get("id"))
+        tracked.confirmed = True
+
+    def _refused(self, order: SubmitOrder, exc: BaseException) -> None:
+        name = type(exc).__name__
+        self._count(name, f"{order.order_id}: {exc}")
+        raise ExecutionError(f"{order.symbol} {order.side.value} {order.qty}: the exchange refused it: "
+                             f"{name}: {str(exc)[:300]}") from exc
+
+    def _count(self, reason: str, example: str) -> None:
+        self.rejections[reason] += 1
+        self.rejection_examples[reason] = example
+
+    # -- per bar ---------------------------------------------------------------------------------
+
+    def expiry_reason(self, order: SubmitOrder, bar_ms: int, timeframe_ms: int) -> str | None:
+        tracked = self._tracked.get(order.order_id)
+        if tracked is not None and tracked.closed_reason is not None:
+            return tracked.closed_reason
+        ttl = self.settings.limit_ttl_bars
+        if order.bar_ms < bar_ms - ttl * timeframe_ms:   # ttl = 1: polled once at the next bar, as paper fills
+            return f"expired: not filled within {ttl} bar(s) of decision bar {order.bar_ms}"
+        return None
+
+    def cancel_open(self, reason: str, symbol: str | None = None) -> list[tuple[str, str]]:
+        """Mark open orders (of ``symbol``) for cancelling; the exchange is told at the next ``on_bar``."""
+        out = []
+        for t in sorted(self._tracked.values(), key=lambda t: t.order.order_id):
+            if t.cancel_reason is None and (symbol is None or t.order.symbol == symbol):
+                t.cancel_reason = reason
+                out.append((t.order.order_id, reason))
+        return out
+
+    async def on_bar(self, candles: Sequence[Candle]) -> list[OrderFilled]:
+        if not candles:
+            return []
+        bar_ms = max(c.open_ms for c in candles)
+        fills: list[OrderFilled] = []
+        for t in sorted(self._tracked.values(), key=lambda t: (t.order.bar_ms, t.order.order_id)):
+            if t.order.bar_ms >= bar_ms:
+                continue
+            if t.cancel_reason is not None and t.closed_reason is None:
+                await self._cancel(t)
+            fills += await self._poll(t, bar_ms)
+            if t.cancel_reason is not None or (fills and fills[-1].order_id == t.order.order_id and fills[-1].final):
+                del self._tracked[t.order.order_id]
+        await self._cancel_orphans(bar_ms)
+        return fills
+
+    async def _cancel(self, t: TrackedOrder) -> None:
+        async def cancel() -> bool:
+            try:
+                await self.exchange.cancel_order(None, t.order.symbol, {"origClientOrderId": t.client_id})
+                return True
+            except ccxt.OrderNotFound:   # -2011: already filled, cancelled or never placed
+                return False
+        try:
+            if await self._call(cancel, what=f"cancel {t.client_id}"):
+                log.info("order %s cancelled on the exchange: %s", t.client_id, t.cancel_reason)
+            else:
+                log.info("order %s: nothing to cancel (already closed or never placed)", t.client_id)
+        except Exception as exc:
+            log.error("order %s: cancel failed: %s: %s", t.client_id, type(exc).__name__, exc)
+
+    async def _poll(self, t: TrackedOrder, bar_ms: int) -> list[OrderFilled]:
+        """New trades of ``t`` as fills logged at ``bar_ms``; notes it if the exchange closed it."""
+        for attempt in range(self.settings.poll_attempts):
+            try:
+                found = await self._lookup(t)
+            except Exception as exc:
+                log.error("order %s: status unknown (%s: %s); polled again at the next bar", t.client_id,
+                          type(exc).__name__, exc)
+                return []
+            if found is None:
+                if not t.confirmed:
+                    t.closed_reason = "never reached the exchange (no order with its client id)"
+                else:
+                    log.error("order %s: the exchange no longer knows it", t.client_id)
+                    t.closed_reason = "unknown to the exchange"
+                return []
+            self._adopt(t, found)
+            status = found.get("status")
+            if status != _OPEN or t.order.order_type == "limit" or attempt + 1 == self.settings.poll_attempts:
+                break
+            await self._sleep(self.settings.poll_interval_s)  # a market order normally fills at once
+        fills = await self._new_fills(t, found, bar_ms)
+        if status in ("canceled", "expired", "rejected") and t.cancel_reason is None:
+            t.closed_reason = f"closed on the exchange (status {status}) with {found.get('filled')} filled"
+            log.warning("order %s: %s", t.client_id, t.closed_reason)
+        return fills
+
+    async def _new_fills(self, t: TrackedOrder, found: Mapping[str, Any], bar_ms: int) -> list[OrderFilled]:
+        if Decimal(str(found.get("filled") or "0")) == 0:
+            return []
+        trades = await self._trades_of(t)
+        new = [tr for tr in trades if str(tr.get("id")) not in t.seen_trades]
+        complete = found.get("status") == "closed"
+        base, quote = self._assets(t.order.symbol)
+        fills = []
+        for i, trade in enumerate(new):
+            # An order the engine is cancelling at this bar stays "open" until that cancel is written.
+            last = complete and i == len(new) - 1 and t.cancel_reason is None
+            fill = fill_from_trade(t.order, trade, base, quote, bar_ms, final=last)
+            self._book.book_fill(fill.symbol, fill.side, fill.qty, fill.price, fill.fee, t.order.leverage)
+            t.seen_trades.add(fill.trade_id)
+            fills.append(fill)
+            log.info("fill %s trade %s: %s %s %s @ %s fee %s", t.client_id, fill.trade_id, fill.side.value,
+                     fill.qty, fill.symbol, fill.price, fill.fee)
+        return fills
+
+    async def _trades_of(self, t: TrackedOrder) -> list[dict[str, Any]]:
+        trades = await self._call(self.exchange.fetch_my_trades, t.order.symbol, None, None,
+                                  {"orderId": t.exchange_id}, what=f"trades of {t.client_id}")
+        return sorted((tr for tr in trades if str(tr.get("order")) == t.exchange_id),
+                      key=lambda tr: (int(tr.get("timestamp") or 0), str(tr.get("id"))))
+
+    async def _cancel_orphans(self, bar_ms: int) -> None:
+        """Cancel this run's unlogged open orders that no re-decided submission adopted by now."""
+        for cid, found in list(self._orphans.items()):
+            decided = bar_of_client_id(cid)
+            if decided is not None and decided >= bar_ms:
+                continue
+            del self._orphans[cid]
+            try:
+                await self._call(self.exchange.cancel_order, None, found["symbol"], {"origClientOrderId": cid},
+                                 what=f"cancel orphan {cid}")
+                log.warning("orphan order %s (not in the trade log, not re-decided) cancelled", cid)
+            except Exception as exc:
+                log.error("orphan order %s: cancel failed: %s: %s", cid, type(exc).__name__, exc)
+
+    async def liquidate(self, candles: Sequence[Candle]) -> list[OrderFilled]:
+        return []  # the exchange liquidates; the next start's reconciliation adopts what it did
+
+    def apply_funding(self, bar_ms: int, marks: Mapping[str, Decimal]) -> list[FundingPaid]:
+        return []  # spot has none; USDT-M funding is settled by the exchange and not logged (README)
+
+    def mark(self, bar_ms: int, marks: Mapping[str, Decimal]) -> EquityMarked:
+        return self._book.mark(bar_ms, marks)
+
+    def position(self, symbol: str) -> Decimal:
+        return self._book.position(symbol)
+
+    @property
+    def cash(self) -> Decimal:
+        return self._book.cash
+
+    def open_orders(self) -> tuple[SubmitOrder, ...]:
+        return tuple(t.order for t in sorted(self._tracked.values(), key=lambda t: (t.order.symbol, t.order.bar_ms))
+                     if t.cancel_reason is None)
+
+    @property
+    def last_equity(self) -> EquityMarked | None:
+        return self._book.last_equity
+
+    @property
+    def book(self) -> PaperAccount:
+        return self._book
+
+    # -- start and stop --------------------------------------------------------------------------
+
+    async def reconcile(self) -> Reconciliation:
+        """Compare the exchange with the trade log at start and adopt the exchange's truth (module doc)."""
+        mismatches: list[str] = []
+        pending: dict[str, tuple[Decimal, Decimal]] = {}   # symbol -> (Δqty, Δcash) of trades not logged yet
+        n_pending = 0
+        mine = run_prefix(self.run_id)
+        tracked_ids = {t.client_id for t in self._tracked.values()}
+        for symbol in self.symbols:
+            for o in await self._call(self.exchange.fetch_open_orders, symbol, what=f"{symbol} open orders"):
+                cid = str(o.get("clientOrderId") or "")
+                if cid in tracked_ids:
+                    continue
+                if cid.startswith(mine):
+                    self._orphans[cid] = o
+                    mismatches.append(f"{symbol}: open order {cid} on the exchange is not in the trade log "
+                                      "(placed just before a crash?); cancelled unless its bar is re-decided")
+                else:
+                    log.info("%s: open order %s is not this run's; left alone", symbol, cid or o.get("id"))
+        for t in self._tracked.values():
+            found = await self._lookup(t)
+            if found is None:
+                mismatches.append(f"{t.order.symbol}: open order {t.client_id} of the trade log is unknown to "
+                                  "the exchange; it is cancelled in the log at the next bar")
+                t.closed_reason = "unknown to the exchange at start"
+                continue
+            self._adopt(t, found)
+            if found.get("status") in ("canceled", "expired", "rejected"):
+                t.closed_reason = f"closed on the exchange while the bot was down (status {found.get('status')})"
+                log.warning("order %s: %s", t.client_id, t.closed_reason)
+            if Decimal(str(found.get("filled") or "0")) == 0:
+                continue
+            for trade in await self._trades_of(t):
+                if str(trade.get("id")) in t.seen_trades:
+                    continue
+                base, quote = self._assets(t.order.symbol)
+                f = fill_from_trade(t.order, trade, base, quote, 0, False)
+                dq, dc = pending.get(f.symbol, (_ZERO, _ZERO))
+                sign = 1 if f.side is Side.BUY else -1
+                pending[f.symbol] = (dq + sign * f.qty, dc - sign * f.qty * f.price - f.fee)
+                n_pending += 1
+        if n_pending:
+            log.warning("%d trade(s) of open orders happened while the bot was down; logged as fills at the "
+                        "first bar", n_pending)
+        mismatches += await self._reconcile_balances(pending)
+        for m in mismatches:
+            log.warning("reconciliation: %s", m)
+        return Reconciliation(n_pending, tuple(mismatches), tuple(sorted(self._orphans)))
+
+    async def _reconcile_balances(self, pending: Mapping[str, tuple[Decimal, Decimal]]) -> list[str]:
+        """Spot: the quote balance is the cash, each base balance the position; adopt the exchange's."""
+        if self.settings.market != "spot":
+            return []  # futures positions and margin are not compared (README)
+        balance = await self._call(self.exchange.fetch_balance, what="balances")
+        totals = balance.get("total") or {}
+        out: list[str] = []
+        quote = self._assets(self.symbols[0])[1]
+        expected_cash = self._book.cash + sum((dc for _, dc in pending.values()), _ZERO)
+        have_cash = Decimal(str(totals.get(quote) or "0"))
+        d_cash = have_cash - expected_cash
+        if d_cash:
+            out.append(f"{quote} balance {have_cash} != {expected_cash} in the trade log; the exchange's is adopted")
+        d_qty: dict[str, Decimal] = {}
+        for symbol in self.symbols:
+            base = self._assets(symbol)[0]
+            expected = self._book.position(symbol) + pending.get(symbol, (_ZERO, _ZERO))[0]
+            have = Decimal(str(totals.get(base) or "0"))
+            if have != expected:
+                d_qty[symbol] = have - expected
+                out.append(f"{symbol}: {base} balance {have} != position {expected} in the trade log; "
+                           "the exchange's is adopted")
+        if d_cash or d_qty:
+            self._adjust_book(d_cash, d_qty)
+        return out
+
+    def _adjust_book(self, d_cash: Decimal, d_qty: Mapping[str, Decimal]) -> None:
+        """Shift the book by the differences found (trades not logged yet stay to be booked as fills)."""
+        b = self._book
+        positions = dict(b.positions())
+        for symbol, dq in d_qty.items():
+            qty, avg = positions.get(symbol, (_ZERO, _ZERO))
+            if qty + dq == 0:
+                positions.pop(symbol, None)
+            else:
+                positions[symbol] = (qty + dq, avg if qty else b.marks().get(symbol, _ZERO))
+        self._book = PaperAccount(b.cash + d_cash, _ZERO, _ZERO, b.fee_step, positions=positions, marks=b.marks(),
+                                  symbols=self.symbols)
+
+    async def aclose(self) -> None:
+        """Cancel open orders if configured, then close ccxt's HTTP session."""
+        try:
+            await self.shutdown()
+        finally:
+            await self.exchange.close()
+
+    async def shutdown(self) -> list[str]:
+        """Cancel this run's open orders on the exchange if ``cancel_on_shutdown``; return their client ids."""
+        if not self.settings.cancel_on_shutdown:
+            if self._tracked:
+                log.info("leaving %d open order(s) on the exchange (cancel_on_shutdown = false)", len(self._tracked))
+            return []
+        done = []
+        for t in list(self._tracked.values()):
+            t.cancel_reason = t.cancel_reason or "shutdown"
+            await self._cancel(t)
+            done.append(t.client_id)
+        return done
+
+
+__all__ = ["ExchangeExecutor", "Reconciliation", "TrackedOrder"]
