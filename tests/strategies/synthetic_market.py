@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from strategies.dataset import MarketSeries
+from strategies.dataset import MarketSeries, WindowDataset
 
 HOUR_MS = 3_600_000
 T0_MS = 1_600_000_000_000 // HOUR_MS * HOUR_MS
@@ -35,3 +35,12 @@ def ar1_market(symbol: str, n: int, seed: int, phi: float = 0.5, vol: float = 0.
     for i in range(1, n):
         r[i] = phi * r[i - 1] + e[i]
     return MarketSeries(symbol, T0_MS + HOUR_MS * np.arange(n, dtype=np.int64), ohlcv_from_returns(r, rng))
+
+
+def window_dataset(feats: np.ndarray, targets: np.ndarray, lookback: int, ends: np.ndarray) -> WindowDataset:
+    """A dataset straight from feature rows: one symbol, hourly bars from 0 ms; ``ends`` are the decision rows."""
+    n = len(feats)
+    targets = targets.reshape(n, -1)
+    return WindowDataset(("A",), lookback, targets.shape[1], feats.astype(np.float32), targets.astype(np.float32),
+                         np.ones(n), np.arange(n, dtype=np.int64) * HOUR_MS, np.asarray(ends, dtype=np.int64),
+                         np.array([0]))

@@ -19,6 +19,7 @@ from strategies.features import FEATURES
 from strategies.models import registry
 from strategies.models.fusion import RV, FusionForecaster, fit_alpha, gaussian_nll, mixture_moments
 from strategies.models.knn import KnnForecaster
+from synthetic_market import window_dataset as dataset
 
 F = len(FEATURES)
 HOUR = 3_600_000
@@ -66,14 +67,6 @@ class ColumnForecaster:
     def to(self, device: torch.device | str) -> ColumnForecaster:
         self._device = torch.device(device)
         return self
-
-
-def dataset(feats: np.ndarray, targets: np.ndarray, lookback: int, ends: np.ndarray) -> WindowDataset:
-    n = len(feats)
-    targets = targets.reshape(n, -1)
-    return WindowDataset(("A",), lookback, targets.shape[1], feats.astype(np.float32), targets.astype(np.float32),
-                         np.ones(n), np.arange(n, dtype=np.int64) * HOUR, np.asarray(ends, dtype=np.int64),
-                         np.array([0]))
 
 
 def regime_data(n: int, seed: int, knn_noise: tuple[float, float], rec_noise: tuple[float, float],

@@ -11,19 +11,11 @@ import torch
 from strategies.dataset import WindowDataset
 from strategies.features import FEATURES
 from strategies.models.knn import SHRINK, KnnForecaster, gaussian_nll, weighted_moments
+from synthetic_market import window_dataset as dataset
 
 F = len(FEATURES)
 HOUR = 3_600_000
 RET = FEATURES.index("ret")
-
-
-def dataset(feats: np.ndarray, targets: np.ndarray, lookback: int, ends: np.ndarray) -> WindowDataset:
-    """One symbol, hourly bars from 0 ms; ``ends`` are the decision rows."""
-    n = len(feats)
-    targets = targets.reshape(n, -1)
-    return WindowDataset(("A",), lookback, targets.shape[1], feats.astype(np.float32), targets.astype(np.float32),
-                         np.ones(n), np.arange(n, dtype=np.int64) * HOUR, np.asarray(ends, dtype=np.int64),
-                         np.array([0]))
 
 
 def split(feats: np.ndarray, targets: np.ndarray, lookback: int, n_train: int) -> tuple[WindowDataset, WindowDataset]:

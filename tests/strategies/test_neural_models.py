@@ -19,15 +19,6 @@ SYMBOLS = ("BTC/USDT", "ETH/USDT", "XRP/USDT")
 FLOOR = 0.05
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these tiny models gain nothing from two, and lose 4× on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def small_settings(horizon: int = 1, distribution: str = "gaussian", mc: int = 0, dropout: float = 0.1,
                    seed: int = 7) -> ModelSettings:
     return ModelSettings(

@@ -53,15 +53,6 @@ def persistence_nll(train, val) -> float:
                              y).item()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these tiny models gain nothing from two, and lose 4× on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def ar1_series() -> list[MarketSeries]:
     return [ar1_market("BTC/USDT", 3000, seed=11, phi=0.5)]
