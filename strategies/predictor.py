@@ -91,6 +91,9 @@ class TorchPredictor:
             # Full float32 on the GPU too, so CPU and GPU forecasts agree to ~1e-6 (TF32 would cost ~1e-3).
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
+            # Shapes are fixed per captured graph, so let cuDNN time its algorithms once per shape (during the
+            # warm-up before capture): at 128 symbols the default heuristic's choice is 8x slower on an H100.
+            torch.backends.cudnn.benchmark = True
 
     @property
     def min_window(self) -> int:
