@@ -105,3 +105,20 @@ def test_run_without_a_checkpoint_says_what_to_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "bot train --data" in err and "--model cnn_gru" in err
     assert not (tmp_path / "t.sqlite").exists()        # refused before the trade log was opened
+
+
+def test_parallel_jobs_give_the_same_scores_as_one_process(data_dir, tmp_path):
+    """--jobs trains models in separate processes, each with its share of the CPU threads.
+
+    Training is deterministic on the CPU; only the thread count differs, which may change float sums in the
+    last bits, so the scores agree to 1e-6, not bit for bit.
+    """
+    outs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"eval{jobs}.json"
+        assert main(["evaluate", "--data", str(data_dir), "--models", "lstm", "knn", "--folds", "2",
+                     "--jobs", jobs, "--json", str(out), "--config", str(data_dir / "config.toml")]) == 0
+        outs.append(json.loads(out.read_text())["scores"])
+    for sym, by_model in outs[0].items():
+        for name, m in by_model.items():
+            assert outs[1][sym][name] == pytest.approx(m, rel=1e-6, abs=1e-9), (sym, name)
