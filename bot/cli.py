@@ -152,12 +152,11 @@ def cmd_replay_server(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bot.report import format_report, load_report
+    from bot.reporting.command import run
 
     if not Path(args.db).exists():
         raise DataError(f"no trade log at {args.db}")
-    print(format_report(load_report(args.db, args.run)))
-    return 0
+    return run(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -209,9 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8765)
     s.set_defaults(func=cmd_replay_server)
 
-    rep = sub.add_parser("report", help="summarise a trade log")
-    rep.add_argument("--db", required=True, help="SQLite trade log")
-    rep.add_argument("--run", default=None, help="run id (default: the most recent)")
+    rep = sub.add_parser("report", help="review a trade log: performance, trades, forecast quality, the gate")
+    from bot.reporting.command import add_arguments
+
+    add_arguments(rep)
     rep.set_defaults(func=cmd_report)
 
     st = sub.add_parser("status", help="where a run stands now: last bar, positions, state, feed health")

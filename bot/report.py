@@ -380,18 +380,17 @@ def _tally(counts: Mapping[str, int]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``bot report``: print the report, or the reason there is none."""
+    """Entry point of ``bot report``: print the report (and write its files), or the reason there is none."""
+    from bot.reporting.command import add_arguments, run
+
     parser = argparse.ArgumentParser(prog="bot report", description=__doc__.splitlines()[0])
-    parser.add_argument("--db", required=True, help="trade log (SQLite file) to read")
-    parser.add_argument("--run", default=None, help="run id (default: the most recently active run)")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        report = load_report(args.db, args.run)
+        return run(args)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(format_report(report))
-    return 0
 
 
 if __name__ == "__main__":

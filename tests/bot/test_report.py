@@ -281,3 +281,23 @@ def test_symbol_pnl_sums_to_the_equity_change(initial: D, plan: list[Step]) -> N
         assert not falls
     else:
         assert report.max_drawdown.pct.quantize(D("1e-12")) == max(falls).quantize(D("1e-12"))
+
+
+@pytest.mark.asyncio
+async def test_the_review_of_runs_without_candles_or_bars_still_writes_its_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "t.sqlite"
+    await write_run(path, hand_made_run())
+    await write_run(path, [], run_id="empty", now_ms=T0 + H)
+    out = {k: tmp_path / f"r.{k}" for k in ("html", "png", "csv")}
+    assert main(["--db", str(path), "--run", "r1", "--html", str(out["html"]), "--png", str(out["png"]),
+                 "--csv", str(out["csv"])]) == 0
+    text = capsys.readouterr().out
+    # No candles were logged: no forecast can be scored, and no buy-and-hold can be drawn.
+    assert "no forecast has an outcome yet" in text and "buy & hold (no candles)" in text
+    all_trips = next(line for line in text.splitlines() if line.startswith("  all "))
+    assert all_trips.split() == ["all", "1", "0.0%", "0.00", "-10.39", "-10.39"]   # the closed BTC trip
+    assert out["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out["html"].read_text().count("<img") == 6
+    assert (tmp_path / "r-round-trips.csv").read_text().count("\n") == 3     # header, BTC closed, ETH open
+    assert main(["--db", str(path), "--run", "empty", "--html", str(out["html"])]) == 0
+    assert "No bars written yet" in capsys.readouterr().out and "<img" not in out["html"].read_text()

@@ -1,0 +1,37 @@
+"""The shell of ``bot report``: arguments, then load → review → text and files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TextIO
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--db``, ``--run`` and the optional outputs."""
+    parser.add_argument("--db", required=True, help="SQLite trade log")
+    parser.add_argument("--run", default=None, help="run id (default: the most recently active run)")
+    parser.add_argument("--html", default=None, metavar="OUT.html",
+                        help="write one self-contained HTML page with the report and its figures")
+    parser.add_argument("--png", default=None, metavar="OUT.png", help="write the equity/drawdown figure")
+    parser.add_argument("--csv", default=None, metavar="TRADES.csv",
+                        help="write one row per fill here and one per round trip to TRADES-round-trips.csv")
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Print the report and write the files asked for; raises DataError on an unusable trade log."""
+    from bot.reporting.export import write_csv, write_html, write_png
+    from bot.reporting.review import build_review, format_full
+    from bot.reporting.tradelog import load_trade_log
+
+    out = out or sys.stdout
+    review = build_review(load_trade_log(args.db, args.run))
+    out.write(format_full(review))
+    if args.html:
+        out.write(f"HTML report: {write_html(review, args.html)}\n")
+    if args.png:
+        out.write(f"equity/drawdown figure: {write_png(review, args.png)}\n")
+    if args.csv:
+        fills, trips = write_csv(review, args.csv)
+        out.write(f"fills: {fills}; round trips: {trips}\n")
+    return 0
