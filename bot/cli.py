@@ -1,4 +1,4 @@
-"""Command line: ``bot run | demo | replay-server | report | status | train | evaluate``.
+"""Command line: ``bot run | demo | replay-server | report | status | train | evaluate | download``.
 
 Exit codes: 0 success, 2 bad configuration or arguments, 3 unusable data or
 database, 4 the exchange could not be used for live trading at start, 130 interrupted.
@@ -219,9 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--run", default=None, help="run id (default: the most recent)")
     st.set_defaults(func=cmd_status)
 
+    from bot.cli_data import add_parsers as add_data_parsers
     from bot.cli_models import add_parsers
 
     add_parsers(sub)
+    add_data_parsers(sub)
     return p
 
 
