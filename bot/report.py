@@ -24,7 +24,8 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -183,15 +184,24 @@ def reconciliation(symbols: Sequence[SymbolPnl], equity_start: Decimal, equity_e
     )
 
 
+T = TypeVar("T")
+
+
 def load_report(db_path: str | Path, run_id: str | None = None) -> Report:
     """Read run ``run_id`` (default: the most recently active run) from the trade log at ``db_path``."""
+    return read_run(db_path, run_id, lambda conn, report: report)
+
+
+def read_run(db_path: str | Path, run_id: str | None, then: Callable[[sqlite3.Connection, Report], T]) -> T:
+    """Open the trade log read-only, load the run's report in one read snapshot, and hand both to ``then``
+    (which may read more rows from the same snapshot); database errors become DataError naming the file."""
     path = Path(db_path)
     if not path.is_file():
         raise DataError(f"{path}: no such trade log")
     conn = _connect_read_only(path)
     with closing(conn):
         try:
-            return _load(conn, path, run_id)
+            return then(conn, _load(conn, path, run_id))
         except sqlite3.DatabaseError as exc:
             raise DataError(f"{path}: cannot read the trade log: {exc}") from exc
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from bot.config import TIMEFRAMES_MS
-from bot.errors import DataError
-from bot.report import Report, _connect_read_only, _load
+from bot.report import Report, read_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +56,7 @@ class TradeLog:
 
 def load_trade_log(db_path: str | Path, run_id: str | None = None) -> TradeLog:
     """The run's report and rows (default: the most recently active run), from one snapshot."""
-    path = Path(db_path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such trade log")
-    conn = _connect_read_only(path)
-    with closing(conn):
-        try:
-            report = _load(conn, path, run_id)   # opens the read snapshot the queries below share
-            return _rows(conn, report)
-        except sqlite3.DatabaseError as exc:
-            raise DataError(f"{path}: cannot read the trade log: {exc}") from exc
+    return read_run(db_path, run_id, _rows)
 
 
 def _rows(conn: sqlite3.Connection, report: Report) -> TradeLog:
