@@ -1,4 +1,4 @@
-"""Command line: ``bot run | demo | replay-server | report | status | train | evaluate``.
+"""Command line: ``bot run | demo | replay-server | report | status | train | evaluate | backtest``.
 
 Exit codes: 0 success, 2 bad configuration or arguments, 3 unusable data or
 database, 4 the exchange could not be used for live trading at start, 130 interrupted.
@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.cli_models import add_parsers
 
     add_parsers(sub)
+    from bot.cli_backtest import add_parsers as add_backtest_parsers
+
+    add_backtest_parsers(sub)
     return p
 
 
