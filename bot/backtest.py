@@ -112,8 +112,8 @@ class PrecomputedBaseline:
 
     ``predict`` returns what ``base.predict`` would on the same windows: the same ``moments`` run over all
     of a symbol's windows at once, laid out in memory as the engine's batches are.  The last row of every
-    window the engine passes is checked against the data, so a window that is not the data's (which would
-    need a hole the buffer did not see) fails loudly instead of trading on the wrong forecast.
+    window the engine passes is checked against the data, so a window that is not the data's fails loudly
+    instead of trading on the wrong forecast.  Memory: three floats and a row per symbol-bar (≈ 64 bytes).
     """
 
     CHUNK = 2048   # windows per vectorised pass: (2048, window, 5) float64 ≈ 10 MB at window 128
@@ -122,23 +122,25 @@ class PrecomputedBaseline:
         self.base = base
         self.name = base.name
         self.window = window
-        self._open_ms: dict[str, np.ndarray] = {}
-        self._last: dict[str, np.ndarray] = {}
-        self._mu: dict[str, np.ndarray] = {}
-        self._sigma: dict[str, np.ndarray] = {}
-        for sym in bars.symbols:
+        self._times = bars.times
+        self._index = {s: j for j, s in enumerate(bars.symbols)}
+        shape = (len(bars.symbols), len(bars.times))
+        # Per (symbol, bar time): the forecast, and the bar the window must end with; NaN where none.
+        self._mu, self._sigma = np.full(shape, np.nan), np.full(shape, np.nan)
+        self._last = np.full(shape + (5,), np.nan)
+        for j, sym in enumerate(bars.symbols):
             ohlcv = series_floats(bars.data[sym])
+            at = np.searchsorted(bars.times, bars.data[sym].open_ms)     # row i → its bar-time column
+            self._last[j, at] = ohlcv
             n = len(ohlcv) - window + 1
-            mu, sigma = np.full(len(ohlcv), np.nan), np.full(len(ohlcv), np.nan)
-            if n > 0:
-                views = sliding_window_view(ohlcv, (window, 5))[:, 0]       # (n, window, 5), no copy
-                for a in range(0, n, self.CHUNK):
-                    chunk = np.ascontiguousarray(views[a:a + self.CHUNK])    # the layout of np.stack
-                    m, sd = base.moments(chunk)
-                    mu[window - 1 + a:window - 1 + a + len(chunk)] = m
-                    sigma[window - 1 + a:window - 1 + a + len(chunk)] = sd
-            self._open_ms[sym], self._last[sym] = bars.data[sym].open_ms, ohlcv
-            self._mu[sym], self._sigma[sym] = mu, sigma
+            if n <= 0:
+                continue
+            views = sliding_window_view(ohlcv, (window, 5))[:, 0]       # (n, window, 5), no copy
+            for a in range(0, n, self.CHUNK):
+                chunk = np.ascontiguousarray(views[a:a + self.CHUNK])    # the memory layout of np.stack
+                m, sd = base.moments(chunk)
+                cols = at[window - 1 + a:window - 1 + a + len(chunk)]
+                self._mu[j, cols], self._sigma[j, cols] = m, sd
 
     @property
     def min_window(self) -> int:
@@ -147,16 +149,19 @@ class PrecomputedBaseline:
     def predict(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray) -> list[Forecast]:
         if windows.shape[0] != len(symbols):
             raise ValueError(f"{len(symbols)} symbols but {windows.shape[0]} windows")
-        if windows.shape[0] and windows.shape[1] != self.window:
+        if not symbols:
+            return []
+        if windows.shape[1] != self.window:
             raise ValueError(f"windows of {windows.shape[1]} bars, precomputed for {self.window}")
-        out = []
-        for j, sym in enumerate(symbols):
-            i = int(np.searchsorted(self._open_ms[sym], bar_ms))
-            if i < self.window - 1 or i >= len(self._open_ms[sym]) or self._open_ms[sym][i] != bar_ms \
-                    or not np.array_equal(self._last[sym][i], windows[j, -1]):
-                raise RuntimeError(f"bar {bar_ms} of {sym}: the engine's window is not the data's")
-            out.append(Forecast(sym, bar_ms, float(self._mu[sym][i]), float(self._sigma[sym][i]), self.name))
-        return out
+        k = int(np.searchsorted(self._times, bar_ms))
+        if k >= len(self._times) or self._times[k] != bar_ms:
+            raise RuntimeError(f"bar {bar_ms}: not a bar of the data")
+        rows = [self._index[s] for s in symbols]
+        mu, sigma = self._mu[rows, k], self._sigma[rows, k]
+        if np.isnan(mu).any() or not np.array_equal(self._last[rows, k], windows[:, -1]):
+            raise RuntimeError(f"bar {bar_ms}: the engine's window is not the data's")
+        name = self.name
+        return [Forecast(s, bar_ms, m, sd, name) for s, m, sd in zip(symbols, mu.tolist(), sigma.tolist())]
 
 
 @dataclass
