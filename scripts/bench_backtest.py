@@ -1,6 +1,7 @@
 """Backtest throughput and peak memory: 100 synthetic symbols × one year of hourly bars, on the CPU.
 
     python scripts/bench_backtest.py [--symbols 100] [--bars 8760] [--repeats 3] [--cnn-bars 500]
+                                     [--models baseline cnn_gru]
 
 A bar-event is one symbol's bar decided: bar-events/s = symbols × bars decided / seconds of the
 decision loop (the engine's process_bar over every bar, the trade-log commits included; generating the
@@ -100,8 +101,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symbols", type=int, default=100)
     ap.add_argument("--bars", type=int, default=8760)
-    ap.add_argument("--cnn-bars", type=int, default=500, help="bars of the cnn_gru case (0: skip it)")
+    ap.add_argument("--cnn-bars", type=int, default=500, help="bars of the cnn_gru case")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--models", nargs="+", choices=("baseline", "cnn_gru"), default=["baseline", "cnn_gru"])
     ap.add_argument("--case", default=None, help=argparse.SUPPRESS)   # internal: run one case, print JSON
     ap.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -113,7 +115,7 @@ def main() -> None:
           f"median of {args.repeats}")
     print(f"{'model':<9} {'bars':>6} {'bar-events':>10} {'loop s':>8} {'bar-events/s':>13} {'precompute s':>13} "
           f"{'peak RSS MiB':>13}")
-    cases = [("baseline", args.bars)] + ([("cnn_gru", args.cnn_bars)] if args.cnn_bars else [])
+    cases = [(m, args.bars if m == "baseline" else args.cnn_bars) for m in args.models]
     for model, bars in cases:
         runs = []
         for _ in range(args.repeats):
