@@ -1,4 +1,4 @@
-"""Command line: ``bot run | demo | replay-server | report | status | train | evaluate | download``.
+"""Command line: ``bot run | demo | replay-server | report | status | train | evaluate | download | backtest``.
 
 Exit codes: 0 success, 2 bad configuration or arguments, 3 unusable data or
 database, 4 the exchange could not be used for live trading at start, 130 interrupted.
@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_parsers(sub)
     add_data_parsers(sub)
+    from bot.cli_backtest import add_parsers as add_backtest_parsers
+
+    add_backtest_parsers(sub)
     return p
 
 

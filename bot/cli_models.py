@@ -41,10 +41,9 @@ def parse_day(text: str | None) -> int | None:
     return int(d.timestamp() * 1000)
 
 
-def load_market(paths: Sequence[Path], symbols: Sequence[str] | None, timeframe: str) -> list[Any]:
-    """MarketSeries for ``symbols`` (default: every file given) from files or directories of CSVs."""
-    from bot.feeds.replay.csvdata import load_ohlcv_csv, symbol_from_filename
-    from strategies.dataset import MarketSeries
+def find_csv(paths: Sequence[Path], symbols: Sequence[str] | None, timeframe: str) -> dict[str, Path]:
+    """The CSV file of each of ``symbols`` (default: every file given) among files and directories."""
+    from bot.feeds.replay.csvdata import symbol_from_filename
 
     files: dict[str, Path] = {}
     for p in paths:
@@ -61,13 +60,21 @@ def load_market(paths: Sequence[Path], symbols: Sequence[str] | None, timeframe:
     if missing:
         raise DataError(f"no CSV for {', '.join(missing)} in {', '.join(map(str, paths))}; "
                         f"found {', '.join(sorted(files)) or 'none'}")
+    return {s: files[s] for s in wanted}
+
+
+def load_market(paths: Sequence[Path], symbols: Sequence[str] | None, timeframe: str) -> list[Any]:
+    """MarketSeries for ``symbols`` (default: every file given) from files or directories of CSVs."""
+    from bot.feeds.replay.csvdata import load_ohlcv_csv
+    from strategies.dataset import MarketSeries
+
     tf_ms = TIMEFRAMES_MS[timeframe]
     out = []
-    for sym in wanted:
-        s = load_ohlcv_csv(files[sym], tf_ms)
+    for sym, path in find_csv(paths, symbols, timeframe).items():
+        s = load_ohlcv_csv(path, tf_ms)
         cols = [np.asarray(c, dtype=np.float64) for c in (s.open, s.high, s.low, s.close, s.volume)]
         out.append(MarketSeries(sym, s.open_ms, np.stack(cols, axis=1), tf_ms))
-        log.info("%s: %d bars from %s", sym, len(s), files[sym])
+        log.info("%s: %d bars from %s", sym, len(s), path)
     return out
 
 

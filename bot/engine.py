@@ -117,6 +117,13 @@ class Engine:
         self.watchdog = Watchdog.for_timeframe(self.tf_ms, settings.watchdog.stale_after_s, time.monotonic())
         self._outage_started_ms: int | None = None
         self._unwritten: list[BarRecord] = []
+        self._write_failing = False
+        # Knobs for an in-process source (a backtest); the daemon keeps the defaults.  Neither changes what
+        # is decided: ``offload_predict=False`` calls the predictor on the loop (no feed to keep reading),
+        # ``commit_every=K`` writes K bars per transaction (a crash loses at most the last K-1 decided bars,
+        # all of them after the last committed one, so a rerun resumes from the log as after any restart).
+        self.offload_predict = True
+        self.commit_every = 1
 
     def warm_up(self, candles: Sequence[Candle]) -> None:
         """History for the windows (the backfill); these bars are not decided."""
@@ -279,8 +286,10 @@ class Engine:
 
         batch = self.buffer.batch(t)
         forecasts: list[Forecast] = []
-        if batch.symbols:
+        if batch.symbols and self.offload_predict:
             forecasts = await asyncio.to_thread(self.predictor.predict, t, batch.symbols, batch.windows)
+        elif batch.symbols:
+            forecasts = self.predictor.predict(t, batch.symbols, batch.windows)
         positions = {s: self.executor.position(s) for s in self.symbols}
         risk = self.risk.decide(t, forecasts, batch.windows, positions, closes, equity.equity)
 
@@ -327,16 +336,25 @@ class Engine:
         if record.fills and _KILL_BEFORE_COMMIT:
             _kill_before_commit_countdown()
         self._unwritten.append(record)
+        if len(self._unwritten) >= self.commit_every or self._write_failing:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write every decided bar not yet in the trade log, in one transaction."""
+        if not self._unwritten:
+            return
         try:
             await self.store.write_bars(self.run_id, self._unwritten)
         except (DataError, sqlite3.Error) as exc:
+            self._write_failing = True
             self.stats.unwritten = len(self._unwritten)
             why = f"trade log not writable ({exc}); {len(self._unwritten)} bar(s) held in memory"
             log.error("%s: no new exposure until it is", why)
             self.risk.block_new_exposure(why)
             return
-        if len(self._unwritten) > 1:
+        if self._write_failing:
             log.warning("trade log writable again: %d held bar(s) written", len(self._unwritten))
+        self._write_failing = False
         self._unwritten.clear()
         self.stats.unwritten = 0
         self.risk.block_new_exposure(None)

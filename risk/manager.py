@@ -33,7 +33,7 @@ from risk.deleverage import deleverage
 from risk.gate import gate
 from risk.sizing import cap_gross, position_leverage, target_fraction
 from risk.state import RiskState, TradingState, score, update_state
-from risk.var import VarEstimate, portfolio_risk
+from risk.var import VarEstimate, WindowRisk
 from strategies.base import CLOSE
 
 HORIZONS = (1, 24)
@@ -197,8 +197,9 @@ class RiskManager:
                     mu: np.ndarray, sigma: np.ndarray, eq: float, reasons: dict[str, list[str]]
                     ) -> tuple[np.ndarray, list[Delevered], tuple[VarEstimate, ...]]:
         """Cut the target book until its binding VaR is within budget; every step is kept."""
-        result = deleverage(target, self._binding(returns, mu, sigma), self.s.var.budget_1 * eq,
-                            step=self.s.var.step)
+        # One window, many trial books: the window's statistics are computed once for all of them.
+        window = WindowRisk(returns, mu, sigma, horizons=HORIZONS, alpha=self.s.var.alpha)
+        result = deleverage(target, self._binding(window), self.s.var.budget_1 * eq, step=self.s.var.step)
         steps = []
         for n, st_ in enumerate(result.steps, 1):
             steps.append(Delevered(n, syms[st_.symbol_index], st_.exposure_before, st_.exposure_after,
@@ -211,10 +212,10 @@ class RiskManager:
             for s in syms:
                 reasons[s].append("VaR still above budget after the last possible cut")
         final = np.asarray(result.exposures, dtype=float)
-        estimates = tuple(portfolio_risk(final, returns, mu, sigma, horizons=HORIZONS, alpha=self.s.var.alpha))
+        estimates = tuple(window(final))
         return final, steps, estimates
 
-    def _binding(self, returns: np.ndarray, mu: np.ndarray, sigma: np.ndarray):  # type: ignore[no-untyped-def]
+    def _binding(self, window: WindowRisk):  # type: ignore[no-untyped-def]
         """The VaR the budget binds: per horizon the configured method (or the largest), expressed in
         units of the 1-bar budget so that one budget covers both horizons."""
         v = self.s.var
@@ -223,7 +224,7 @@ class RiskManager:
         def risk_fn(exposures: np.ndarray) -> VarEstimate:
             best: VarEstimate | None = None
             best_var = -1.0
-            for e in portfolio_risk(exposures, returns, mu, sigma, horizons=HORIZONS, alpha=v.alpha):
+            for e in window(exposures):
                 if v.method != "max" and e.method != v.method:
                     continue
                 scaled = e.var * scale[e.horizon]

@@ -124,13 +124,23 @@ def historical_var(exposures: npt.ArrayLike, returns: npt.ArrayLike, horizon: in
     _check_horizon_alpha(horizon, alpha)
     x = _complete_rows(returns)
     w = _vector("exposures", exposures, x.shape[1])
+    growth, scale = _scenarios(x, horizon)
+    return _historical_from(growth, scale, w, horizon, alpha)
+
+
+def _scenarios(x: FloatArray, horizon: int) -> tuple[FloatArray, float]:
+    """The historical scenarios' simple returns (overlapping h-bar sums of ``x``) and their √h scale."""
     scale = 1.0
     if horizon > 1:
         if x.shape[0] - horizon + 1 >= MIN_ROWS:
             x = np.lib.stride_tricks.sliding_window_view(x, horizon, axis=0).sum(axis=-1)
         else:
             scale = math.sqrt(horizon)
-    component_pnl = np.expm1(x) * w * scale
+    return np.expm1(x), scale
+
+
+def _historical_from(growth: FloatArray, scale: float, w: FloatArray, horizon: int, alpha: float) -> VarEstimate:
+    component_pnl = growth * w * scale
     pnl = component_pnl.sum(axis=1)
     q = float(np.quantile(pnl, 1.0 - alpha, method="lower"))
     tail = pnl <= q
@@ -160,7 +170,10 @@ def cornish_fisher_var(exposures: npt.ArrayLike, returns: npt.ArrayLike, horizon
     """
     _check_horizon_alpha(horizon, alpha)
     x = np.expm1(_complete_rows(returns))
-    w = _vector("exposures", exposures, x.shape[1])
+    return _cornish_fisher_from(x, _vector("exposures", exposures, x.shape[1]), horizon, alpha)
+
+
+def _cornish_fisher_from(x: FloatArray, w: FloatArray, horizon: int, alpha: float) -> VarEstimate:
     # Work on w / max|w| so the third and fourth moments neither underflow nor overflow;
     # VaR, ES and the contributions are positively homogeneous, so scale them back after.
     size = float(np.abs(w).max(initial=0.0))
@@ -215,14 +228,51 @@ def portfolio_risk(exposures: npt.ArrayLike, returns: npt.ArrayLike, mu: npt.Arr
                    sigma: npt.ArrayLike, horizons: Sequence[int] = (1, 24),
                    alpha: float = 0.99) -> list[VarEstimate]:
     """All three methods at each horizon, in order (model, historical, cornish_fisher) per horizon."""
-    x = _complete_rows(returns)
-    corr = correlation(x)
-    out: list[VarEstimate] = []
-    for h in horizons:
-        out.append(model_var(exposures, mu, sigma, corr, h, alpha))
-        out.append(historical_var(exposures, x, h, alpha))
-        out.append(cornish_fisher_var(exposures, x, h, alpha))
-    return out
+    return WindowRisk(returns, mu, sigma, horizons, alpha)(exposures)
+
+
+class WindowRisk:
+    """:func:`portfolio_risk` of many books over one window: what depends only on the window is done once.
+
+    Deleveraging measures a dozen trial books per bar against the same returns; the complete rows, the
+    correlation matrix (an eigendecomposition) and the scenario matrices do not change between them.
+    Each estimate is computed by the same operations on the same arrays as the one-book functions
+    above, so the numbers are identical, only not recomputed.
+    """
+
+    def __init__(self, returns: npt.ArrayLike, mu: npt.ArrayLike, sigma: npt.ArrayLike,
+                 horizons: Sequence[int] = (1, 24), alpha: float = 0.99) -> None:
+        self.x = _complete_rows(returns)
+        self.corr = correlation(self.x)
+        self.mu, self.sigma = mu, sigma
+        self.horizons, self.alpha = tuple(horizons), alpha
+        self._hist: dict[int, tuple[FloatArray, float]] = {}
+        self._cf_x: FloatArray | None = None
+
+    def __call__(self, exposures: npt.ArrayLike) -> list[VarEstimate]:
+        out: list[VarEstimate] = []
+        for h in self.horizons:
+            out.append(model_var(exposures, self.mu, self.sigma, self.corr, h, self.alpha))
+            out.append(self._historical(exposures, h))
+            out.append(self._cornish_fisher(exposures, h))
+        return out
+
+    def _historical(self, exposures: npt.ArrayLike, horizon: int) -> VarEstimate:
+        """:func:`historical_var` with the scenarios' simple returns kept between books."""
+        _check_horizon_alpha(horizon, self.alpha)
+        if horizon not in self._hist:
+            self._hist[horizon] = _scenarios(self.x, horizon)
+        growth, scale = self._hist[horizon]
+        return _historical_from(growth, scale, _vector("exposures", exposures, self.x.shape[1]), horizon,
+                                self.alpha)
+
+    def _cornish_fisher(self, exposures: npt.ArrayLike, horizon: int) -> VarEstimate:
+        """:func:`cornish_fisher_var` with the window's simple returns kept between books."""
+        _check_horizon_alpha(horizon, self.alpha)
+        if self._cf_x is None:
+            self._cf_x = np.expm1(self.x)
+        return _cornish_fisher_from(self._cf_x, _vector("exposures", exposures, self.x.shape[1]), horizon,
+                                    self.alpha)
 
 
 def _cf(z: FloatArray, skew: float, kurt: float) -> FloatArray:

@@ -46,7 +46,12 @@ class EwmaMomentumPredictor:
         n = r.shape[1]
         # EWMA as one weighted sum: var_T = λ^n var_0 + (1-λ) Σ λ^(T-t) r_t², with var_0 = mean r².
         weights = (1.0 - lam) * lam ** np.arange(n - 1, -1, -1, dtype=np.float64)
-        var = lam**n * (r * r).mean(axis=1) + (r * r) @ weights
+        # An elementwise product summed along each row, not a BLAS matrix-vector product: the sum runs in
+        # the same order whatever the batch size, so a symbol's forecast does not depend on which other
+        # windows share its batch (BLAS gemv blocks rows differently by batch size, changing the last bit).
+        # That is what lets a backtest compute every bar of a symbol in one pass with identical numbers.
+        rr = r * r
+        var = lam**n * rr.mean(axis=1) + (rr * weights).sum(axis=1)
         sigma = np.maximum(np.sqrt(var), self.sigma_floor)
         return mu, sigma
 

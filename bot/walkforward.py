@@ -1,0 +1,161 @@
+"""Walk-forward backtests: the model is refitted every N bars on the history before the bar, never after.
+
+    bar k of the backtest:  k % N == 0 → fit on [start, t_k) → swap into the engine's predictor → decide t_k
+
+``start`` is the first bar of the data (``expanding``) or ``train_bars`` bars before ``t_k``
+(``rolling``).  The fit is :func:`strategies.workflow.fit_range`, the step ``bot train`` runs: its
+samples' decision bars *and targets* lie inside the range, so the model fitted for bar ``t_k`` has
+learned nothing from ``t_k`` or later.  The engine, risk, executor and store are untouched; the only
+moving part is :class:`WalkForwardPredictor`, a predictor whose model is replaced between bars, and which
+refuses to forecast a bar its model's training range reaches (a second, independent guard).
+
+Each refit is logged (bar, ranges, validation NLL, seconds) and returned in the backtest's result.  The
+trade log has no table for them and adding one would change the schema (a new version), so they are not
+in the SQLite file; the ``forecasts.model`` column names the model kind as usual.
+
+Training on the CPU is deterministic (fixed seed, deterministic kernels), so a rerun — or a resumed run,
+which refits at the last scheduled bar before it — trades with the same models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.events import Forecast
+from bot.feeds.replay.csvdata import Series
+
+log = logging.getLogger("bot.walkforward")
+
+
+@dataclass(frozen=True, slots=True)
+class WalkForwardPlan:
+    model: str                 # a trainable model name (cnn_gru, lstm, ...)
+    retrain_every: int         # decided bars between refits
+    train_window: str          # "expanding" or "rolling"
+    train_bars: int | None     # rolling: bars of history each fit sees
+
+
+@dataclass(frozen=True, slots=True)
+class Retrain:
+    """One refit: the bar it serves from, the range given to fit_range, and what the fit reported."""
+
+    at_bar_ms: int
+    start_ms: int
+    end_ms: int                      # exclusive: the fit saw bars < end_ms == at_bar_ms
+    train_range: tuple[int, int]     # first and last bar the weights learned from
+    val_range: tuple[int, int]       # first and last bar of the validation range
+    best_val_nll: float | None
+    seconds: float
+
+
+class WalkForwardPredictor:
+    """The engine's predictor for a walk-forward run: the latest fitted model, swapped in between bars."""
+
+    def __init__(self, model: str, sigma_floor: float) -> None:
+        self.name = model
+        self.sigma_floor = sigma_floor
+        self.current: Any = None          # a TorchPredictor over the latest fit
+        self.seen_until_ms: int | None = None   # the end (exclusive) of the latest fit's range
+        self._min_window = 1
+
+    @property
+    def min_window(self) -> int:
+        return self._min_window
+
+    def swap(self, predictor: Any, seen_until_ms: int) -> None:
+        self.current, self.seen_until_ms = predictor, seen_until_ms
+        self._min_window = predictor.min_window
+
+    def predict(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray) -> list[Forecast]:
+        if self.current is None or self.seen_until_ms is None:
+            raise RuntimeError(f"bar {bar_ms}: no model fitted yet")
+        if bar_ms < self.seen_until_ms:
+            raise RuntimeError(f"bar {bar_ms}: the model was fitted on bars up to {self.seen_until_ms}, "
+                               "which include this bar or later ones")
+        return list(self.current.predict(bar_ms, symbols, windows))
+
+
+class WalkForward:
+    """Refits on schedule; ``before_bar`` is what :func:`bot.backtest.run_backtest` awaits before each bar."""
+
+    def __init__(self, settings: Settings, plan: WalkForwardPlan, data: Mapping[str, Series]) -> None:
+        from bot.backtest import series_floats
+        from strategies.dataset import FeatureStore, MarketSeries
+        from strategies.features import WARMUP
+        from strategies.models.registry import new_forecaster
+        from strategies.predictor import resolve_device
+        from strategies.workflow import model_horizon
+
+        if plan.retrain_every < 1:
+            raise ConfigError(f"--retrain-every must be at least 1, got {plan.retrain_every}")
+        if plan.train_window not in ("expanding", "rolling"):
+            raise ConfigError(f"--train-window must be expanding or rolling, got {plan.train_window!r}")
+        if plan.train_window == "rolling" and (plan.train_bars is None or plan.train_bars < 2):
+            raise ConfigError("--train-window rolling needs --train-bars (at least 2)")
+        self.settings, self.plan = settings, plan
+        m = settings.model
+        lookback = new_forecaster(plan.model, m, 1, settings.market.symbols).lookback
+        if settings.market.window < lookback + WARMUP:
+            raise ConfigError(f"market.window is {settings.market.window}; model {plan.model} needs at least "
+                              f"{lookback + WARMUP} (its lookback {lookback} + the features' warm-up {WARMUP})")
+        tf = settings.market.timeframe_ms
+        series = [MarketSeries(s, data[s].open_ms, series_floats(data[s]), tf) for s in settings.market.symbols]
+        self.store = FeatureStore(series, horizon=model_horizon(plan.model, m))
+        self.times = np.unique(self.store.open_ms)
+        self.device = resolve_device(m.device)
+        self.predictor = WalkForwardPredictor(plan.model, m.baseline.sigma_floor)
+        self.retrains: list[Retrain] = []
+        self._fitted_k: int | None = None
+
+    async def before_bar(self, k: int, t_ms: int) -> None:
+        """Before the ``k``-th decidable bar (open ``t_ms``): refit if the schedule says so, or if nothing is
+        fitted yet (a resumed run refits at its last scheduled bar, which gives the same model)."""
+        due = k - k % self.plan.retrain_every
+        if self._fitted_k == due:
+            return
+        if due != k and self._fitted_k is None:
+            log.info("resumed mid-schedule: refitting the model of bar #%d", due)
+        self.fit(t_ms if due == k else self._bar_of(k, due, t_ms))
+        self._fitted_k = due
+
+    def _bar_of(self, k: int, due: int, t_ms: int) -> int:
+        """Open time of decidable bar ``due`` given bar ``k`` at ``t_ms`` (bar times of the store's data)."""
+        i = int(np.searchsorted(self.times, t_ms)) - (k - due)
+        return int(self.times[i])
+
+    def fit(self, at_ms: int) -> Retrain:
+        """Fit on the configured window strictly before ``at_ms`` and serve it from bar ``at_ms`` on."""
+        from strategies.checkpoint import Checkpoint
+        from strategies.features import FEATURES
+        from strategies.predictor import TorchPredictor
+        from strategies.workflow import data_range, fit_range
+
+        tf = self.settings.market.timeframe_ms
+        first = self.store.first_ms()
+        start = first if self.plan.train_window == "expanding" else max(first, at_ms - self.plan.train_bars * tf)
+        t0 = time.perf_counter()
+        fitted = fit_range(self.store, self.plan.model, self.settings.model, start, at_ms, self.device)
+        seconds = time.perf_counter() - t0
+        best = fitted.summary.get("best_val_nll")
+        ckpt = Checkpoint(self.plan.model, fitted.forecaster, fitted.scaler, tuple(self.settings.market.symbols),
+                          tuple(FEATURES), self.settings.market.timeframe,
+                          data_range(self.store.series, start, at_ms), "walk-forward",
+                          dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), dict(fitted.summary), "{}")
+        self.predictor.swap(TorchPredictor(ckpt, self.device, cuda_graph=self.settings.model.cuda_graph,
+                                           sigma_floor=self.predictor.sigma_floor), at_ms)
+        r = Retrain(at_ms, start, at_ms, fitted.train_range, fitted.val_range,
+                    float(best) if isinstance(best, (int, float)) else None, seconds)
+        self.retrains.append(r)
+        log.info("walk-forward refit for bar %d: trained on %d..%d, validated on %d..%d, best val NLL %s, %.1f s",
+                 at_ms, *r.train_range, *r.val_range, "n/a" if r.best_val_nll is None else f"{r.best_val_nll:.4f}",
+                 seconds)
+        return r

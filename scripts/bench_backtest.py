@@ -1,0 +1,134 @@
+"""Backtest throughput and peak memory: 100 synthetic symbols × one year of hourly bars, on the CPU.
+
+    python scripts/bench_backtest.py [--symbols 100] [--bars 8760] [--repeats 3] [--cnn-bars 500]
+                                     [--models baseline cnn_gru]
+
+A bar-event is one symbol's bar decided: bar-events/s = symbols × bars decided / seconds of the
+decision loop (the engine's process_bar over every bar, the trade-log commits included; generating the
+market, the warm-up and, for the baseline, the one-pass forecasts are set-up and excluded — the
+precompute's seconds are printed apart).  Everything is the real path of ``bot backtest``: the
+daemon's Engine, risk manager (VaR with deleveraging every bar), exact-Decimal paper executor and a
+SQLite trade log on disk (``synchronous = FULL``), committed every 500 bars.
+
+Peak memory is the process's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``),
+each case in its own fresh process, so it includes the interpreter, numpy, torch when loaded and the
+in-memory market (decimal strings of every bar).
+
+cnn_gru: a checkpoint of the default [model.cnn_gru] shape trained briefly (1 epoch of 20 steps) on
+the first 1,000 bars; it is served per bar (one batched forward pass over all symbols), over
+``--cnn-bars`` bars only, because a year takes long on a 2-core CPU.  Medians over ``--repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+WINDOW = 128          # the baseline's window (the engine benchmark's)
+CNN_WINDOW = 153      # the default cnn_gru lookback 128 + the features' 25-bar warm-up
+START_MS = 1_704_067_200_000
+
+
+def symbols(n: int) -> list[str]:
+    named = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
+    return named[:n] if n <= 3 else named + [f"S{i:03d}/USDT" for i in range(n - 3)]
+
+
+def one_case(model: str, n_symbols: int, bars: int, tmp: str) -> dict[str, float]:
+    """Run one backtest in this process and report its rates (called in a child process)."""
+    from bot.backtest import HistoricalBars, PrecomputedBaseline, run_backtest
+    from bot.config import Settings
+    from bot.feeds.replay.synthetic import generate_market
+    from strategies.baseline import EwmaMomentumPredictor
+
+    syms = symbols(n_symbols)
+    history = 1000 if model == "cnn_gru" else 0
+    window = CNN_WINDOW if model == "cnn_gru" else WINDOW
+    data = generate_market(syms, history + window + bars, START_MS, seed=1)
+    overrides: dict[str, object] = {"market": {"symbols": syms, "window": window}}
+    if model == "cnn_gru":
+        overrides["model"] = {"name": "cnn_gru", "checkpoint": train_checkpoint(data, syms, history, tmp),
+                              "device": "cpu"}
+    settings = Settings().with_overrides(run={"db": str(Path(tmp) / f"{model}.sqlite"), "id": "bench"},
+                                         **overrides)
+    precompute_s = 0.0
+    if model == "baseline":   # the one-pass forecasts, timed apart (run_backtest would build the same)
+        t0 = time.perf_counter()
+        predictor = PrecomputedBaseline(EwmaMomentumPredictor(), HistoricalBars(data, syms, 3_600_000), WINDOW)
+        precompute_s = time.perf_counter() - t0
+    else:
+        predictor = None
+    start = START_MS + (history + window) * 3_600_000
+    r = asyncio.run(run_backtest(settings, data, start, predictor=predictor))
+    return {"bars": r.bars, "bar_events": r.bar_events, "seconds": r.seconds, "rate": r.bar_events_per_s,
+            "precompute_s": precompute_s, "fills": r.stats.fills,
+            "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def train_checkpoint(data: dict, syms: list[str], history: int, tmp: str) -> str:
+    """A default-shape cnn_gru trained for one short epoch on the first ``history`` bars."""
+    from bot.backtest import series_floats
+    from bot.config import Settings
+    from strategies.checkpoint import save_checkpoint
+    from strategies.dataset import FeatureStore, MarketSeries
+    from strategies.workflow import data_range, fit_range
+
+    model = Settings().with_overrides(model={"name": "cnn_gru", "train": {"epochs": 1, "max_steps_per_epoch": 20}}
+                                      ).model
+    series = [MarketSeries(s, data[s].open_ms[:history], series_floats(data[s])[:history], 3_600_000)
+              for s in syms[:10]]
+    store = FeatureStore(series)
+    end = int(data[syms[0]].open_ms[history])
+    fitted = fit_range(store, "cnn_gru", model, store.first_ms(), end)
+    path = Path(tmp) / "cnn_gru.pt"
+    save_checkpoint(path, fitted.forecaster, scaler=fitted.scaler, symbols=tuple(syms), timeframe="1h",
+                    data_range=data_range(series, store.first_ms(), end), summary={}, settings_json="{}")
+    return str(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--symbols", type=int, default=100)
+    ap.add_argument("--bars", type=int, default=8760)
+    ap.add_argument("--cnn-bars", type=int, default=500, help="bars of the cnn_gru case")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--models", nargs="+", choices=("baseline", "cnn_gru"), default=["baseline", "cnn_gru"])
+    ap.add_argument("--case", default=None, help=argparse.SUPPRESS)   # internal: run one case, print JSON
+    ap.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    if args.case:
+        print(json.dumps(one_case(args.case, args.symbols, args.bars, args.tmp)))
+        return
+    print(f"backtest benchmark: {args.symbols} synthetic symbols, window {WINDOW} (cnn_gru {CNN_WINDOW}), CPU, "
+          f"median of {args.repeats}")
+    print(f"{'model':<9} {'bars':>6} {'bar-events':>10} {'loop s':>8} {'bar-events/s':>13} {'precompute s':>13} "
+          f"{'peak RSS MiB':>13}")
+    cases = [(m, args.bars if m == "baseline" else args.cnn_bars) for m in args.models]
+    for model, bars in cases:
+        runs = []
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = subprocess.run([sys.executable, __file__, "--case", model, "--symbols", str(args.symbols),
+                                      "--bars", str(bars), "--tmp", tmp], capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"{model} case failed:\n{out.stderr}")
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(f"{model:<9} {int(med['bars']):>6} {int(med['bar_events']):>10} {med['seconds']:>8.1f} "
+              f"{med['rate']:>13,.0f} {med['precompute_s']:>13.2f} {med['maxrss_mib']:>13.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

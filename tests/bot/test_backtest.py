@@ -1,0 +1,135 @@
+"""The backtest's own behaviour: walk-forward never sees the future, an interrupted run resumes to the same log,
+and the in-process source builds the candles the feed would."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.backtest import HistoricalBars, run_backtest
+from bot.config import Settings
+from bot.feeds.replay.csvdata import Series
+from bot.feeds.replay.synthetic import generate_market
+from bot.walkforward import WalkForward, WalkForwardPlan
+
+SYMBOLS = ["BTC/USDT", "ETH/USDT"]
+START_MS = 1_704_067_200_000
+H = 3_600_000
+RISK = {"gate": {"long_entry_strength": 0.0, "short_entry_strength": 0.0, "exit_strength": 0.0, "sigma_max": 1.0}}
+TINY = {"name": "cnn_gru", "device": "cpu",
+        "cnn_gru": {"lookback": 24, "conv_channels": 4, "gru_hidden": 8, "gru_layers": 2},
+        "train": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 32}}
+
+
+def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def settings(db: Path, **overrides: object) -> Settings:
+    base: dict[str, object] = {"market": {"symbols": SYMBOLS, "window": 64}, "risk": RISK}
+    return Settings().with_overrides(run={"db": str(db), "id": "bt"}, **{**base, **overrides})
+
+
+def walk_forward(db: Path, data: dict[str, Series], start_ms: int, window: str = "expanding",
+                 train_bars: int | None = None) -> WalkForward:
+    s = settings(db, model=TINY)
+    walk = WalkForward(s, WalkForwardPlan("cnn_gru", 12, window, train_bars), data)
+    asyncio.run(run_backtest(s, data, start_ms, predictor=walk.predictor, before_bar=walk.before_bar,
+                             commit_every=10))
+    return walk
+
+
+@pytest.mark.parametrize("window,train_bars", [("expanding", None), ("rolling", 300)])
+def test_walk_forward_refits_on_the_past_only(tmp_path: Path, window: str, train_bars: int | None) -> None:
+    data = generate_market(SYMBOLS, 430, START_MS, seed=4)
+    start = START_MS + 400 * H
+    walk = walk_forward(tmp_path / "wf.sqlite", data, start, window, train_bars)
+    decided = [b for (b,) in rows(tmp_path / "wf.sqlite", "SELECT bar_ms FROM equity ORDER BY bar_ms")]
+    assert decided == [start + i * H for i in range(30)]
+    # A refit before the first bar and every 12 bars after it, each on bars strictly before its bar.
+    assert [r.at_bar_ms for r in walk.retrains] == [start, start + 12 * H, start + 24 * H]
+    for r in walk.retrains:
+        assert r.end_ms == r.at_bar_ms and r.val_range[1] < r.at_bar_ms and r.train_range[1] < r.val_range[0]
+        first = START_MS if window == "expanding" else r.at_bar_ms - 300 * H
+        assert r.start_ms == first == r.train_range[0]
+        assert r.best_val_nll is not None
+    # Each bar was forecast by the model of the latest refit at or before it (the predictor refuses
+    # otherwise), and all forecasts come from the learned model.
+    assert {m for (m,) in rows(tmp_path / "wf.sqlite", "SELECT DISTINCT model FROM forecasts")} == {"cnn_gru"}
+
+
+def test_walk_forward_decisions_do_not_move_when_the_future_changes(tmp_path: Path) -> None:
+    """Planted future: bars after t are replaced by a wildly different market; nothing decided at <= t moves."""
+    data = generate_market(SYMBOLS, 430, START_MS, seed=4)
+    other = generate_market(SYMBOLS, 430, START_MS, seed=99)
+    cut = 415   # bars [0, cut] are shared; after it the two markets have nothing in common
+    planted = {s: Series.from_rows(list(data[s].rows())[:cut + 1] +
+                                   [(t, *r[1:]) for t, r in zip(data[s].open_ms[cut + 1:].tolist(),
+                                                                list(other[s].rows())[cut + 1:])])
+               for s in SYMBOLS}
+    start = START_MS + 400 * H
+    walk_forward(tmp_path / "a.sqlite", data, start)
+    walk_forward(tmp_path / "b.sqlite", planted, start)
+    t = START_MS + cut * H
+    for table in ("forecasts", "decisions", "orders", "fills", "equity", "positions"):
+        sql = f"SELECT * FROM {table} WHERE bar_ms <= {t} ORDER BY 1, 2, 3"
+        a, b = rows(tmp_path / "a.sqlite", sql), rows(tmp_path / "b.sqlite", sql)
+        assert a == b and a, table
+    # ...and the planted future did change what came after (the test can fail).
+    later = "SELECT mu FROM forecasts WHERE bar_ms > %d ORDER BY bar_ms, symbol" % t
+    assert rows(tmp_path / "a.sqlite", later) != rows(tmp_path / "b.sqlite", later)
+
+
+def test_an_interrupted_backtest_resumes_to_the_same_log(tmp_path: Path) -> None:
+    data = generate_market(SYMBOLS + ["XRP/USDT"], 400, START_MS, seed=8)
+    syms = {"market": {"symbols": SYMBOLS + ["XRP/USDT"], "window": 64},
+            "risk": {"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}}}
+    whole = asyncio.run(run_backtest(settings(tmp_path / "whole.sqlite", **syms), data, commit_every=50))
+    assert whole.bars == 400 - 64 and whole.stats.fills >= 5
+
+    stop = asyncio.Event()
+
+    def progress(done: int, total: int, events: int) -> None:
+        if done >= 128:
+            stop.set()   # as SIGINT does: the bar in progress finishes, decided bars are committed
+
+    s = settings(tmp_path / "parts.sqlite", **syms)
+    first = asyncio.run(run_backtest(s, data, commit_every=50, progress=progress, stop=stop))
+    assert first.stopped and first.bars == 128
+    second = asyncio.run(run_backtest(s, data, commit_every=50))
+    assert second.resumed_from_bar_ms == first.last_bar_ms and second.bars == whole.bars - 128
+    for table in ("forecasts", "decisions", "orders", "fills", "equity", "positions", "risk_state", "candles"):
+        sql = f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4"
+        assert rows(tmp_path / "whole.sqlite", sql) == rows(tmp_path / "parts.sqlite", sql), table
+    assert [r[0] for r in rows(tmp_path / "parts.sqlite", "SELECT end_reason FROM sessions ORDER BY session_no")] \
+        == ["signal", "end_of_data"]
+
+
+def test_candles_are_the_ones_the_feed_would_make() -> None:
+    data = generate_market(SYMBOLS, 10, START_MS, seed=1)
+    bars = HistoricalBars(data, SYMBOLS, H)
+    bar = bars.bar(3)
+    assert bar.complete and bar.bar_ms == START_MS + 3 * H and [c.symbol for c in bar.candles] == SYMBOLS
+    c = bar.candles[1]
+    s = data["ETH/USDT"]
+    assert (c.open_ms, c.close_ms) == (START_MS + 3 * H, START_MS + 4 * H - 1)   # Binance's "T"
+    assert (c.open, c.high, c.low, c.close, c.volume) == tuple(Decimal(x[3]) for x in
+                                                               (s.open, s.high, s.low, s.close, s.volume))
+    assert str(c.close) == s.close[3]
+
+
+def test_a_symbol_missing_a_bar_is_decided_without_it(tmp_path: Path) -> None:
+    data = generate_market(SYMBOLS, 120, START_MS, seed=1)
+    keep = [i for i in range(120) if i != 90]
+    eth = data["ETH/USDT"]
+    data["ETH/USDT"] = Series.from_rows([eth.row(i) for i in keep])
+    result = asyncio.run(run_backtest(settings(tmp_path / "gap.sqlite"), data))
+    assert result.bars == 120 - 64 and result.stats.incomplete_bars == 1 and result.stats.gaps == 1
+    reasons = rows(tmp_path / "gap.sqlite", f"SELECT reason FROM decisions WHERE symbol = 'ETH/USDT' "
+                                            f"AND bar_ms = {START_MS + 90 * H}")
+    assert "no closed bar" in reasons[0][0]
