@@ -5,8 +5,8 @@
                  [--walk-forward --model cnn_gru --retrain-every N --train-window expanding|rolling
                   [--train-bars M]]
 
-The symbols are every file given (or ``--symbols``); everything else — window, model, risk, paper
-account — comes from the config.  The result is an ordinary trade log: ``bot report`` reads it.  A run
+The symbols are the config's ``market.symbols`` (or ``--symbols``), each found among the files given, as
+``bot train`` does; everything else — window, model, risk, paper account — comes from the config.  The result is an ordinary trade log: ``bot report`` reads it.  A run
 id already in ``--db`` is resumed after its last committed bar (same config required), which is how
 an interrupted backtest is finished.
 """
@@ -63,7 +63,7 @@ async def _backtest(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     timeframe = settings.market.timeframe
-    files = find_csv(args.data, args.symbols, timeframe)
+    files = find_csv(args.data, args.symbols or settings.market.symbols, timeframe)
     data = {s: load_ohlcv_csv(p, TIMEFRAMES_MS[timeframe]) for s, p in files.items()}
     model: dict[str, Any] = {}
     if args.walk_forward:
@@ -123,7 +123,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     b = sub.add_parser("backtest", help="replay OHLCV CSV files through the engine at full speed into a trade log")
     b.add_argument("--data", nargs="+", type=Path, required=True, help="CSV files or directories of them")
-    b.add_argument("--symbols", nargs="+", default=None, help="symbols to trade (default: every file given)")
+    b.add_argument("--symbols", nargs="+", default=None, help="symbols to trade (default: the config's market.symbols)")
     b.add_argument("--config", type=Path, default=None, help="config.toml (default: the embedded defaults)")
     b.add_argument("--from", dest="start", default=None,
                    help="first day decided, YYYY-MM-DD (the window bars before it only warm up)")

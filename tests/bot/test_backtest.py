@@ -133,3 +133,25 @@ def test_a_symbol_missing_a_bar_is_decided_without_it(tmp_path: Path) -> None:
     reasons = rows(tmp_path / "gap.sqlite", f"SELECT reason FROM decisions WHERE symbol = 'ETH/USDT' "
                                             f"AND bar_ms = {START_MS + 90 * H}")
     assert "no closed bar" in reasons[0][0]
+
+
+def test_cli_trades_the_config_symbols_among_the_files_given(tmp_path):
+    """A data folder may hold more symbols than the config trades: only the config's are backtested."""
+    import sqlite3
+
+    from bot.cli import main
+    from bot.feeds.replay.csvdata import write_ohlcv_csv
+    from bot.feeds.replay.synthetic import generate_market
+
+    market = generate_market(["BTC/USDT", "ETH/USDT", "SOL/USDT"], 120, 1_704_067_200_000, seed=2)
+    for sym, series in market.items():
+        write_ohlcv_csv(tmp_path / f"{sym.replace('/', '')}-1h.csv", series)
+    config = tmp_path / "c.toml"
+    config.write_text('[market]\nsymbols = ["BTC/USDT", "SOL/USDT"]\nwindow = 48\n')
+    db = tmp_path / "bt.sqlite"
+    assert main(["backtest", "--config", str(config), "--data", str(tmp_path), "--db", str(db)]) == 0
+    with sqlite3.connect(db) as conn:
+        traded = {s for (s,) in conn.execute("SELECT DISTINCT symbol FROM candles")}
+    assert traded == {"BTC/USDT", "SOL/USDT"}
+    assert main(["backtest", "--config", str(config), "--data", str(tmp_path), "--db", str(tmp_path / "x.sqlite"),
+                 "--symbols", "DOGE/USDT"]) == 3
