@@ -111,6 +111,8 @@ class _ApiError(Exception):
 class BinanceSpotStub:
     """Binance spot REST trading endpoints on ``127.0.0.1`` (see the module docstring)."""
 
+    ORDER_PATH = "/api/v3/order"
+
     def __init__(self, markets: dict[str, StubMarket], prices: dict[str, Decimal], balances: dict[str, Decimal],
                  *, api_key: str, api_secret: str, fee_rate: Decimal = Decimal("0.001"),
                  market_fill_parts: int = 1, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -172,8 +174,8 @@ class BinanceSpotStub:
         q.extend(_Fault(status, code, msg, retry_after, delay_s) for _ in range(n))
 
     def order_requests(self, method: str = "POST") -> list[dict[str, str]]:
-        """The parameters of every ``/api/v3/order`` request with ``method`` seen so far."""
-        return [p for m, path, p in self.requests if m == method and path == "/api/v3/order"]
+        """The parameters of every order request (``ORDER_PATH``) with ``method`` seen so far."""
+        return [p for m, path, p in self.requests if m == method and path == self.ORDER_PATH]
 
     def balance(self, asset: str) -> Decimal:
         return self.free.get(asset, Decimal(0)) + self.locked.get(asset, Decimal(0))

@@ -26,9 +26,9 @@ Retries: reads go through :func:`~bot.feeds.retry.call_with_retry` (backoff,
 ``Retry-After`` honoured for 429 and 418).  A placement is never simply
 repeated: every attempt first looks the client order id up (``origClientOrderId``)
 and adopts what it finds, and a "Duplicate order sent." answer means the order
-is there.  An attempt that may have reached the exchange (timeout, network
+is there (USDT-M: -4116 "ClientOrderId is duplicated.").  An attempt that may have reached the exchange (timeout, network
 error) and could not be confirmed leaves the order tracked as unconfirmed; the
-next bar's lookup settles it.  Refusals (InsufficientFunds -2010, InvalidOrder /
+next bar's lookup settles it.  Refusals (InsufficientFunds -2010 / USDT-M -2019, InvalidOrder /
 filter failure -1013, any other exchange error) raise ExecutionError; the engine
 logs the order as cancelled with the reason and the executor counts them for the
 ``rejections`` table (source ``exchange``).
@@ -40,6 +40,12 @@ run's open orders that the log does not know are listed and cancelled unless a
 re-decided submission adopts them; the quote and base balances are compared with
 the book plus those trades.  Each mismatch is logged and the book adopts the
 exchange's figure.
+
+USDT-M futures (``settings.market == "usdm"``): the leverage of a symbol is set
+before its first order (and when it changes), clamped to its bracket; a sell
+from flat opens a short; the reconciliation compares ``positionRisk`` amounts
+with the positions and wallet − Σ amount × entry price with the cash
+(:func:`futures_holdings`), and an adjusted position takes the exchange's entry.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, Context, Decimal, localcontext
 from typing import Any
 
 import ccxt
@@ -67,7 +73,7 @@ log = logging.getLogger(__name__)
 
 _ZERO = Decimal(0)
 _OPEN = "open"
-_DUPLICATE = "Duplicate order sent"
+_DUPLICATES = ("Duplicate order sent", "ClientOrderId is duplicated")   # spot -2010, USDT-M -4116
 
 
 @dataclass(slots=True)
@@ -109,6 +115,7 @@ class ExchangeExecutor:
         self._tracked: dict[str, TrackedOrder] = {}
         self._orphans: dict[str, dict[str, Any]] = {}
         self._leverage: dict[str, int] = {}
+        self._max_leverage: dict[str, int | None] = {}
         self.rejections: Counter[str] = Counter()
         self.rejection_examples: dict[str, str] = {}
         logged = logged_trades or {}
@@ -149,20 +156,46 @@ class ExchangeExecutor:
         placed = SubmitOrder(order.order_id, order.symbol, order.bar_ms, order.side, qty, order.leverage,
                              s.order_type, price)
         tracked = TrackedOrder(placed, self._client_id(placed))
-        await self._set_leverage(placed)
+        try:
+            await self._set_leverage(placed)
+        except Exception as exc:
+            self._refused(placed, exc)
         await self._place(tracked)
         self._tracked[placed.order_id] = tracked
         self._orphans.pop(tracked.client_id, None)
         return placed
 
     async def _set_leverage(self, order: SubmitOrder) -> None:
-        """USDT-M futures: the symbol's leverage, set through ccxt before its first order at a new value."""
+        """USDT-M futures: the symbol's leverage, set through ccxt before its first order and at each change.
+
+        The order's leverage rounded up to an integer (Binance takes whole numbers; rounding down could
+        ask more margin than the engine sized for), clamped to the symbol's highest bracket leverage.
+        """
         if self.settings.market != "usdm":
             return
-        lev = max(1, int(order.leverage.to_integral_value(rounding="ROUND_CEILING")))
+        wanted = max(1, int(order.leverage.to_integral_value(rounding=ROUND_CEILING)))
+        top = await self._leverage_cap(order.symbol)
+        lev = wanted if top is None else min(wanted, top)
+        if lev != wanted:
+            log.warning("%s: leverage %s clamped to the exchange's maximum %d", order.symbol, order.leverage, lev)
         if self._leverage.get(order.symbol) != lev:
             await self._call(self.exchange.set_leverage, lev, order.symbol, what=f"{order.symbol} leverage {lev}")
+            log.info("%s: leverage set to %d on the exchange", order.symbol, lev)
             self._leverage[order.symbol] = lev
+
+    async def _leverage_cap(self, symbol: str) -> int | None:
+        """The symbol's highest allowed leverage (first bracket of ``leverageBracket``), None if unknown."""
+        if symbol not in self._max_leverage:
+            try:
+                tiers = await self._call(self.exchange.fetch_leverage_tiers, [symbol], what=f"{symbol} brackets")
+                rows = tiers.get(self.exchange.market(symbol)["symbol"]) or []
+                caps = [int(Decimal(str(t["maxLeverage"]))) for t in rows if t.get("maxLeverage") is not None]
+                self._max_leverage[symbol] = max(caps) if caps else None
+            except Exception as exc:
+                log.warning("%s: leverage brackets unknown (%s: %s); leverage not clamped", symbol,
+                            type(exc).__name__, exc)
+                return None
+        return self._max_leverage[symbol]
 
     async def _lookup(self, tracked: TrackedOrder) -> dict[str, Any] | None:
         """The exchange's order with our client id, or None when it has none."""
@@ -202,7 +235,7 @@ class ExchangeExecutor:
                                                           params)
             except Exception as exc:
                 last = exc
-                if _DUPLICATE in str(exc):
+                if any(d in str(exc) for d in _DUPLICATES):
                     log.warning("order %s: the exchange has it already (duplicate id); looking it up", cid)
                     continue
                 if not is_retryable(exc):
@@ -440,8 +473,8 @@ class ExchangeExecutor:
 
     async def _reconcile_balances(self, pending: Mapping[str, tuple[Decimal, Decimal]]) -> list[str]:
         """Spot: the quote balance is the cash, each base balance the position; adopt the exchange's."""
-        if self.settings.market != "spot":
-            return []  # futures positions and margin are not compared (README)
+        if self.settings.market == "usdm":
+            return await self._reconcile_positions(pending)
         balance = await self._call(self.exchange.fetch_balance, what="balances")
         totals = balance.get("total") or {}
         out: list[str] = []
@@ -464,8 +497,36 @@ class ExchangeExecutor:
             self._adjust_book(d_cash, d_qty)
         return out
 
-    def _adjust_book(self, d_cash: Decimal, d_qty: Mapping[str, Decimal]) -> None:
-        """Shift the book by the differences found (trades not logged yet stay to be booked as fills)."""
+    async def _reconcile_positions(self, pending: Mapping[str, tuple[Decimal, Decimal]]) -> list[str]:
+        """USDT-M: ``positionRisk`` amounts are the positions, wallet − Σ amount × entry the cash (module doc)."""
+        cash, held = await futures_holdings(self.exchange, self.symbols, self._call)
+        out: list[str] = []
+        quote = self._assets(self.symbols[0])[1]
+        expected_cash = self._book.cash + sum((dc for _, dc in pending.values()), _ZERO)
+        d_cash = cash - expected_cash
+        if d_cash:
+            out.append(f"{quote} wallet balance less the positions' entry value, {cash}, != cash {expected_cash} "
+                       "in the trade log; the exchange's is adopted")
+        d_qty: dict[str, Decimal] = {}
+        entries: dict[str, Decimal] = {}
+        for symbol in self.symbols:
+            expected = self._book.position(symbol) + pending.get(symbol, (_ZERO, _ZERO))[0]
+            have, entry = held.get(symbol, (_ZERO, _ZERO))
+            if have != expected:
+                d_qty[symbol], entries[symbol] = have - expected, entry
+                out.append(f"{symbol}: position {have} (entry {entry}) on the exchange != position {expected} in "
+                           "the trade log; the exchange's is adopted")
+        if d_cash or d_qty:
+            self._adjust_book(d_cash, d_qty, entries)
+        return out
+
+    def _adjust_book(self, d_cash: Decimal, d_qty: Mapping[str, Decimal],
+                     entries: Mapping[str, Decimal] | None = None) -> None:
+        """Shift the book by the differences found (trades not logged yet stay to be booked as fills).
+
+        An adjusted position takes the exchange's entry price when one is given (futures), else keeps its
+        average, or the last mark when it was flat (spot: a balance has no entry price).
+        """
         b = self._book
         positions = dict(b.positions())
         for symbol, dq in d_qty.items():
@@ -473,7 +534,8 @@ class ExchangeExecutor:
             if qty + dq == 0:
                 positions.pop(symbol, None)
             else:
-                positions[symbol] = (qty + dq, avg if qty else b.marks().get(symbol, _ZERO))
+                entry = (entries or {}).get(symbol) or (avg if qty else b.marks().get(symbol, _ZERO))
+                positions[symbol] = (qty + dq, entry)
         self._book = PaperAccount(b.cash + d_cash, _ZERO, _ZERO, b.fee_step, positions=positions, marks=b.marks(),
                                   symbols=self.symbols)
 
@@ -498,4 +560,36 @@ class ExchangeExecutor:
         return done
 
 
-__all__ = ["ExchangeExecutor", "Reconciliation", "TrackedOrder"]
+async def futures_holdings(exchange: Any, symbols: Sequence[str], call: Callable[..., Awaitable[Any]],
+                           ) -> tuple[Decimal, dict[str, tuple[Decimal, Decimal]]]:
+    """USDT-M account as the book counts it: ``(cash, {symbol: (signed amount, entry price)})``.
+
+    The book moves cash by −signed notional − fee at every fill (as on spot), while the exchange's
+    wallet moves only by realized PnL and fees; the two agree when cash = wallet − Σ amount × entry
+    (``fetch_balance``'s ``assets[].walletBalance``, ``fetch_positions``' ``positionAmt``/``entryPrice``).
+    ``call(fn, *args, what=...)`` runs each request with the caller's retries.  Hedge mode is refused.
+    """
+    quote = exchange.market(symbols[0])["quote"]
+    balance = await call(exchange.fetch_balance, what="balances")
+    assets = (balance.get("info") or {}).get("assets")
+    if not isinstance(assets, list):
+        raise ExecutionError("USDT-M account answer without 'assets' (walletBalance); cannot reconcile")
+    wallet = next((Decimal(str(a.get("walletBalance") or "0")) for a in assets if a.get("asset") == quote), _ZERO)
+    by_unified = {exchange.market(s)["symbol"]: s for s in symbols}
+    held: dict[str, tuple[Decimal, Decimal]] = {}
+    for p in await call(exchange.fetch_positions, list(by_unified), what="positions"):
+        symbol = by_unified.get(str(p.get("symbol")))
+        info = p.get("info") or {}
+        amt = Decimal(str(info.get("positionAmt") or "0"))
+        if symbol is None or amt == 0:
+            continue
+        if info.get("positionSide", "BOTH") != "BOTH":
+            raise ExecutionError(f"{symbol}: a {info.get('positionSide')} position in hedge mode; the executor "
+                                 "needs one-way position mode")
+        held[symbol] = (amt, Decimal(str(info.get("entryPrice") or "0")))
+    with localcontext(Context(prec=200)):   # exact for any realistic amount and price
+        cash = wallet - sum((q * e for q, e in held.values()), _ZERO)
+    return cash, held
+
+
+__all__ = ["ExchangeExecutor", "Reconciliation", "TrackedOrder", "futures_holdings"]

@@ -12,7 +12,7 @@ every API family at a loopback stub.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,7 @@ import ccxt.async_support as ccxt_async
 
 from bot.config import ExchangeSettings, Settings
 from bot.errors import ConfigError, ExecutionError
-from bot.execution.exchange import ExchangeExecutor
+from bot.execution.exchange import ExchangeExecutor, futures_holdings
 from bot.execution.paper import PaperAccount
 from bot.feeds.backfill import point_at
 from bot.feeds.retry import RetryPolicy, call_with_retry
@@ -58,6 +58,12 @@ def make_trading_exchange(s: ExchangeSettings, credentials: Credentials) -> Any:
             exchange.enable_demo_trading(True)
     if s.rest_url:
         point_at(exchange, s.rest_url)
+        if s.market == "usdm":
+            # ccxt picks its USDT-M error map by the fapi host name; a stub's URL keeps that classification
+            # (-2019 "Margin is insufficient." is InsufficientFunds, -4116 a duplicate id, ...).
+            for kind in ("exact", "broad"):
+                linear = (exchange.exceptions.get("linear") or {}).get(kind) or {}
+                exchange.exceptions[kind] = {**exchange.exceptions[kind], **linear}
     return exchange
 
 
@@ -77,7 +83,7 @@ async def open_exchange_executor(settings: Settings, credentials: Credentials, r
     try:
         await call_with_retry(exchange.load_markets, what="markets", policy=policy, exchange=exchange,
                               error_type=ExecutionError)
-        missing = [s for s in symbols if s not in exchange.markets]
+        missing = _missing(exchange, symbols, settings.exchange.market)
         if missing:
             raise ConfigError(f"config key 'market.symbols': {', '.join(missing)} not traded on "
                               f"{settings.exchange.name} {settings.exchange.market}")
@@ -100,8 +106,40 @@ async def open_exchange_executor(settings: Settings, credentials: Credentials, r
     return executor
 
 
+def _missing(exchange: Any, symbols: Sequence[str], market: str) -> list[str]:
+    """Config symbols the exchange does not trade: spot by name; USDT-M as the linear perpetual of the
+    name (``BTC/USDT`` trades ``BTC/USDT:USDT``; events keep the config's symbol)."""
+    if market == "spot":
+        return [s for s in symbols if s not in exchange.markets]
+    out = []
+    for s in symbols:
+        try:
+            m = exchange.market(s)
+        except ccxt_async.BadSymbol:
+            out.append(s)
+            continue
+        if not (m.get("swap") and m.get("linear")):
+            out.append(s)
+    return out
+
+
 async def _fresh_book(exchange: Any, settings: Settings, quote: str, policy: RetryPolicy) -> PaperAccount:
-    """A new run's book: the quote balance is the cash; a base balance already held is a position."""
+    """A new run's book: the quote balance is the cash; a base balance already held is a position.
+
+    USDT-M: the positions are the account's open positions (amount and entry price) and the cash is the
+    wallet balance less their entry value (see :func:`~bot.execution.exchange.futures_holdings`).
+    """
+    if settings.exchange.market == "usdm":
+        async def call(fn: Any, *args: Any, what: str) -> Any:
+            return await call_with_retry(fn, *args, what=what, policy=policy, exchange=exchange,
+                                         error_type=ExecutionError)
+        cash, held = await futures_holdings(exchange, settings.market.symbols, call)
+        for symbol, (qty, entry) in held.items():
+            log.warning("%s: a position of %s (entry %s) is open on the account at the run's start; counted as "
+                        "a position that no fill explains (the report will say so)", symbol, qty, entry)
+        log.info("new live run: %s %s on the USDT-M account (wallet less the positions' entry value)", cash, quote)
+        return PaperAccount(cash, _ZERO, _ZERO, settings.paper.fee_step, positions=held,
+                            symbols=settings.market.symbols)
     totals = (await call_with_retry(exchange.fetch_balance, what="balances", policy=policy, exchange=exchange,
                                     error_type=ExecutionError)).get("total") or {}
     cash = Decimal(str(totals.get(quote) or "0"))

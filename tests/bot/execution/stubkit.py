@@ -9,6 +9,7 @@ from typing import Any
 from bot.config import Settings
 from bot.events import Candle, SubmitOrder
 from bot.execution.binance_stub import BinanceSpotStub, StubMarket
+from bot.execution.binance_usdm_stub import BinanceUsdmStub
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.live import open_exchange_executor
 from bot.secrets import Credentials
@@ -28,6 +29,17 @@ def make_stub(usdt: str = "10000", fill_parts: int = 1, **balances: str) -> Bina
     return BinanceSpotStub(markets, {BTC: D("40000"), ETH: D("2000")},
                            {"USDT": D(usdt), **{k: D(v) for k, v in balances.items()}},
                            api_key=KEY, api_secret=SECRET, market_fill_parts=fill_parts)
+
+
+def make_usdm_stub(wallet: str = "10000", fill_parts: int = 1,
+                   max_leverage: Mapping[str, int] | None = None) -> BinanceUsdmStub:
+    """USDT-M perpetuals BTCUSDT (step 0.001, min notional 100) and ETHUSDT (step 0.001, min notional 20)."""
+    markets = {BTC: StubMarket("BTC", "USDT", tick=D("0.10"), step=D("0.001"), min_qty=D("0.001"),
+                               min_notional=D("100")),
+               ETH: StubMarket("ETH", "USDT", tick=D("0.01"), step=D("0.001"), min_qty=D("0.001"),
+                               min_notional=D("20"))}
+    return BinanceUsdmStub(markets, {BTC: D("40000"), ETH: D("2000")}, D(wallet), api_key=KEY, api_secret=SECRET,
+                           market_fill_parts=fill_parts, max_leverage=max_leverage or {BTC: 125, ETH: 20})
 
 
 def settings_for(stub: BinanceSpotStub, run_id: str = "live-test", **exchange: Any) -> Settings:
@@ -52,9 +64,10 @@ def marked(ex: ExchangeExecutor, bar_ms: int, prices: Mapping[str, str]) -> None
     ex.mark(bar_ms, {s: D(p) for s, p in prices.items()})
 
 
-def order(symbol: str, bar_ms: int, side: str, qty: str, run_id: str = "live-test") -> SubmitOrder:
+def order(symbol: str, bar_ms: int, side: str, qty: str, run_id: str = "live-test",
+          leverage: str = "1") -> SubmitOrder:
     from bot.events import Side
-    return SubmitOrder(f"{run_id}:{bar_ms}:{symbol}", symbol, bar_ms, Side(side), D(qty))
+    return SubmitOrder(f"{run_id}:{bar_ms}:{symbol}", symbol, bar_ms, Side(side), D(qty), D(leverage))
 
 
 def posts(stub: BinanceSpotStub) -> list[dict[str, str]]:
@@ -62,4 +75,4 @@ def posts(stub: BinanceSpotStub) -> list[dict[str, str]]:
 
 
 __all__: Sequence[str] = ["BTC", "CREDS", "D", "ETH", "H", "KEY", "SECRET", "T0", "candle", "make_stub", "marked",
-                          "open_executor", "order", "posts", "settings_for"]
+                          "make_usdm_stub", "open_executor", "order", "posts", "settings_for"]
