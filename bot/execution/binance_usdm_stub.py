@@ -24,7 +24,9 @@ balance moves only by realized PnL and commission (``fee_rate`` taker,
 ``maker_fee_rate`` maker, charged in USDT); a sell from flat opens a short.
 An order that increases a position needs initial margin ``notional /
 leverage`` from the available balance (wallet + unrealized PnL − positions'
-and open orders' initial margin), else -2019 "Margin is insufficient.".
+and open orders' initial margin), else -2019 "Margin is insufficient." (an
+order that only reduces a position needs none); lowering a symbol's leverage
+so far that the available balance would turn negative is -2028.
 As on Binance the default answer to a new order is ACK-like (status ``NEW``,
 nothing executed yet, even for a MARKET order that fills at once).
 
@@ -252,7 +254,10 @@ class BinanceUsdmStub(BinanceSpotStub):
                                         "or malformed.") from None
         if not 1 <= lev <= self.max_leverage[m.market_id]:
             raise _ApiError(400, -4028, f"Leverage {lev} is not valid")
-        self.leverage[m.market_id] = lev
+        old, self.leverage[m.market_id] = self.leverage[m.market_id], lev
+        if lev < old and self.available() < 0:     # lowering it raises the position's initial margin
+            self.leverage[m.market_id] = old
+            raise _ApiError(400, -2028, "Leverage is smaller than permitted: insufficient margin balance")
         self.leverage_requests.append((m.market_id, lev))
         return {"leverage": lev, "maxNotionalValue": "50000", "symbol": m.market_id}
 
@@ -290,7 +295,7 @@ class BinanceUsdmStub(BinanceSpotStub):
         opening = max(_ZERO, abs(amt + signed) - abs(amt)) if otype == "MARKET" else qty
         with localcontext(_AVERAGE):
             need = opening * (price or last) / self.leverage[mid]
-        if need > self.available():
+        if need > 0 and need > self.available():    # an order that only reduces a position is never refused
             raise _ApiError(400, -2019, MSG_MARGIN)
         now = _now_ms()
         order = StubOrder(self._next_order, client_id, m, side, otype, qty, price,

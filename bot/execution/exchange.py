@@ -168,11 +168,17 @@ class ExchangeExecutor:
     async def _set_leverage(self, order: SubmitOrder) -> None:
         """USDT-M futures: the symbol's leverage, set through ccxt before its first order and at each change.
 
+        Not for an order that only reduces the position (Binance takes no margin for it, and lowering the
+        leverage of an open position can be refused, -2028).
+
         The order's leverage rounded up to an integer (Binance takes whole numbers; rounding down could
         ask more margin than the engine sized for), clamped to the symbol's highest bracket leverage.
         """
         if self.settings.market != "usdm":
             return
+        held = self._book.position(order.symbol)
+        if held and (held > 0) != (order.side is Side.BUY) and order.qty <= abs(held):
+            return   # only reduces the position: no margin taken, the symbol's leverage is left as it is
         wanted = max(1, int(order.leverage.to_integral_value(rounding=ROUND_CEILING)))
         top = await self._leverage_cap(order.symbol)
         lev = wanted if top is None else min(wanted, top)

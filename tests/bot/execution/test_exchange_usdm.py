@@ -59,6 +59,29 @@ async def test_leverage_is_set_per_symbol_before_its_first_order_and_clamped_to_
 
 
 @pytest.mark.asyncio
+async def test_an_order_that_only_reduces_the_position_leaves_the_leverage_alone() -> None:
+    async with make_usdm_stub(wallet="1000") as stub:
+        ex = await open_executor(stub, **USDM)
+        try:
+            marked(ex, T0, PRICES)
+            await ex.submit(order(BTC, T0, "buy", "0.1", leverage="5"))          # 4000 notional, 800 margin
+            await ex.on_bar([candle(BTC, T0 + H, "40000")])
+            # The engine's closing order says leverage 1; lowering it would need 4000 of margin (-2028).
+            marked(ex, T0 + H, PRICES)
+            await ex.submit(order(BTC, T0 + H, "sell", "0.05", leverage="1"))
+            await ex.on_bar([candle(BTC, T0 + 2 * H, "40000")])
+            assert stub.leverage_requests == [("BTCUSDT", 5)] and stub.position(BTC) == ex.position(BTC) == D("0.05")
+            # A flip through zero opens a short: its leverage is set first.
+            marked(ex, T0 + 2 * H, PRICES)
+            await ex.submit(order(BTC, T0 + 2 * H, "sell", "0.06", leverage="10"))
+            await ex.on_bar([candle(BTC, T0 + 3 * H, "40000")])
+            assert stub.leverage_requests == [("BTCUSDT", 5), ("BTCUSDT", 10)]
+            assert stub.position(BTC) == ex.position(BTC) == D("-0.01") and ex.cash == book_cash(stub)
+        finally:
+            await ex.aclose()
+
+
+@pytest.mark.asyncio
 async def test_leverage_above_the_exchange_bracket_without_clamping_is_a_refusal() -> None:
     async with make_usdm_stub() as stub:
         ex = await open_executor(stub, **USDM)
