@@ -434,14 +434,18 @@ class BinanceSpotStub:
         return {**self._order_json(order), "origClientOrderId": order.client_id,
                 "clientOrderId": f"cancel{order.order_id}", "transactTime": order.update_ms}
 
-    def _open_orders(self, params: dict[str, str]) -> list[dict[str, Any]]:
+    def _open_stub_orders(self, params: dict[str, str]) -> list[StubOrder]:
+        """Resting orders, oldest first, of ``params['symbol']`` if given (an unknown symbol is refused)."""
         mid = params.get("symbol")
         if mid is not None:
             self._market(params)
+        return [o for o in sorted(self.orders.values(), key=lambda o: o.order_id)
+                if o.status in ("NEW", "PARTIALLY_FILLED") and (mid is None or o.market.market_id == mid)]
+
+    def _open_orders(self, params: dict[str, str]) -> list[dict[str, Any]]:
         return [{**self._order_json(o), "time": o.time_ms, "updateTime": o.update_ms, "isWorking": True,
                  "stopPrice": "0.00000000", "icebergQty": "0.00000000", "workingTime": o.time_ms}
-                for o in sorted(self.orders.values(), key=lambda o: o.order_id)
-                if o.status in ("NEW", "PARTIALLY_FILLED") and (mid is None or o.market.market_id == mid)]
+                for o in self._open_stub_orders(params)]
 
     def _my_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
         m = self._market(params)

@@ -118,7 +118,7 @@ class BinanceUsdmStub(BinanceSpotStub):
                   ("POST", "/fapi/v1/leverage"): self._set_leverage,
                   ("POST", "/fapi/v1/order"): self._new_order, ("GET", "/fapi/v1/order"): self._query_order,
                   ("DELETE", "/fapi/v1/order"): self._cancel_order, ("GET", "/fapi/v1/openOrders"): self._open_orders,
-                  ("GET", "/fapi/v1/userTrades"): self._user_trades}
+                  ("GET", "/fapi/v1/userTrades"): self._my_trades}
         handler = routes.get((method, path))
         if handler is None:
             raise _ApiError(404, -1000, f"stub: {method} {path} is not served")
@@ -371,22 +371,7 @@ class BinanceUsdmStub(BinanceSpotStub):
         return self._order_json(order)
 
     def _open_orders(self, params: dict[str, str]) -> list[dict[str, Any]]:
-        mid = params.get("symbol")
-        if mid is not None:
-            self._market(params)
-        return [self._order_json(o) for o in sorted(self.orders.values(), key=lambda o: o.order_id)
-                if o.status in ("NEW", "PARTIALLY_FILLED") and (mid is None or o.market.market_id == mid)]
-
-    def _user_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
-        m = self._market(params)
-        rows = [t for t in self.trades if t["symbol"] == m.market_id]
-        if "orderId" in params:
-            rows = [t for t in rows if t["orderId"] == int(params["orderId"])]
-        if "startTime" in params:
-            rows = [t for t in rows if t["time"] >= int(params["startTime"])]
-        if "fromId" in params:
-            rows = [t for t in rows if t["id"] >= int(params["fromId"])]
-        return rows[:int(params.get("limit", "500"))]
+        return [self._order_json(o) for o in self._open_stub_orders(params)]
 
     def _order_json(self, o: StubOrder) -> dict[str, Any]:
         avg = o.quote / o.executed if o.executed else _ZERO

@@ -20,7 +20,8 @@ import ccxt.async_support as ccxt_async
 
 from bot.config import ExchangeSettings, Settings
 from bot.errors import ConfigError, ExecutionError
-from bot.execution.exchange import ExchangeExecutor, futures_holdings
+from bot.execution.exchange import ExchangeExecutor
+from bot.execution.reconcile import futures_holdings
 from bot.execution.paper import PaperAccount
 from bot.feeds.backfill import point_at
 from bot.feeds.retry import RetryPolicy, call_with_retry
@@ -127,7 +128,7 @@ async def _fresh_book(exchange: Any, settings: Settings, quote: str, policy: Ret
     """A new run's book: the quote balance is the cash; a base balance already held is a position.
 
     USDT-M: the positions are the account's open positions (amount and entry price) and the cash is the
-    wallet balance less their entry value (see :func:`~bot.execution.exchange.futures_holdings`).
+    wallet balance less their entry value (see :func:`~bot.execution.reconcile.futures_holdings`).
     """
     if settings.exchange.market == "usdm":
         async def call(fn: Any, *args: Any, what: str) -> Any:
