@@ -40,6 +40,7 @@ import hashlib
 import hmac
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from types import TracebackType
@@ -228,18 +229,23 @@ class BinanceSpotStub:
             await asyncio.sleep(fault.delay_s)
         return web.json_response(data, status=status, headers=headers)
 
+    # Unsigned paths under PREFIX: ping, time, exchangeInfo.  Signed endpoints come from _signed_routes().
+    PREFIX = "/api/v3"
+
+    def _signed_routes(self) -> dict[tuple[str, str], Callable[[dict[str, str]], Any]]:
+        return {("GET", "/api/v3/account"): self._account, ("POST", "/api/v3/order"): self._new_order,
+                ("GET", "/api/v3/order"): self._query_order, ("DELETE", "/api/v3/order"): self._cancel_order,
+                ("GET", "/api/v3/openOrders"): self._open_orders, ("GET", "/api/v3/myTrades"): self._my_trades}
+
     def _route(self, request: web.Request, params: dict[str, str], body: str) -> Any:
         method, path = request.method, request.path
-        if path == "/api/v3/ping":
+        if path == f"{self.PREFIX}/ping":
             return {}
-        if path == "/api/v3/time":
+        if path == f"{self.PREFIX}/time":
             return {"serverTime": _now_ms()}
-        if path == "/api/v3/exchangeInfo":
+        if path == f"{self.PREFIX}/exchangeInfo":
             return self._exchange_info()
-        routes = {("GET", "/api/v3/account"): self._account, ("POST", "/api/v3/order"): self._new_order,
-                  ("GET", "/api/v3/order"): self._query_order, ("DELETE", "/api/v3/order"): self._cancel_order,
-                  ("GET", "/api/v3/openOrders"): self._open_orders, ("GET", "/api/v3/myTrades"): self._my_trades}
-        handler = routes.get((method, path))
+        handler = self._signed_routes().get((method, path))
         if handler is None:
             raise _ApiError(404, -1000, f"stub: {method} {path} is not served")
         self._authenticate(request, params, body)

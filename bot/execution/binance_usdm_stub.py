@@ -35,11 +35,9 @@ Funding and liquidation are not modelled.  Bind it to loopback only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
-
-from aiohttp import web
 
 from bot.execution.binance_stub import _Q8, BinanceSpotStub, StubMarket, StubOrder, _ApiError, _fmt, _now_ms
 
@@ -102,28 +100,18 @@ class BinanceUsdmStub(BinanceSpotStub):
 
     # -- HTTP ------------------------------------------------------------------------------------
 
-    def _route(self, request: web.Request, params: dict[str, str], body: str) -> Any:
-        method, path = request.method, request.path
-        if path == "/fapi/v1/ping":
-            return {}
-        if path == "/fapi/v1/time":
-            return {"serverTime": _now_ms()}
-        if path == "/fapi/v1/exchangeInfo":
-            return self._exchange_info()
-        routes = {("GET", "/fapi/v2/account"): self._account_v2, ("GET", "/fapi/v3/account"): self._account,
-                  ("GET", "/fapi/v2/balance"): self._balance, ("GET", "/fapi/v3/balance"): self._balance,
-                  ("GET", "/fapi/v2/positionRisk"): self._position_risk_v2,
-                  ("GET", "/fapi/v3/positionRisk"): self._position_risk,
-                  ("GET", "/fapi/v1/leverageBracket"): self._brackets,
-                  ("POST", "/fapi/v1/leverage"): self._set_leverage,
-                  ("POST", "/fapi/v1/order"): self._new_order, ("GET", "/fapi/v1/order"): self._query_order,
-                  ("DELETE", "/fapi/v1/order"): self._cancel_order, ("GET", "/fapi/v1/openOrders"): self._open_orders,
-                  ("GET", "/fapi/v1/userTrades"): self._my_trades}
-        handler = routes.get((method, path))
-        if handler is None:
-            raise _ApiError(404, -1000, f"stub: {method} {path} is not served")
-        self._authenticate(request, params, body)
-        return handler(params)
+    PREFIX = "/fapi/v1"
+
+    def _signed_routes(self) -> dict[tuple[str, str], Callable[[dict[str, str]], Any]]:
+        return {("GET", "/fapi/v2/account"): self._account_v2, ("GET", "/fapi/v3/account"): self._account,
+                ("GET", "/fapi/v2/balance"): self._balance, ("GET", "/fapi/v3/balance"): self._balance,
+                ("GET", "/fapi/v2/positionRisk"): self._position_risk_v2,
+                ("GET", "/fapi/v3/positionRisk"): self._position_risk,
+                ("GET", "/fapi/v1/leverageBracket"): self._brackets,
+                ("POST", "/fapi/v1/leverage"): self._set_leverage,
+                ("POST", "/fapi/v1/order"): self._new_order, ("GET", "/fapi/v1/order"): self._query_order,
+                ("DELETE", "/fapi/v1/order"): self._cancel_order, ("GET", "/fapi/v1/openOrders"): self._open_orders,
+                ("GET", "/fapi/v1/userTrades"): self._my_trades}
 
     def _exchange_info(self) -> dict[str, Any]:
         symbols = [{
