@@ -14,7 +14,9 @@ Only where candles come from and when rows are committed differ from ``bot run``
 * **Commits.** ``commit_every`` bars per transaction instead of one (``Engine.commit_every``).  A crash or
   Ctrl-C loses at most the decided bars after the last commit; the trade log always holds a prefix of the
   run, whole bars only, so rerunning the same command with the same ``--run-id`` resumes after the last
-  committed bar exactly as a restarted daemon does (account, open orders, risk state from the log).
+  committed bar exactly as a restarted daemon does (account, open orders, risk state from the log).  The commits are made by a child process
+  (:class:`~bot.bar_writer.BarWriter`, the same ``TradeStore`` transaction) while the engine decides
+  the next bars, so SQLite's work runs beside the engine's instead of after it.
 * **Predictor calls** run on the loop (``Engine.offload_predict = False``): there is no feed to keep reading.
 * **Batch inference over time** (:class:`PrecomputedBaseline`): the baseline's forecasts for every bar of a
   symbol come from one vectorised pass over all its windows.  The baseline is written so that a row's
@@ -40,6 +42,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from bot import __version__
 from bot.assembly import AssembledBar
+from bot.bar_writer import BarWriter
 from bot.config import Settings
 from bot.engine import Engine, EngineStats
 from bot.errors import ConfigError, DataError
@@ -183,6 +186,16 @@ class BacktestResult:
         return self.bar_events / self.seconds if self.seconds > 0 else 0.0
 
 
+async def _close_writer(writer: BarWriter, failing: bool) -> None:
+    """Commit the batches handed to the writer and stop it; while already failing, only log its trouble."""
+    try:
+        await writer.close()
+    except DataError as exc:
+        if not failing:
+            raise
+        log.error("%s", exc)
+
+
 def first_decidable(bars: HistoricalBars, window: int, start_ms: int | None) -> int:
     """Index of the first bar time that is at or after ``start_ms`` and has ``window`` bar periods of
     history before it (the warm-up)."""
@@ -192,13 +205,15 @@ def first_decidable(bars: HistoricalBars, window: int, start_ms: int | None) -> 
 
 async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms: int | None = None,
                        end_ms: int | None = None, *, predictor: Predictor | None = None,
-                       commit_every: int = COMMIT_EVERY, precompute: bool = True,
+                       commit_every: int = COMMIT_EVERY, precompute: bool = True, write_behind: bool = True,
                        before_bar: Callable[[int, int], Any] | None = None, progress: Progress | None = None,
                        stop: asyncio.Event | None = None) -> BacktestResult:
     """Decide every bar of ``data`` with open time in ``[start_ms, end_ms)`` and log it to ``run.db``.
 
     ``predictor`` replaces the one the config names (walk-forward passes its own); ``before_bar(k, t)``
     is awaited before the ``k``-th decidable bar (open ``t``) is decided, with the engine idle.
+    ``write_behind``: commit from a child process (:class:`~bot.bar_writer.BarWriter`) while the engine
+    goes on deciding; False writes on this process's connection, the engine waiting for each commit.
     """
     from bot.daemon import build_account, build_risk
     from strategies.registry import build_predictor
@@ -224,7 +239,8 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
         k0 = first if last is None else max(first, bars.index(last + 1))
         if last is not None:
             log.info("resuming backtest %r after bar %d", settings.run.id, last)
-        engine = Engine(settings, settings.run.id, store, PaperExecutor(build_account(settings, resume)),
+        writer = await BarWriter(store).start() if write_behind else None
+        engine = Engine(settings, settings.run.id, writer or store, PaperExecutor(build_account(settings, resume)),
                         predictor, build_risk(settings, resume), last, history=bars)
         engine.offload_predict = False
         engine.commit_every = commit_every
@@ -254,9 +270,13 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
             await engine.flush()
             if engine.stats.unwritten:
                 raise DataError(f"{settings.run.db}: the last {engine.stats.unwritten} bar(s) could not be written")
+            if writer is not None:
+                await writer.drain()
             seconds = time.perf_counter() - started
             reason = "signal" if stop is not None and stop.is_set() else "end_of_data"
         finally:
+            if writer is not None:
+                await _close_writer(writer, failing=reason == "error")
             await store.end_session(settings.run.id, session_no, int(time.time() * 1000), reason)
     return BacktestResult(settings.run.id, settings.run.db, decided, events, seconds, engine.stats,
                           int(bars.times[k0]) if decided else None, engine.last_bar_ms, last,

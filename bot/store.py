@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 import aiosqlite
 
@@ -213,30 +214,35 @@ class TradeStore:
         if len(set(bars)) != len(bars):
             twice = sorted({b for b in bars if bars.count(b) > 1})
             raise ValueError(f"run {run_id!r}: a batch holds bar(s) {twice} more than once")
-        for record in records:
-            _check_bar_times(record)
-        if not records:
+        return await self.write_rows(run_id, [bar_rows(run_id, r) for r in records])
+
+    async def write_rows(self, run_id: str, batch: Sequence[BarRows]) -> int:
+        """:meth:`write_bars` of bars already turned into rows (:func:`bar_rows`)."""
+        if not batch:
             return 0
+        bars = [b.bar_ms for b in batch]
         db = self._conn()
         async with self._lock:
             await db.execute("BEGIN IMMEDIATE")
             try:
                 # Equity rows first: the ones that go in say which bars are new; the rest are already logged.
                 new: set[int] = set()
-                for i in range(0, len(records), _EQUITY_CHUNK):
-                    chunk = records[i:i + _EQUITY_CHUNK]
-                    params = [v for r in chunk
-                              for v in (run_id, r.bar_ms, str(r.equity.cash), str(r.equity.equity))]
+                for i in range(0, len(batch), _EQUITY_CHUNK):
+                    chunk = batch[i:i + _EQUITY_CHUNK]
+                    params = [v for b in chunk for v in (run_id, b.bar_ms, b.cash, b.equity)]
                     new.update(b for (b,) in await db.execute_fetchall(_insert_equity_sql(len(chunk)), params))
                 if not new:
                     await db.execute("ROLLBACK")
                     log.debug("run %s: bars %s already logged; not written again", run_id, bars)
                     return 0
+                fresh = [b for b in batch if b.bar_ms in new]
                 # The bars are new, so these inserts are plain: a clash is a bug, and it undoes the whole batch.
-                for sql, rows in _bar_rows(run_id, [r for r in records if r.bar_ms in new]):
+                for k, sql in enumerate(_INSERTS):
+                    rows = [row for b in fresh for row in b.inserts[k]]
                     if rows:
                         await db.executemany(sql, rows)
-                for sql, rows, status in _status_rows(run_id, [r for r in records if r.bar_ms in new]):
+                for k, (sql, status) in enumerate(_STATUS_UPDATES):
+                    rows = [row for b in fresh for row in b.status[k]]
                     if rows and (await db.executemany(sql, rows)).rowcount != len(rows):
                         raise DataError(f"{_bars_text(bars)} of run {run_id!r} not written: an order marked "
                                         f"{status} is not open in {self._path}")
@@ -365,55 +371,55 @@ def _insert_equity_sql(n: int) -> str:
             "ON CONFLICT DO NOTHING RETURNING bar_ms")
 
 
-def _bar_rows(run_id: str, records: list[BarRecord]) -> list[tuple[str, list[tuple[object, ...]]]]:
-    """The insert statements of ``records`` (equity aside) with their parameter rows, parents first."""
-    candles: list[tuple[object, ...]] = []
-    forecasts: list[tuple[object, ...]] = []
-    decisions: list[tuple[object, ...]] = []
-    orders: list[tuple[object, ...]] = []
-    fills: list[tuple[object, ...]] = []
-    positions: list[tuple[object, ...]] = []
-    funding: list[tuple[object, ...]] = []
+class BarRows(NamedTuple):
+    """One bar's rows for the trade log, plain values only (so a batch pickles fast to a writer process)."""
+
+    bar_ms: int
+    cash: str
+    equity: str
+    inserts: tuple[list[tuple[object, ...]], ...]   # parameter rows per statement of _INSERTS
+    status: tuple[list[tuple[object, ...]], ...]    # parameter rows per statement of _STATUS_UPDATES
+
+
+# Parents first: a fill's foreign key needs its order, which may be in the same batch.
+_INSERTS = (INSERT_CANDLE, INSERT_FORECAST, INSERT_DECISION, INSERT_ORDER, INSERT_FILL, INSERT_POSITION,
+            INSERT_FUNDING, INSERT_RISK_STATE, INSERT_VAR, INSERT_DELEVERAGE)
+_STATUS_UPDATES = ((MARK_FILLED, "filled"), (MARK_CANCELLED, "cancelled"))
+
+
+def bar_rows(run_id: str, r: BarRecord) -> BarRows:
+    """The rows of ``r`` (ValueError if an event in it belongs to another bar)."""
+    _check_bar_times(r)
+    bar = r.bar_ms
+    candles = [(run_id, c.symbol, bar, c.close_ms, str(c.open), str(c.high), str(c.low), str(c.close),
+                str(c.volume)) for c in r.candles]
+    forecasts = [(run_id, bar, f.symbol, f.model, f.mu, f.sigma) for f in r.forecasts]
+    decisions = [(run_id, bar, d.symbol, d.action, str(d.target_qty), str(d.current_qty), d.reason)
+                 for d in r.decisions]
+    orders = [(run_id, o.order_id, bar, o.symbol, Side(o.side).value, str(o.qty), str(o.leverage), o.order_type,
+               "open", None, None if o.limit_price is None else str(o.limit_price)) for o in r.orders]
+    # A liquidation is no decision: its order row is written with it, already filled.
+    orders += [(run_id, f.order_id, bar, f.symbol, Side(f.side).value, str(f.qty), "1", "liquidation",
+                "filled", bar, None) for f in r.fills if f.reason == "liquidation"]
+    fills = [(run_id, f.order_id, f.symbol, f.decision_bar_ms, bar, Side(f.side).value, str(f.qty),
+              str(f.price), str(f.fee), f.reason, f.trade_id) for f in r.fills]
+    positions = [(run_id, bar, p.symbol, str(p.qty), str(p.avg_price), str(p.mark), str(p.margin),
+                  None if p.liq_price is None else str(p.liq_price)) for p in r.equity.positions]
+    funding = [(run_id, bar, f.symbol, str(f.qty), str(f.mark), str(f.rate), str(f.amount)) for f in r.funding]
     risk: list[tuple[object, ...]] = []
-    var: list[tuple[object, ...]] = []
-    steps: list[tuple[object, ...]] = []
-    for r in records:
-        bar = r.bar_ms
-        candles += [(run_id, c.symbol, bar, c.close_ms, str(c.open), str(c.high), str(c.low), str(c.close),
-                     str(c.volume)) for c in r.candles]
-        forecasts += [(run_id, bar, f.symbol, f.model, f.mu, f.sigma) for f in r.forecasts]
-        decisions += [(run_id, bar, d.symbol, d.action, str(d.target_qty), str(d.current_qty), d.reason)
-                      for d in r.decisions]
-        orders += [(run_id, o.order_id, bar, o.symbol, Side(o.side).value, str(o.qty), str(o.leverage), o.order_type,
-                    "open", None, None if o.limit_price is None else str(o.limit_price)) for o in r.orders]
-        # A liquidation is no decision: its order row is written with it, already filled.
-        orders += [(run_id, f.order_id, bar, f.symbol, Side(f.side).value, str(f.qty), "1", "liquidation",
-                    "filled", bar, None) for f in r.fills if f.reason == "liquidation"]
-        fills += [(run_id, f.order_id, f.symbol, f.decision_bar_ms, bar, Side(f.side).value, str(f.qty),
-                   str(f.price), str(f.fee), f.reason, f.trade_id) for f in r.fills]
-        positions += [(run_id, bar, p.symbol, str(p.qty), str(p.avg_price), str(p.mark), str(p.margin),
-                       None if p.liq_price is None else str(p.liq_price)) for p in r.equity.positions]
-        funding += [(run_id, bar, f.symbol, str(f.qty), str(f.mark), str(f.rate), str(f.amount)) for f in r.funding]
-        if r.risk_state is not None:
-            k = r.risk_state
-            risk.append((run_id, bar, k.state, k.since_bar_ms, k.reason, str(k.peak_equity), k.coverage_68,
-                         k.coverage_95, k.outcomes, json.dumps(dict(k.entry_bars), sort_keys=True)))
-        var += [(run_id, bar, v.method, v.horizon, v.alpha, v.var, v.es) for v in r.var]
-        steps += [(run_id, bar, d.step, d.symbol, d.exposure_before, d.exposure_after, d.var_before, d.var_after)
-                  for d in r.deleverage]
-    # Orders before fills: a fill's foreign key needs its order, which may be in the same batch.
-    return [(INSERT_CANDLE, candles), (INSERT_FORECAST, forecasts), (INSERT_DECISION, decisions),
-            (INSERT_ORDER, orders), (INSERT_FILL, fills), (INSERT_POSITION, positions), (INSERT_FUNDING, funding),
-            (INSERT_RISK_STATE, risk), (INSERT_VAR, var), (INSERT_DELEVERAGE, steps)]
-
-
-def _status_rows(run_id: str, records: list[BarRecord]) -> list[tuple[str, list[tuple[object, ...]], str]]:
-    """The order-status updates of ``records``: filled, then cancelled."""
+    if r.risk_state is not None:
+        k = r.risk_state
+        risk.append((run_id, bar, k.state, k.since_bar_ms, k.reason, str(k.peak_equity), k.coverage_68,
+                     k.coverage_95, k.outcomes, json.dumps(dict(k.entry_bars), sort_keys=True)))
+    var = [(run_id, bar, v.method, v.horizon, v.alpha, v.var, v.es) for v in r.var]
+    steps = [(run_id, bar, d.step, d.symbol, d.exposure_before, d.exposure_after, d.var_before, d.var_after)
+             for d in r.deleverage]
     # A partial fill of an exchange order (final false) leaves it open.
-    filled = [(r.bar_ms, run_id, f.order_id) for r in records for f in r.fills
-              if f.reason != "liquidation" and f.final]
-    cancelled = [(reason, r.bar_ms, run_id, order_id) for r in records for order_id, reason in r.cancelled]
-    return [(MARK_FILLED, filled, "filled"), (MARK_CANCELLED, cancelled, "cancelled")]
+    filled = [(bar, run_id, f.order_id) for f in r.fills if f.reason != "liquidation" and f.final]
+    cancelled = [(reason, bar, run_id, order_id) for order_id, reason in r.cancelled]
+    return BarRows(bar, str(r.equity.cash), str(r.equity.equity),
+                   (candles, forecasts, decisions, orders, fills, positions, funding, risk, var, steps),
+                   (filled, cancelled))
 
 
 async def _ensure_schema(db: aiosqlite.Connection, path: Path) -> None:

@@ -37,7 +37,7 @@ from bot.events import (  # noqa: E402
     Candle, Decision, EquityMarked, Forecast, PositionMarked, RiskStateLogged, VarMeasured,
 )
 from bot.schema import SCHEMA  # noqa: E402
-from bot.store import BarRecord, TradeStore, _bar_rows  # noqa: E402
+from bot.store import _INSERTS, BarRecord, TradeStore, bar_rows  # noqa: E402
 
 START_MS = 1_704_067_200_000
 HOUR = 3_600_000
@@ -88,11 +88,12 @@ def raw(path: Path, recs: list[BarRecord]) -> float:
     db.execute("INSERT INTO runs VALUES ('bench', 0, 'paper', '{}', 'hash', 'bench')")
     started = time.perf_counter()
     for a in range(0, len(recs), COMMIT_EVERY):
-        chunk = recs[a:a + COMMIT_EVERY]
+        chunk = [bar_rows("bench", r) for r in recs[a:a + COMMIT_EVERY]]
         db.execute("BEGIN IMMEDIATE")
         db.executemany("INSERT INTO equity (run_id, bar_ms, cash, equity) VALUES (?, ?, ?, ?)",
-                       [("bench", r.bar_ms, str(r.equity.cash), str(r.equity.equity)) for r in chunk])
-        for sql, rows in _bar_rows("bench", chunk):
+                       [("bench", b.bar_ms, b.cash, b.equity) for b in chunk])
+        for k, sql in enumerate(_INSERTS):
+            rows = [row for b in chunk for row in b.inserts[k]]
             if rows:
                 db.executemany(sql, rows)
         db.execute("COMMIT")
