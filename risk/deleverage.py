@@ -115,7 +115,7 @@ def _best_step(w: FloatArray, var: float, contrib: FloatArray, risk_fn: RiskFn, 
                 after = 0.0
             trial = w.copy()
             trial[index] = after
-            var_after, contrib_after = _measure(risk_fn, trial)
+            var_after, contrib_after = _measure(risk_fn, trial, copy=False)  # trial is already a copy
             if var_after <= var:
                 return index, after, var_after, contrib_after
             fraction /= 2.0
@@ -125,12 +125,14 @@ def _best_step(w: FloatArray, var: float, contrib: FloatArray, risk_fn: RiskFn, 
 def _candidates(w: FloatArray, contrib: FloatArray) -> list[int]:
     """Held symbols with a positive contribution: largest first, then largest |w|, then lowest index."""
     held = np.flatnonzero((contrib > 0) & (w != 0))
-    return sorted(held.tolist(), key=lambda i: (-contrib[i], -abs(w[i]), i))
+    # lexsort is stable and held is ascending, so equal keys keep the lowest index first.
+    return held[np.lexsort((-np.abs(w[held]), -contrib[held]))].tolist()
 
 
-def _measure(risk_fn: RiskFn, w: FloatArray) -> tuple[float, FloatArray]:
-    """VaR and contributions of the book ``w`` (given a copy, so risk_fn cannot alter it)."""
-    est = risk_fn(w.copy())
+def _measure(risk_fn: RiskFn, w: FloatArray, copy: bool = True) -> tuple[float, FloatArray]:
+    """VaR and contributions of the book ``w`` (given a copy, so risk_fn cannot alter it; ``copy=False``
+    when ``w`` is a throw-away copy already)."""
+    est = risk_fn(w.copy() if copy else w)
     var = float(est.var)
     contrib = np.asarray(est.contributions, dtype=float)
     if not math.isfinite(var) or contrib.shape != w.shape or not np.isfinite(contrib).all():

@@ -59,15 +59,23 @@ def correlation(returns: npt.ArrayLike) -> FloatArray:
 
     A symbol with zero variance has correlation 0 with every other symbol (1 on the diagonal).
     """
-    x = _complete_rows(returns, min_rows=2)
+    return _correlation_of(_complete_rows(returns, min_rows=2))
+
+
+def _correlation_of(x: FloatArray) -> FloatArray:
+    """:func:`correlation` of rows already complete."""
     d = x - x.mean(axis=0)
     scale = np.sqrt((d * d).sum(axis=0))
     live = scale > 1e-12 * np.abs(x).max(axis=0)
     n = x.shape[1]
-    corr = np.zeros((n, n))
-    if live.any():
-        z = d[:, live] / scale[live]
-        corr[np.ix_(live, live)] = z.T @ z
+    if live.all():   # the same product, without the zero fill and the scatter
+        z = d / scale
+        corr = z.T @ z
+    else:
+        corr = np.zeros((n, n))
+        if live.any():
+            z = d[:, live] / scale[live]
+            corr[np.ix_(live, live)] = z.T @ z
     corr = np.clip((corr + corr.T) / 2.0, -1.0, 1.0)
     np.fill_diagonal(corr, 1.0)
     return _nearest_psd_correlation(corr)
@@ -235,44 +243,220 @@ class WindowRisk:
     """:func:`portfolio_risk` of many books over one window: what depends only on the window is done once.
 
     Deleveraging measures a dozen trial books per bar against the same returns; the complete rows, the
-    correlation matrix (an eigendecomposition) and the scenario matrices do not change between them.
-    Each estimate is computed by the same operations on the same arrays as the one-book functions
-    above, so the numbers are identical, only not recomputed.
+    correlation matrix, the scenario matrices, the horizon covariances, the de-meaned simple returns and
+    the validated μ and σ (read at the first call) do not change between them, and a book's P&L moments
+    do not change between horizons.  Each estimate is computed by the same floating-point operations on
+    the same values as the one-book functions above (the quantile is the same order statistic, selected
+    by the same partition), so the numbers are identical, only not recomputed; errors are the same
+    ``ValueError``, raised by the call that would raise it there.
     """
 
     def __init__(self, returns: npt.ArrayLike, mu: npt.ArrayLike, sigma: npt.ArrayLike,
                  horizons: Sequence[int] = (1, 24), alpha: float = 0.99) -> None:
         self.x = _complete_rows(returns)
-        self.corr = correlation(self.x)
+        self.corr = _correlation_of(self.x)
         self.mu, self.sigma = mu, sigma
         self.horizons, self.alpha = tuple(horizons), alpha
         self._hist: dict[int, tuple[FloatArray, float]] = {}
         self._cf_x: FloatArray | None = None
+        self._inputs: tuple[FloatArray, FloatArray] | None = None   # validated μ, σ
+        self._model: dict[int, tuple[FloatArray, FloatArray]] = {}  # horizon: (h·μ, Σ_h)
+        self._cf_window: tuple[FloatArray, FloatArray] | None = None  # column means, de-meaned
 
     def __call__(self, exposures: npt.ArrayLike) -> list[VarEstimate]:
+        n = self.x.shape[1]
+        if not self.horizons:
+            return []
+        alpha = self.alpha
+        _check_horizon_alpha(self.horizons[0], alpha)
+        w = _vector("exposures", exposures)
+        mu, sigma = self._validated(w.size)
+        if w.size != n:   # what historical_var says of a book of another length
+            raise ValueError(f"exposures must have shape ({n},), got {w.shape}")
+        size = float(np.abs(w).max(initial=0.0))
+        if size == 0.0:
+            # An empty book: every method's VaR and ES floor to 0.0 (its raw numbers are ±0, or NaN
+            # where a window value overflows, and max(0.0, ·) keeps 0.0) with zero contributions.
+            empty: list[VarEstimate] = []
+            for h in self.horizons:
+                _check_horizon_alpha(h, alpha)
+                empty += [_frozen(method, h, alpha, 0.0, 0.0, np.zeros(n))
+                          for method in ("model", "historical", "cornish_fisher")]
+            return empty
+        unit = w / size
+        moments = _BookMoments(self._cf_columns(), unit)
         out: list[VarEstimate] = []
         for h in self.horizons:
-            out.append(model_var(exposures, self.mu, self.sigma, self.corr, h, self.alpha))
-            out.append(self._historical(exposures, h))
-            out.append(self._cornish_fisher(exposures, h))
+            _check_horizon_alpha(h, alpha)
+            out.append(self._model_book(w, size, unit, mu, sigma, h))
+            growth, scale = self._scenarios(h)
+            out.append(_historical_fast(growth, scale, w, h, alpha))
+            var_raw, es_raw, contributions = moments.at(h, alpha)
+            out.append(_frozen("cornish_fisher", h, alpha, size * var_raw, size * es_raw, size * contributions))
         return out
 
-    def _historical(self, exposures: npt.ArrayLike, horizon: int) -> VarEstimate:
-        """:func:`historical_var` with the scenarios' simple returns kept between books."""
-        _check_horizon_alpha(horizon, self.alpha)
+    def _validated(self, n: int) -> tuple[FloatArray, FloatArray]:
+        """μ and σ as :func:`model_var` checks them (once), and the correlation's shape."""
+        if self._inputs is None or self._inputs[0].size != n:
+            mu = _vector("mu", self.mu, n)
+            sigma = _vector("sigma", self.sigma, n)
+            if (sigma < 0).any():
+                raise ValueError("sigma must be non-negative")
+            if self.corr.shape != (n, n) or not np.isfinite(self.corr).all():
+                raise ValueError(f"corr must be a finite ({n}, {n}) matrix, got shape {self.corr.shape}")
+            self._inputs = (mu, sigma)
+        return self._inputs
+
+    def _model_book(self, w: FloatArray, size: float, unit: FloatArray, mu: FloatArray, sigma: FloatArray,
+                    horizon: int) -> VarEstimate:
+        """:func:`model_var` of a non-empty book, h·μ and the horizon's covariance kept between books."""
+        if horizon not in self._model:
+            s = sigma * math.sqrt(horizon)
+            self._model[horizon] = (mu * horizon, self.corr * np.outer(s, s))
+        m, cov = self._model[horizon]
+        alpha = self.alpha
+        cov_u = cov @ unit
+        sigma_u = math.sqrt(max(float(unit @ cov_u), 0.0))
+        sigma_p = size * sigma_u
+        z, pdf_z = _model_z(alpha)
+        mean_loss = -w * m
+        var_raw = float(mean_loss.sum()) + z * sigma_p
+        es_raw = float(mean_loss.sum()) + sigma_p * pdf_z / (1.0 - alpha)
+        if var_raw <= 0.0:
+            contributions = np.zeros(w.size)
+        elif sigma_u > 0.0:
+            contributions = mean_loss + z * w * cov_u / sigma_u
+        else:
+            contributions = mean_loss
+        return _frozen("model", horizon, alpha, var_raw, es_raw, contributions)
+
+    def _scenarios(self, horizon: int) -> tuple[FloatArray, float]:
+        """The historical scenarios' simple returns, kept between books."""
         if horizon not in self._hist:
             self._hist[horizon] = _scenarios(self.x, horizon)
-        growth, scale = self._hist[horizon]
-        return _historical_from(growth, scale, _vector("exposures", exposures, self.x.shape[1]), horizon,
-                                self.alpha)
+        return self._hist[horizon]
 
-    def _cornish_fisher(self, exposures: npt.ArrayLike, horizon: int) -> VarEstimate:
-        """:func:`cornish_fisher_var` with the window's simple returns kept between books."""
-        _check_horizon_alpha(horizon, self.alpha)
+    def _cf_columns(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The window's 1-bar simple returns, their column means and the de-meaned matrix."""
         if self._cf_x is None:
-            self._cf_x = np.expm1(self.x)
-        return _cornish_fisher_from(self._cf_x, _vector("exposures", exposures, self.x.shape[1]), horizon,
-                                    self.alpha)
+            self._cf_x = self._scenarios(1)[0]   # np.expm1(self.x), the 1-bar scenarios
+        if self._cf_window is None:
+            x = self._cf_x
+            self._cf_window = (x.mean(axis=0), x - x.mean(axis=0))
+        return self._cf_x, *self._cf_window
+
+
+class _BookMoments:
+    """The horizon-free part of :func:`_cornish_fisher_unit` for one book ``w`` (max |w| = 1):
+    the P&L moments and their gradients, each by the same operations as there."""
+
+    __slots__ = ("xbar", "mean", "sd", "m2", "m3", "m4", "degenerate", "w", "g_sd", "g_skew", "g_kurt")
+
+    def __init__(self, columns: tuple[FloatArray, FloatArray, FloatArray], w: FloatArray) -> None:
+        x, self.xbar, d = columns
+        self.w = w
+        pnl = x @ w
+        self.mean = mean = _mean(pnl)
+        dev = pnl - mean
+        dev2 = dev**2
+        self.m2 = m2 = _mean(dev2)
+        self.sd = sd = math.sqrt(m2)
+        self.degenerate = sd <= 1e-12 * float(np.abs(pnl).max(initial=0.0))
+        if self.degenerate:
+            return
+        dev3 = dev**3
+        self.m3, self.m4 = m3, m4 = _mean(dev3), _mean(dev**4)
+        g_m2 = 2.0 * (d.T @ dev) / len(dev)
+        g_m3 = 3.0 * (d.T @ dev2) / len(dev)
+        g_m4 = 4.0 * (d.T @ dev3) / len(dev)
+        self.g_sd = g_m2 / (2.0 * sd)
+        self.g_skew = g_m3 / m2**1.5 - 1.5 * m3 * g_m2 / m2**2.5
+        self.g_kurt = g_m4 / m2**2 - 2.0 * m4 * g_m2 / m2**3
+
+    def at(self, horizon: int, alpha: float) -> tuple[float, float, FloatArray]:
+        """Raw CF VaR, ES and Euler contributions at ``horizon``: :func:`_cornish_fisher_unit`'s numbers."""
+        mean, sd = self.mean, self.sd
+        root_h = math.sqrt(horizon)
+        if self.degenerate:
+            var_raw = es_raw = -mean * horizon
+            grad = -horizon * self.xbar
+        else:
+            m2 = self.m2
+            tail_z, z, grid_terms, z_terms = _cf_terms(alpha)
+            skew, kurt = self.m3 / m2**1.5, self.m4 / m2**2 - 3.0
+            shrink = _monotone_shrink(skew / root_h, kurt / horizon, float(tail_z[0]), z)
+            s_h, k_h = shrink * skew / root_h, shrink * kurt / horizon
+            a, b, c = z_terms   # _cf(np.array([z]), s_h, k_h)[0] in float arithmetic (same rounding)
+            z_cf = z + a * s_h / 6.0 + b * k_h / 24.0 - c * s_h * s_h / 36.0
+            var_raw = -(mean * horizon + sd * root_h * z_cf)
+            es_raw = -(mean * horizon + sd * root_h * _mean(_cf_from(tail_z, grid_terms, s_h, k_h)))
+            dz_ds = (z * z - 1.0) / 6.0 - (2.0 * z**3 - 5.0 * z) * s_h / 18.0
+            dz_dk = (z**3 - 3.0 * z) / 24.0
+            grad = -(horizon * self.xbar + root_h * z_cf * self.g_sd
+                     + sd * root_h * (dz_ds * shrink / root_h * self.g_skew
+                                      + dz_dk * shrink / horizon * self.g_kurt))
+        contributions = self.w * grad if var_raw > 0.0 else np.zeros(self.w.size)
+        return var_raw, es_raw, contributions
+
+
+def _historical_fast(growth: FloatArray, scale: float, w: FloatArray, horizon: int, alpha: float) -> VarEstimate:
+    """:func:`_historical_from`, the quantile taken by the partition ``np.quantile`` does itself."""
+    component_pnl = growth * w
+    if scale != 1.0:   # x * 1.0 is x: the product is unchanged
+        component_pnl = component_pnl * scale
+    pnl = component_pnl.sum(axis=1)
+    # np.quantile(pnl, 1 - alpha, method="lower"): index floor((n - 1)·q), partitioned at it and at
+    # the last element (a NaN sorts last and makes the quantile NaN).
+    k = int(np.floor((pnl.size - 1) * np.float64(1.0 - alpha)))
+    part = np.partition(pnl, [k, -1])
+    q = math.nan if math.isnan(part[-1]) else float(part[k])
+    tail = pnl <= q
+    es_raw = -_mean(pnl[tail])
+    var_raw = -q
+    if var_raw > 0.0:
+        rows = component_pnl[tail]
+        contributions = -(np.add.reduce(rows, axis=0) / rows.shape[0]) * (var_raw / es_raw)
+    else:
+        contributions = np.zeros(w.size)
+    return _frozen("historical", horizon, alpha, var_raw, es_raw, contributions)
+
+
+def _mean(a: FloatArray) -> float:
+    """``float(a.mean())`` of a 1-D float array without the wrapper: the same sum, divided the same way."""
+    return float(np.add.reduce(a) / a.size)
+
+
+@lru_cache(maxsize=8)
+def _model_z(alpha: float) -> tuple[float, float]:
+    """Φ⁻¹(α) and φ(Φ⁻¹(α))."""
+    z = _NORMAL.inv_cdf(alpha)
+    return z, _NORMAL.pdf(z)
+
+
+@lru_cache(maxsize=8)
+def _cf_terms(alpha: float) -> tuple[FloatArray, float, tuple[FloatArray, FloatArray, FloatArray],
+                                      tuple[float, float, float]]:
+    """The tail grid, Φ⁻¹(1 − α) and the skew/kurtosis-free factors of :func:`_cf` on each."""
+    tail_z = _tail_grid(alpha)
+    z = _NORMAL.inv_cdf(1.0 - alpha)
+    one = np.array([z])
+    z_terms = tuple(float(t[0]) for t in _cf_factors(one))
+    grid_terms = _cf_factors(tail_z)
+    for t in grid_terms:
+        t.setflags(write=False)
+    return tail_z, z, grid_terms, z_terms  # type: ignore[return-value]
+
+
+def _cf_factors(z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """z² − 1, z³ − 3z and 2z³ − 5z, as :func:`_cf` computes them."""
+    return z * z - 1.0, z**3 - 3.0 * z, 2.0 * z**3 - 5.0 * z
+
+
+def _cf_from(z: FloatArray, terms: tuple[FloatArray, FloatArray, FloatArray], skew: float,
+             kurt: float) -> FloatArray:
+    """:func:`_cf` with its factors precomputed (the same operations, in the same order)."""
+    a, b, c = terms
+    return z + a * skew / 6.0 + b * kurt / 24.0 - c * skew * skew / 36.0
 
 
 def _cf(z: FloatArray, skew: float, kurt: float) -> FloatArray:
@@ -313,7 +497,23 @@ def _tail_grid(alpha: float) -> FloatArray:
 
 
 def _nearest_psd_correlation(corr: FloatArray) -> FloatArray:
-    """``corr`` itself when PSD; otherwise negative eigenvalues clipped to 0, rescaled to unit diagonal."""
+    """``corr`` itself when PSD; otherwise negative eigenvalues clipped to 0, rescaled to unit diagonal.
+
+    PSD means: the smallest eigenvalue ``np.linalg.eigh`` finds is at least −1e-12.  A Cholesky
+    factorisation of ``corr − δI`` is tried first (a fraction of an eigendecomposition's cost): when it
+    succeeds, the exact smallest eigenvalue is at least δ − n(n+1)·ε (Cholesky's backward error on a
+    unit-diagonal matrix) and eigh's is within about n·ε·‖corr‖ ≤ n²·ε of it, both far below δ, so the
+    test above passes and ``corr`` is returned as it would be.  Otherwise (a singular or near-singular
+    matrix: fewer rows than symbols, duplicate columns) the eigendecomposition decides, as before.
+    """
+    n = corr.shape[0]
+    shifted = corr.copy()
+    shifted.flat[::n + 1] -= 1e-9 + 1e-14 * n * n   # δ: ≥ 40 × the two rounding bounds together
+    try:
+        np.linalg.cholesky(shifted)
+        return corr
+    except np.linalg.LinAlgError:
+        pass
     eigval, eigvec = np.linalg.eigh(corr)
     if eigval.min() >= -1e-12:
         return corr
@@ -364,5 +564,15 @@ def _estimate(method: str, horizon: int, alpha: float, var_raw: float, es_raw: f
     var = max(0.0, var_raw)
     es = max(var, es_raw)
     c = np.array(contributions, dtype=float) if var > 0.0 else np.zeros(len(contributions))
+    c.setflags(write=False)
+    return VarEstimate(method, int(horizon), float(alpha), var, es, c)
+
+
+def _frozen(method: str, horizon: int, alpha: float, var_raw: float, es_raw: float,
+            contributions: FloatArray) -> VarEstimate:
+    """:func:`_estimate` of a float array the caller owns: frozen in place, not copied."""
+    var = max(0.0, var_raw)
+    es = max(var, es_raw)
+    c = contributions if var > 0.0 else np.zeros(len(contributions))
     c.setflags(write=False)
     return VarEstimate(method, int(horizon), float(alpha), var, es, c)
