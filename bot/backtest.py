@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import threadpool_limits
 
 from bot import __version__
 from bot.assembly import AssembledBar
@@ -253,20 +254,22 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
                 engine.warm_up(await bars.closed_bars(symbols, t0 - window * tf, t0 - tf))
             total = stop_k - k0
             started = time.perf_counter()
-            for k in range(k0, stop_k):
-                if stop is not None and stop.is_set():
-                    break
-                if before_bar is not None:
-                    await before_bar(k - first, int(bars.times[k]))
-                bar = bars.bar(k)
-                await engine.process_bar(bar)
-                if engine.stats.unwritten:
-                    raise DataError(f"{settings.run.db}: trade log not writable; the backtest stops "
-                                    f"(rerun to resume after the last committed bar)")
-                decided += 1
-                events += len(bar.candles)
-                if progress is not None and (decided % 64 == 0 or k == stop_k - 1):
-                    progress(decided, total, events)
+            # The risk manager's matrices are small: one BLAS thread is faster than two fighting the writer.
+            with threadpool_limits(limits=1, user_api="blas"):
+                for k in range(k0, stop_k):
+                    if stop is not None and stop.is_set():
+                        break
+                    if before_bar is not None:
+                        await before_bar(k - first, int(bars.times[k]))
+                    bar = bars.bar(k)
+                    await engine.process_bar(bar)
+                    if engine.stats.unwritten:
+                        raise DataError(f"{settings.run.db}: trade log not writable; the backtest stops "
+                                        f"(rerun to resume after the last committed bar)")
+                    decided += 1
+                    events += len(bar.candles)
+                    if progress is not None and (decided % 64 == 0 or k == stop_k - 1):
+                        progress(decided, total, events)
             await engine.flush()
             if engine.stats.unwritten:
                 raise DataError(f"{settings.run.db}: the last {engine.stats.unwritten} bar(s) could not be written")
