@@ -8,11 +8,12 @@ decision loop (the engine's process_bar over every bar, the trade-log commits in
 market, the warm-up and, for the baseline, the one-pass forecasts are set-up and excluded — the
 precompute's seconds are printed apart).  Everything is the real path of ``bot backtest``: the
 daemon's Engine, risk manager (VaR with deleveraging every bar), exact-Decimal paper executor and a
-SQLite trade log on disk (``synchronous = FULL``), committed every 500 bars.
+SQLite trade log on disk (``synchronous = FULL``), committed every 500 bars by the writer process
+(``--writes direct``: on the engine's thread, as before it; ``both``: the two side by side, interleaved).
 
 Peak memory is the process's peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``),
 each case in its own fresh process, so it includes the interpreter, numpy, torch when loaded and the
-in-memory market (decimal strings of every bar).
+in-memory market (decimal strings of every bar); the trade-log writer process's peak is printed apart.
 
 cnn_gru: a checkpoint of the default [model.cnn_gru] shape trained briefly (1 epoch of 20 steps) on
 the first 1,000 bars; it is served per bar (one batched forward pass over all symbols), over
@@ -45,7 +46,7 @@ def symbols(n: int) -> list[str]:
     return named[:n] if n <= 3 else named + [f"S{i:03d}/USDT" for i in range(n - 3)]
 
 
-def one_case(model: str, n_symbols: int, bars: int, tmp: str) -> dict[str, float]:
+def one_case(model: str, n_symbols: int, bars: int, tmp: str, write_behind: bool = True) -> dict[str, float]:
     """Run one backtest in this process and report its rates (called in a child process)."""
     from bot.backtest import HistoricalBars, PrecomputedBaseline, run_backtest
     from bot.config import Settings
@@ -70,10 +71,12 @@ def one_case(model: str, n_symbols: int, bars: int, tmp: str) -> dict[str, float
     else:
         predictor = None
     start = START_MS + (history + window) * 3_600_000
-    r = asyncio.run(run_backtest(settings, data, start, predictor=predictor))
+    r = asyncio.run(run_backtest(settings, data, start, predictor=predictor, write_behind=write_behind))
     return {"bars": r.bars, "bar_events": r.bar_events, "seconds": r.seconds, "rate": r.bar_events_per_s,
             "precompute_s": precompute_s, "fills": r.stats.fills,
-            "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            # the trade-log writer process (a waited-for child), 0 with --writes direct
+            "writer_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if write_behind else 0.0}
 
 
 def train_checkpoint(data: dict, syms: list[str], history: int, tmp: str) -> str:
@@ -104,30 +107,38 @@ def main() -> None:
     ap.add_argument("--cnn-bars", type=int, default=500, help="bars of the cnn_gru case")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", nargs="+", choices=("baseline", "cnn_gru"), default=["baseline", "cnn_gru"])
+    ap.add_argument("--writes", choices=("behind", "direct", "both"), default="behind",
+                    help="trade-log commits from the writer process (the default, as bot backtest) or on the "
+                         "engine's thread, or both side by side")
     ap.add_argument("--case", default=None, help=argparse.SUPPRESS)   # internal: run one case, print JSON
     ap.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if args.case:
-        print(json.dumps(one_case(args.case, args.symbols, args.bars, args.tmp)))
+        print(json.dumps(one_case(args.case, args.symbols, args.bars, args.tmp, args.writes != "direct")))
         return
     print(f"backtest benchmark: {args.symbols} synthetic symbols, window {WINDOW} (cnn_gru {CNN_WINDOW}), CPU, "
           f"median of {args.repeats}")
-    print(f"{'model':<9} {'bars':>6} {'bar-events':>10} {'loop s':>8} {'bar-events/s':>13} {'precompute s':>13} "
-          f"{'peak RSS MiB':>13}")
+    print(f"{'model':<9} {'writes':<7} {'bars':>6} {'bar-events':>10} {'loop s':>8} {'bar-events/s':>13} "
+          f"{'precompute s':>13} {'peak RSS MiB':>13} {'writer MiB':>11}")
+    writes = ["behind", "direct"] if args.writes == "both" else [args.writes]
     cases = [(m, args.bars if m == "baseline" else args.cnn_bars) for m in args.models]
     for model, bars in cases:
-        runs = []
+        runs: dict[str, list[dict[str, float]]] = {w: [] for w in writes}
         for _ in range(args.repeats):
-            with tempfile.TemporaryDirectory() as tmp:
-                out = subprocess.run([sys.executable, __file__, "--case", model, "--symbols", str(args.symbols),
-                                      "--bars", str(bars), "--tmp", tmp], capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(f"{model} case failed:\n{out.stderr}")
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        print(f"{model:<9} {int(med['bars']):>6} {int(med['bar_events']):>10} {med['seconds']:>8.1f} "
-              f"{med['rate']:>13,.0f} {med['precompute_s']:>13.2f} {med['maxrss_mib']:>13.0f}", flush=True)
+            for w in writes:   # interleaved, so that a noisy spell hits both alike
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = subprocess.run([sys.executable, __file__, "--case", model, "--symbols", str(args.symbols),
+                                          "--bars", str(bars), "--tmp", tmp, "--writes", w],
+                                         capture_output=True, text=True)
+                if out.returncode:
+                    raise SystemExit(f"{model} case failed:\n{out.stderr}")
+                runs[w].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        for w in writes:
+            med = {k: statistics.median(r[k] for r in runs[w]) for k in runs[w][0]}
+            print(f"{model:<9} {w:<7} {int(med['bars']):>6} {int(med['bar_events']):>10} {med['seconds']:>8.1f} "
+                  f"{med['rate']:>13,.0f} {med['precompute_s']:>13.2f} {med['maxrss_mib']:>13.0f} "
+                  f"{med['writer_mib']:>11.0f}", flush=True)
 
 
 if __name__ == "__main__":
