@@ -176,7 +176,7 @@ def test_decide_is_identical_with_a_symbol_given_twice() -> None:
     pair = both(RiskSettings(), syms, D("0.001"), RiskState.initial(D("1000")))
     rng = np.random.default_rng(1)
     fc = [Forecast("A/USDT", 10 * H, 0.01, 0.01, "t"), Forecast("B/USDT", 10 * H, -0.02, 0.01, "t"),
-          Forecast("A/USDT", 10 * H, 0.02, 0.012, "t")]
+          Forecast("A/USDT", 10 * H, -0.02, 0.012, "t")]
     run_both(pair, 10 * H, fc, price_windows(rng, 3, 40, 0.01), {"A/USDT": D("1.5")},
              {"A/USDT": D("101.5"), "B/USDT": D("20")}, D("1000"))
 
@@ -208,3 +208,29 @@ def test_the_same_outcome_on_odd_prices_and_positions() -> None:
             pair = both(RiskSettings(), ["A/USDT", "B/USDT"], D("0.001"), RiskState.initial(D("1000")))
             fc = [Forecast("A/USDT", 10 * H, mu, 0.01, "t"), Forecast("B/USDT", 10 * H, -mu, 0.01, "t")]
             run_both(pair, 10 * H, fc, w, positions, prices, equity)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.tuples(st.integers(-40, 40), st.integers(-40, 40), st.sampled_from([D("2"), D("0.5"), D("3"),
+                                                                                  D("1.25"), D(0)]),
+                          st.booleans(), st.sampled_from([1.0, 0.5, 1 / 3, 0.1])),
+                min_size=1, max_size=6),
+       st.sampled_from([0.2, 0.25, 0.5, 0.0, 1.0]), st.sampled_from([D("1"), D("0.5"), D("0.001"), D("1E+1")]),
+       st.sampled_from([D("1000"), D("7.5"), D(0)]))
+def test_orders_are_identical_at_the_rebalance_tolerance(rows: list[Any], tolerance: float, step: Decimal,
+                                                         equity: Decimal) -> None:
+    """Targets and positions on whole steps, so that |target − current| lands exactly on the tolerance."""
+    r = RiskSettings()
+    r = replace(r, sizing=replace(r.sizing, rebalance_tolerance=tolerance))
+    syms = [f"S{i}/USDT" for i in range(len(rows))]
+    positions = {s: row[1] * step for s, row in zip(syms, rows)}
+    prices = {s: row[2] for s, row in zip(syms, rows)}
+    target = [float(row[0] * step * row[2]) * row[4] for row in rows]
+    forced = [row[3] for row in rows]
+    mine, ref = both(r, syms, step, RiskState.initial(D("1000")))
+    signs = mine._track_entries(10 * H, positions)
+    reasons_a: dict[str, list[str]] = {s: ["gate"] for s in syms}
+    reasons_b: dict[str, list[str]] = {s: ["gate"] for s in syms}
+    a = mine._orders(10 * H, syms, target, forced, positions, prices, equity, reasons_a, signs)
+    b = ref._orders(10 * H, syms, np.array(target), np.array(forced), positions, prices, equity, reasons_b)
+    assert repr(a) == repr(b)
