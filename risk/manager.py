@@ -192,7 +192,8 @@ class RiskManager:
             held = None if entry is None else (bar_ms - entry) // tf
             direction, _, reason, keep = gate_parts(f.mu, f.sigma, (cur > 0) - (cur < 0), held, gs)
             # (a kept position's fraction is a numpy scalar, as it always was: Σ|f| then sums the same types)
-            raw.append(np.float64(cur) / eq if keep and eq > 0 else fraction_of(direction, f.mu, f.sigma, sz, bar_vol))
+            raw.append(np.float64(cur) / eq if keep and eq > 0
+                       else fraction_of(direction, f.mu, f.sigma, sz, bar_vol) if direction else 0.0)
             why.append(reason)
         reasons = {s: [r] for s, r in zip(syms, why)}
         # The gross cap counts each symbol once, with its last value (a symbol given twice is one position).
@@ -305,6 +306,13 @@ class RiskManager:
             elif x == 0.0 and price.__class__ is Decimal and price.is_finite():
                 if zero is None:
                     zero = rounded_qty(_ZERO, step)
+                if cur.__class__ is Decimal and cur.is_zero() and decimal_equity:
+                    # Flat and staying flat (most symbols at most bars): nothing to trade.
+                    if positive is None:
+                        positive = equity > 0
+                    reasons[s].append("target +0.000 x equity")
+                    decisions.append(Decision(s, bar_ms, "none", zero, cur, "; ".join(reasons[s])))
+                    continue
                 qty = zero
             else:
                 quotient = Decimal(repr(x)) / price

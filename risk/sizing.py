@@ -49,7 +49,7 @@ def fraction_of(direction: int, mu: float, sigma: float, s: SizingSettings, bar_
 
 def gross_factor(fractions: Iterable[float], max_gross: float) -> float:
     """The factor that scales all fractions down together so that Σ|f| ≤ ``max_gross`` (1 when within)."""
-    gross = sum(abs(f) for f in fractions)
+    gross = sum(map(abs, fractions))
     return 1.0 if gross <= max_gross else max_gross / gross
 
 
