@@ -23,16 +23,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from math import isfinite
 
 import numpy as np
 
 from bot.config import RiskSettings
 from bot.events import Decision, Delevered, Forecast, RiskStateLogged
-from bot.execution.paper import rounded_qty
+from bot.execution.qty import rounded_qty, to_step
 from risk.deleverage import deleverage
-from risk.gate import gate
-from risk.sizing import cap_gross, position_leverage, target_fraction
-from risk.state import RiskState, TradingState, score, update_state
+from risk.gate import gate_parts
+from risk.sizing import fraction_of, gross_factor, position_leverage, vol_per_bar
+from risk.state import Z68, Z95, RiskState, TradingState, update_state
 from risk.var import VarEstimate, WindowRisk
 from strategies.base import CLOSE
 
@@ -73,15 +74,39 @@ def _sign(x: float | Decimal) -> int:
     return int(x > 0) - int(x < 0)
 
 
-def _no_new_exposure(target: np.ndarray, current: np.ndarray, syms: Sequence[str],
+_ZERO = Decimal(0)
+
+
+def _qty_sign(x: Decimal) -> int:
+    """:func:`_sign` of a quantity, without comparing a Decimal to an int twice."""
+    if x.__class__ is Decimal and x.is_finite():
+        return 0 if x.is_zero() else (-1 if x.is_signed() else 1)
+    return _sign(x)
+
+
+def _exposure(qty: Decimal | int, prices: Mapping[str, Decimal], symbol: str) -> float:
+    """``float(qty) * float(prices[symbol])``: for a Decimal zero at a finite Decimal price, the signed
+    zero that product is, without the trips through strings."""
+    if qty.__class__ is Decimal and qty.is_zero():
+        price = prices[symbol]
+        if price.__class__ is Decimal and price.is_finite():
+            return -0.0 if qty.is_signed() is not price.is_signed() else 0.0
+        return (-0.0 if qty.is_signed() else 0.0) * float(price)
+    return float(qty) * float(prices[symbol])
+
+
+def _no_new_exposure(target: list[float], current: list[float], syms: Sequence[str],
                      reasons: dict[str, list[str]], why: str) -> None:
     """Clip ``target`` in place so that no position opens, grows or flips: only reductions pass."""
+    note = f"{why}: no new exposure"
     for i, s in enumerate(syms):
+        t = target[i]
         cur = current[i]
-        if _sign(target[i]) != _sign(cur) or abs(target[i]) > abs(cur):
-            clipped = 0.0 if _sign(target[i]) != _sign(cur) else cur
-            if clipped != target[i]:
-                reasons[s].append(f"{why}: no new exposure")
+        flips = ((t > 0) - (t < 0)) != ((cur > 0) - (cur < 0))
+        if flips or abs(t) > abs(cur):
+            clipped = 0.0 if flips else cur
+            if clipped != t:
+                reasons[s].append(note)
             target[i] = clipped
 
 
@@ -113,18 +138,18 @@ class RiskManager:
 
     # -- state -------------------------------------------------------------------------------------
 
-    def _track_entries(self, bar_ms: int, positions: Mapping[str, Decimal]) -> None:
+    def _track_entries(self, bar_ms: int, positions: Mapping[str, Decimal]) -> dict[str, int]:
+        """Update the entry bars from the positions; returns each symbol's position direction."""
+        signs = {}
+        entry_bars, last_dir = self.entry_bars, self._last_dir
         for s in self.symbols:
-            d = _sign(positions.get(s, Decimal(0)))
+            d = signs[s] = _qty_sign(positions.get(s, _ZERO))
             if d == 0:
-                self.entry_bars.pop(s, None)
-            elif d != self._last_dir.get(s, d if s in self.entry_bars else 0):
-                self.entry_bars[s] = bar_ms
-            self._last_dir[s] = d
-
-    def _held(self, symbol: str, bar_ms: int) -> int | None:
-        entry = self.entry_bars.get(symbol)
-        return None if entry is None else (bar_ms - entry) // self.tf_ms
+                entry_bars.pop(s, None)
+            elif d != last_dir.get(s, d if s in entry_bars else 0):
+                entry_bars[s] = bar_ms
+            last_dir[s] = d
+        return signs
 
     # -- the decision ---------------------------------------------------------------------------------
 
@@ -132,64 +157,86 @@ class RiskManager:
                positions: Mapping[str, Decimal], prices: Mapping[str, Decimal], equity: Decimal) -> RiskDecision:
         """``forecasts`` and ``windows`` (n, window, 5) are in the same symbol order."""
         returns = np.diff(np.log(windows[:, :, CLOSE]), axis=1).T if len(forecasts) else np.empty((0, 0))
+        tf = self.tf_ms
         scores = []
+        previous, last, prev_ms = self._prev, None, bar_ms - tf
         for i, f in enumerate(forecasts):
-            prev = self._prev.get(f.symbol)
-            if prev is not None and prev.bar_ms == bar_ms - self.tf_ms:
-                sc = score(prev.mu, prev.sigma, float(returns[-1, i]))
-                if sc is not None:
-                    scores.append(sc)
+            prev = previous.get(f.symbol)
+            if prev is not None and prev.bar_ms == prev_ms:
+                if last is None:
+                    last = returns[-1].tolist()     # the realised returns of the bar that closed
+                # score(prev.mu, prev.sigma, last[i]), inline
+                mu, sigma, realized = prev.mu, prev.sigma, last[i]
+                if isfinite(mu) and isfinite(sigma) and sigma > 0 and isfinite(realized):
+                    z = abs(realized - mu) / sigma
+                    scores.append((z <= Z68, z <= Z95))
         self._prev = {f.symbol: f for f in forecasts}
-        self.state = update_state(self.state, bar_ms, equity, scores, self.s.state, self.tf_ms)
+        self.state = update_state(self.state, bar_ms, equity, scores, self.s.state, tf)
         if self._halt is not None:
             self.state = replace(self.state, state=TradingState.HALTED, since_bar_ms=bar_ms, reason=self._halt)
             self._halt = None
-        self._track_entries(bar_ms, positions)
+        signs = self._track_entries(bar_ms, positions)
         if not forecasts:
             return RiskDecision((), (), (), (), self.state, dict(self.entry_bars))
 
         eq = float(equity)
         syms = [f.symbol for f in forecasts]
-        current_exp = np.array([float(positions.get(s, 0)) * float(prices[s]) for s in syms])
-        reasons: dict[str, list[str]] = {}
-        raw: dict[str, float] = {}
+        # Plain floats from here to the VaR budget: the same IEEE operations as on numpy scalars, quicker.
+        current_exp = [_exposure(positions.get(s, 0), prices, s) for s in syms]
+        gs, sz, entry_bars = self.s.gate, self.s.sizing, self.entry_bars
+        bar_vol = vol_per_bar(sz, tf)
+        raw: list[float] = []
+        why: list[str] = []
         for f, cur in zip(forecasts, current_exp):
-            g = gate(f.mu, f.sigma, _sign(cur), self._held(f.symbol, bar_ms), self.s.gate)
-            if g.keep and eq > 0:
-                raw[f.symbol] = cur / eq
-            else:
-                raw[f.symbol] = target_fraction(g.direction, f.mu, f.sigma, self.s.sizing, self.tf_ms)
-            reasons[f.symbol] = [g.reason]
-        fractions, factor = cap_gross(raw, self.s.sizing.max_gross_leverage)
+            entry = entry_bars.get(f.symbol)
+            held = None if entry is None else (bar_ms - entry) // tf
+            direction, _, reason, keep = gate_parts(f.mu, f.sigma, (cur > 0) - (cur < 0), held, gs)
+            # (a kept position's fraction is a numpy scalar, as it always was: Σ|f| then sums the same types)
+            raw.append(np.float64(cur) / eq if keep and eq > 0
+                       else fraction_of(direction, f.mu, f.sigma, sz, bar_vol) if direction else 0.0)
+            why.append(reason)
+        reasons = {s: [r] for s, r in zip(syms, why)}
+        # The gross cap counts each symbol once, with its last value (a symbol given twice is one position).
+        by_symbol = dict(zip(syms, raw))
+        if len(by_symbol) < len(raw):
+            raw = [by_symbol[s] for s in syms]
+        factor = gross_factor(by_symbol.values(), sz.max_gross_leverage)
         if factor < 1:
+            note = f"gross cap {sz.max_gross_leverage}: scaled x{factor:.3f}"
             for s in syms:
-                reasons[s].append(f"gross cap {self.s.sizing.max_gross_leverage}: scaled x{factor:.3f}")
-        target = np.array([fractions[s] * eq for s in syms]) if eq > 0 else np.zeros(len(syms))
+                reasons[s].append(note)
+        target = (np.array(raw, dtype=float) * factor * eq).tolist() if eq > 0 else [0.0] * len(syms)
         forced = np.zeros(len(syms), dtype=bool)  # risk asked for this cut: no rebalance tolerance
 
         st = self.state.state
         if st is TradingState.HALTED:
-            target[:] = 0.0
+            target = [0.0] * len(syms)
             forced[:] = True
+            note = f"HALTED ({self.state.reason}): flat"
             for s in syms:
-                reasons[s].append(f"HALTED ({self.state.reason}): flat")
+                reasons[s].append(note)
         elif st is TradingState.REDUCING:
             _no_new_exposure(target, current_exp, syms, reasons, f"REDUCING ({self.state.reason})")
         if self._blocked is not None:
             _no_new_exposure(target, current_exp, syms, reasons, self._blocked)
 
-        mu = np.array([f.mu for f in forecasts])
-        sigma = np.array([f.sigma for f in forecasts])
         steps: list[Delevered] = []
         estimates: tuple[VarEstimate, ...] = ()
         if eq > 0:
+            mu = np.array([f.mu for f in forecasts])
+            sigma = np.array([f.sigma for f in forecasts])
+            book = np.array(target)
             try:
-                target, steps, estimates = self._var_budget(target, forced, syms, returns, mu, sigma, eq, reasons)
+                book, steps, estimates = self._var_budget(book, forced, syms, returns, mu, sigma, eq, reasons)
             except ValueError as exc:
                 # Risk that cannot be measured is not taken: keep only what shrinks exposure.
+                target = book.tolist()
                 _no_new_exposure(target, current_exp, syms, reasons, f"VaR unavailable ({exc})")
+            else:
+                target = book.tolist()
 
-        decisions, intents = self._orders(bar_ms, syms, target, forced, positions, prices, equity, reasons)
+        decisions, intents = self._orders(bar_ms, syms, target, forced.tolist(), positions, prices, equity,
+                                          reasons, signs)
         return RiskDecision(tuple(decisions), tuple(intents), estimates, tuple(steps), self.state,
                             dict(self.entry_bars))
 
@@ -237,25 +284,60 @@ class RiskManager:
 
         return risk_fn
 
-    def _orders(self, bar_ms: int, syms: list[str], target: np.ndarray, forced: np.ndarray,
+    def _orders(self, bar_ms: int, syms: list[str], target: list[float], forced: list[bool],
                 positions: Mapping[str, Decimal], prices: Mapping[str, Decimal], equity: Decimal,
-                reasons: dict[str, list[str]]) -> tuple[list[Decision], list[OrderIntent]]:
+                reasons: dict[str, list[str]], signs: Mapping[str, int]) -> tuple[list[Decision], list[OrderIntent]]:
         decisions: list[Decision] = []
         intents: list[OrderIntent] = []
         n = len(self.symbols)
+        step, sizing = self.qty_step, self.s.sizing
+        tolerance = Decimal(repr(sizing.rebalance_tolerance))
+        # A zero target at a finite Decimal price > 0 is 0 × step whatever the price (Decimal(repr(±0.0)) / price
+        # rounds to it), and its fraction of a Decimal equity is +0.0: neither is computed again.
+        zero = None             # rounded_qty(0, step), made (and the step checked) where it first is needed
+        positive = None         # equity > 0, compared where it first is needed
+        decimal_equity = equity.__class__ is Decimal
         for i, s in enumerate(syms):
-            cur = positions.get(s, Decimal(0))
+            cur = positions.get(s, _ZERO)
             price = prices[s]
-            qty = rounded_qty(Decimal(repr(float(target[i]))) / price, self.qty_step) if price > 0 else Decimal(0)
-            if not forced[i] and qty != 0 and _sign(qty) == _sign(cur):
-                if abs(qty - cur) <= Decimal(repr(self.s.sizing.rebalance_tolerance)) * abs(qty):
-                    qty = cur
+            x = target[i]
+            if not price > 0:
+                qty = _ZERO
+            elif x == 0.0 and price.__class__ is Decimal and price.is_finite():
+                if zero is None:
+                    zero = rounded_qty(_ZERO, step)
+                if cur.__class__ is Decimal and cur.is_zero() and decimal_equity:
+                    # Flat and staying flat (most symbols at most bars): nothing to trade.
+                    if positive is None:
+                        positive = equity > 0
+                    reasons[s].append("target +0.000 x equity")
+                    decisions.append(Decision(s, bar_ms, "none", zero, cur, "; ".join(reasons[s])))
+                    continue
+                qty = zero
+            else:
+                quotient = Decimal(repr(x)) / price
+                if zero is None:
+                    zero = rounded_qty(_ZERO, step)
+                qty = to_step(quotient, step)
+                if not forced[i] and qty:
+                    d = signs[s] if s in signs else _qty_sign(cur)
+                    if (-1 if qty.is_signed() else 1) == d and abs(qty - cur) <= tolerance * abs(qty):
+                        qty = cur       # inside the rebalance tolerance: keep the position as it is
             delta = qty - cur
-            fraction = float(qty * price / equity) if equity > 0 else 0.0
-            reasons[s].append(f"target {fraction:+.3f} x equity")
-            action = "none" if delta == 0 else ("buy" if delta > 0 else "sell")
+            if positive is None:
+                positive = equity > 0
+            if qty is zero and decimal_equity:
+                fraction = 0.0
+                reasons[s].append("target +0.000 x equity")
+            else:
+                fraction = float(qty * price / equity) if positive else 0.0
+                reasons[s].append(f"target {fraction:+.3f} x equity")
+            if delta.is_finite():
+                action = "none" if not delta else ("sell" if delta.is_signed() else "buy")
+            else:
+                action = "none" if delta == 0 else ("buy" if delta > 0 else "sell")
             decisions.append(Decision(s, bar_ms, action, qty, cur, "; ".join(reasons[s])))
-            if delta != 0:
-                lev = position_leverage(fraction, n, self.s.sizing)
+            if delta:
+                lev = position_leverage(fraction, n, sizing)
                 intents.append(OrderIntent(s, qty, delta, Decimal(repr(round(lev, 4)))))
         return decisions, intents

@@ -18,7 +18,7 @@ position's leverage is |f| × n_symbols, clamped to [1, max_leverage].
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from bot.config import SizingSettings
 
@@ -31,17 +31,31 @@ def bars_per_year(timeframe_ms: int) -> float:
 
 def target_fraction(direction: int, mu: float, sigma: float, s: SizingSettings, timeframe_ms: int) -> float:
     """Signed target exposure / equity for one symbol, before the gross cap."""
+    return fraction_of(direction, mu, sigma, s, vol_per_bar(s, timeframe_ms))
+
+
+def vol_per_bar(s: SizingSettings, timeframe_ms: int) -> float:
+    """The volatility target of one bar, ``target_vol_annual / √bars_per_year``."""
+    return s.target_vol_annual / math.sqrt(bars_per_year(timeframe_ms))
+
+
+def fraction_of(direction: int, mu: float, sigma: float, s: SizingSettings, bar_vol: float) -> float:
+    """:func:`target_fraction` with the bar's volatility target (:func:`vol_per_bar`) computed once."""
     if direction == 0 or not sigma > 0:
         return 0.0
     kelly = s.kelly_fraction * abs(mu) / (sigma * sigma)
-    vol_target = s.target_vol_annual / math.sqrt(bars_per_year(timeframe_ms)) / sigma
-    return direction * min(kelly, vol_target, s.max_position_fraction)
+    return direction * min(kelly, bar_vol / sigma, s.max_position_fraction)
+
+
+def gross_factor(fractions: Iterable[float], max_gross: float) -> float:
+    """The factor that scales all fractions down together so that Σ|f| ≤ ``max_gross`` (1 when within)."""
+    gross = sum(map(abs, fractions))
+    return 1.0 if gross <= max_gross else max_gross / gross
 
 
 def cap_gross(fractions: Mapping[str, float], max_gross: float) -> tuple[dict[str, float], float]:
     """Scale all fractions down together so that Σ|f| ≤ ``max_gross``; returns them and the factor."""
-    gross = sum(abs(f) for f in fractions.values())
-    factor = 1.0 if gross <= max_gross else max_gross / gross
+    factor = gross_factor(fractions.values(), max_gross)
     return {k: f * factor for k, f in fractions.items()}, factor
 
 

@@ -86,13 +86,14 @@ def update_state(st: RiskState, bar_ms: int, equity: Decimal, scores: Iterable[t
                  s: StateSettings, timeframe_ms: int) -> RiskState:
     """The state after bar ``bar_ms``, given its marked equity and the scored forecasts of the bar before."""
     decay = 0.5 ** (1.0 / s.coverage_halflife_bars)
+    weight = 1 - decay
     c68, c95, n = st.coverage_68, st.coverage_95, st.outcomes
     for in68, in95 in scores:
-        c68 = decay * c68 + (1 - decay) * in68
-        c95 = decay * c95 + (1 - decay) * in95
+        c68 = decay * c68 + weight * in68
+        c95 = decay * c95 + weight * in95
         n += 1
     peak = max(st.peak_equity, equity)
-    st = replace(st, coverage_68=c68, coverage_95=c95, outcomes=n, peak_equity=peak)
+    st = RiskState(st.state, st.since_bar_ms, peak, st.reason, c68, c95, n)   # replace(), without its cost
 
     level, why = _triggers(_drawdown(equity, peak), st, s)
     if level > st.state:

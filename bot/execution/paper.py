@@ -81,6 +81,7 @@ from fractions import Fraction
 from bot.config import PaperSettings
 from bot.errors import ExecutionError
 from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, PositionMarked, Side, SubmitOrder
+from bot.execution.qty import rounded_qty
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +101,6 @@ FUNDING_INTERVAL_MS = 28_800_000  # 8 h: Binance USDⓈ-M perpetuals settle fund
 
 def _is_decimal(value: object) -> bool:
     return isinstance(value, Decimal) and value.is_finite()
-
-
-def rounded_qty(qty: Decimal, step: Decimal) -> Decimal:
-    """Round ``qty`` toward zero to a whole number of ``step`` (never trade more than asked)."""
-    if not _is_decimal(step) or step <= 0:
-        raise ExecutionError(f"step must be a finite Decimal > 0, got {step!r}")
-    if not _is_decimal(qty):
-        raise ExecutionError(f"qty must be a finite Decimal, got {qty!r}")
-    units = Fraction(qty) / Fraction(step)
-    whole = math.floor(units) if units >= 0 else math.ceil(units)
-    with localcontext(_EXACT):
-        return Decimal(whole) * step
 
 
 def fill_price(open_price: Decimal, side: Side, slippage_bps: Decimal) -> Decimal:
