@@ -26,6 +26,7 @@ import asyncio
 import logging
 import marshal
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -173,6 +174,11 @@ def _encode(message: object) -> bytes:
 
 def _serve(path: str, fd: int) -> None:
     """The child: write each batch received, in order, until told to stop or the parent is gone."""
+    # Ctrl-C (or a service manager's SIGTERM) reaches the whole process group; the parent answers it by
+    # committing what it decided, which this process must live to write.  Its life is tied to the parent's
+    # instead: it ends when the parent says so or when the parent's end of the pipe closes.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     asyncio.run(_serve_async(Path(path), Connection(fd)))
 
 

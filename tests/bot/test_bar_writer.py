@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -91,9 +92,12 @@ def test_a_writer_that_cannot_open_the_log_is_an_error_at_start(tmp_path: Path) 
     asyncio.run(go())
 
 
-@pytest.mark.slow
-def test_a_killed_backtest_leaves_whole_bars_and_resumes_to_the_same_log(tmp_path: Path) -> None:
-    data = generate_market(SYMBOLS, 3000, START_MS, seed=8)
+BARS = 6000
+
+
+def _cli_case(tmp_path: Path, bars: int = BARS) -> list[str]:
+    """The ``bot backtest`` command line of a 3-symbol synthetic market, committing every 20 bars."""
+    data = generate_market(SYMBOLS, bars, START_MS, seed=8)
     folder = tmp_path / "data"
     folder.mkdir()
     for sym, series in data.items():
@@ -104,22 +108,54 @@ def test_a_killed_backtest_leaves_whole_bars_and_resumes_to_the_same_log(tmp_pat
     cmd = [sys.executable, "-m", "bot", "backtest", "--config", str(config), "--data", str(folder),
            "--run-id", "bt", "--commit-every", "20"]
     subprocess.run(cmd + ["--db", str(tmp_path / "whole.sqlite")], check=True, capture_output=True, timeout=600)
+    return cmd
+
+
+def _start_and_wait(cmd: list[str], db: Path, bars: int) -> subprocess.Popen[str]:
+    """Start ``cmd`` in its own process group (as a terminal runs it) and wait until ``bars`` are logged."""
+    proc = subprocess.Popen(cmd + ["--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and _logged_bars(db) < bars and proc.poll() is None:
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.slow
+def test_a_killed_backtest_leaves_whole_bars_and_resumes_to_the_same_log(tmp_path: Path) -> None:
+    cmd = _cli_case(tmp_path)
     db = tmp_path / "killed.sqlite"
-    proc = subprocess.Popen(cmd + ["--db", str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and _logged_bars(db) < 200 and proc.poll() is None:
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    proc = _start_and_wait(cmd, db, 200)
+    os.kill(proc.pid, signal.SIGKILL)   # the backtest only: its writer is left to notice
+    proc.communicate(timeout=60)
     logged = _logged_bars(db)
-    assert 200 <= logged < 3000 - 64, "the kill should land mid-run"
+    assert 200 <= logged < BARS - 64, "the kill should land mid-run"
     time.sleep(1.0)   # the writer finishes the batch it holds, then exits at the end of the pipe
     settled = _logged_bars(db)
-    assert settled % 20 == 0 or settled == 3000 - 64                  # whole batches only
+    assert settled % 20 == 0 or settled == BARS - 64                  # whole batches only
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(DISTINCT bar_ms) FROM candles").fetchone()[0] == settled
+    subprocess.run(cmd + ["--db", str(db)], check=True, capture_output=True, timeout=600)
+    assert_same_log(tmp_path / "whole.sqlite", db)
+
+
+@pytest.mark.slow
+def test_ctrl_c_commits_every_decided_bar_even_though_the_writer_gets_it_too(tmp_path: Path) -> None:
+    cmd = _cli_case(tmp_path)
+    db = tmp_path / "interrupted.sqlite"
+    proc = _start_and_wait(cmd, db, 20)
+    os.killpg(proc.pid, signal.SIGINT)   # as Ctrl-C in a terminal: the backtest and its writer
+    logged_then = _logged_bars(db)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "interrupted: the decided bars are committed" in out
+    decided = int(re.search(r"decided (\d+) bars", out).group(1))     # type: ignore[union-attr]
+    # The engine runs far ahead of the commits (fsync each): at the signal the writer held many batches,
+    # and it wrote every one of them before going.
+    assert logged_then < decided and _logged_bars(db) == decided
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT end_reason FROM sessions").fetchall() == [("signal",)]
+        assert conn.execute("SELECT COUNT(DISTINCT bar_ms) FROM decisions").fetchone()[0] == decided
     subprocess.run(cmd + ["--db", str(db)], check=True, capture_output=True, timeout=600)
     assert_same_log(tmp_path / "whole.sqlite", db)
 
