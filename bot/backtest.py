@@ -14,9 +14,9 @@ Only where candles come from and when rows are committed differ from ``bot run``
 * **Commits.** ``commit_every`` bars per transaction instead of one (``Engine.commit_every``).  A crash or
   Ctrl-C loses at most the decided bars after the last commit; the trade log always holds a prefix of the
   run, whole bars only, so rerunning the same command with the same ``--run-id`` resumes after the last
-  committed bar exactly as a restarted daemon does (account, open orders, risk state from the log).  The commits are made by a child process
-  (:class:`~bot.bar_writer.BarWriter`, the same ``TradeStore`` transaction) while the engine decides
-  the next bars, so SQLite's work runs beside the engine's instead of after it.
+  committed bar exactly as a restarted daemon does (account, open orders, risk state from the log).
+  The commits are made by a child process (:class:`~bot.bar_writer.BarWriter`, the same ``TradeStore``
+  transaction) while the engine decides the next bars, so SQLite's work runs beside the engine's.
 * **Predictor calls** run on the loop (``Engine.offload_predict = False``): there is no feed to keep reading.
 * **Batch inference over time** (:class:`PrecomputedBaseline`): the baseline's forecasts for every bar of a
   symbol come from one vectorised pass over all its windows.  The baseline is written so that a row's

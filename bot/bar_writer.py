@@ -1,13 +1,13 @@
 """The trade log written from a child process, so that SQLite's work overlaps the engine's (backtests).
 
-    engine ── BarRecord ──► bar_rows (this process) ── rows over a pipe (marshal) ──► child: TradeStore.write_rows
+    engine ── BarRecord ──► bar_rows (here) ── rows over a pipe (marshal) ──► child: TradeStore.write_rows
 
-A backtest decides bars far faster than a live feed delivers them, and writing its log is about a third
+A backtest decides bars far faster than a live feed delivers them, and writing its log is a large part
 of its time; on one thread the engine waits for every commit.  :class:`BarWriter` stands in for the
 :class:`~bot.store.TradeStore` the engine writes bars to: ``write_bars`` turns the records into plain
-rows (:func:`~bot.store.bar_rows`: strings, numbers and None, so a batch serialises fast) and hands them to a child process that
-commits them with the same ``TradeStore.write_rows`` transaction a direct write uses — the same rows, the
-same "a bar is written whole or not at all", the same file.
+rows (:func:`~bot.store.bar_rows`: strings, numbers and None, so a batch serialises fast) and hands
+them to a child process that commits them with the same ``TradeStore.write_rows`` transaction a direct
+write uses — the same rows, the same "a bar is written whole or not at all", the same file.
 
 Why a process and not a thread: the sqlite3 module lets go of the GIL inside every row's step and must
 win it back before binding the next row, so a writer thread beside a busy engine thread waits a GIL
