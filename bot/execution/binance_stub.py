@@ -357,12 +357,7 @@ class BinanceSpotStub:
         self.orders[order.order_id] = order
         self.placements[client_id] += 1
         if otype == "MARKET":
-            parts = max(1, self.market_fill_parts)
-            each = (qty / parts).quantize(m.step, rounding=ROUND_DOWN)
-            for i in range(parts):
-                part = qty - order.executed if i == parts - 1 else each
-                if part > 0:
-                    self._trade(order, part, last, maker=False)
+            self._fill_market(order, qty, last, m.step)
         else:
             self.free[need_asset] -= need
             self.locked[need_asset] = self.locked.get(need_asset, Decimal(0)) + need
@@ -371,6 +366,15 @@ class BinanceSpotStub:
             if crosses:
                 self._trade(order, qty, price, maker=False)
         return {**self._order_json(order), "transactTime": now, "workingTime": now, "fills": list(order.fills)}
+
+    def _fill_market(self, order: StubOrder, qty: Decimal, last: Decimal, step: Decimal) -> None:
+        """A MARKET order filled at ``last`` in ``market_fill_parts`` trades (the last takes the remainder)."""
+        parts = max(1, self.market_fill_parts)
+        each = (qty / parts).quantize(step, rounding=ROUND_DOWN)
+        for i in range(parts):
+            part = qty - order.executed if i == parts - 1 else each
+            if part > 0:
+                self._trade(order, part, last, maker=False)
 
     def _trade(self, order: StubOrder, qty: Decimal, price: Decimal, *, maker: bool) -> None:
         m, now = order.market, _now_ms()

@@ -36,7 +36,7 @@ Funding and liquidation are not modelled.  Bind it to loopback only.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
 from bot.execution.binance_stub import _Q8, BinanceSpotStub, StubMarket, StubOrder, _ApiError, _fmt, _now_ms
@@ -293,12 +293,7 @@ class BinanceUsdmStub(BinanceSpotStub):
         self.placements[client_id] += 1
         ack = self._order_json(order)          # newOrderRespType ACK: the order as accepted
         if otype == "MARKET":
-            parts = max(1, self.market_fill_parts)
-            each = (qty / parts).quantize(m.step, rounding=ROUND_DOWN)
-            for i in range(parts):
-                part = qty - order.executed if i == parts - 1 else each
-                if part > 0:
-                    self._trade(order, part, last, maker=False)
+            self._fill_market(order, qty, last, m.step)
         else:
             self.order_margin[order.order_id] = need
             if last <= price if side == "BUY" else last >= price:
