@@ -37,7 +37,7 @@ from pathlib import Path
 import bot
 
 from bot.errors import DataError
-from bot.store import BarRecord, BarRows, TradeStore, bar_rows
+from bot.store import BarRecord, BarRows, TradeStore, bar_rows, check_unique_bars
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,7 @@ class BarWriter:
     async def write_bars(self, run_id: str, records: Sequence[BarRecord]) -> int:
         """Queue ``records`` to be written in one transaction; raise DataError if an earlier batch failed."""
         self._raise_failure()
-        bars = [r.bar_ms for r in records]
-        if len(set(bars)) != len(bars):
-            twice = sorted({b for b in bars if bars.count(b) > 1})
-            raise ValueError(f"run {run_id!r}: a batch holds bar(s) {twice} more than once")
+        check_unique_bars(run_id, records)
         rows = [bar_rows(run_id, r) for r in records]
         try:
             # Blocks while the child is still writing the batch before the last: two batches in flight at most.

@@ -210,10 +210,7 @@ class TradeStore:
 
         Bars already logged are skipped, the rest are written whole or, on an error, not at all.
         """
-        bars = [r.bar_ms for r in records]
-        if len(set(bars)) != len(bars):
-            twice = sorted({b for b in bars if bars.count(b) > 1})
-            raise ValueError(f"run {run_id!r}: a batch holds bar(s) {twice} more than once")
+        check_unique_bars(run_id, records)
         return await self.write_rows(run_id, [bar_rows(run_id, r) for r in records])
 
     async def write_rows(self, run_id: str, batch: Sequence[BarRows]) -> int:
@@ -385,6 +382,14 @@ class BarRows(NamedTuple):
 _INSERTS = (INSERT_CANDLE, INSERT_FORECAST, INSERT_DECISION, INSERT_ORDER, INSERT_FILL, INSERT_POSITION,
             INSERT_FUNDING, INSERT_RISK_STATE, INSERT_VAR, INSERT_DELEVERAGE)
 _STATUS_UPDATES = ((MARK_FILLED, "filled"), (MARK_CANCELLED, "cancelled"))
+
+
+def check_unique_bars(run_id: str, records: Sequence[BarRecord]) -> None:
+    """ValueError if a batch holds a bar more than once."""
+    bars = [r.bar_ms for r in records]
+    if len(set(bars)) != len(bars):
+        twice = sorted({b for b in bars if bars.count(b) > 1})
+        raise ValueError(f"run {run_id!r}: a batch holds bar(s) {twice} more than once")
 
 
 def bar_rows(run_id: str, r: BarRecord) -> BarRows:
