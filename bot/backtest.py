@@ -217,7 +217,7 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
     goes on deciding; False writes on this process's connection, the engine waiting for each commit.
     """
     from bot.daemon import build_account, build_risk
-    from strategies.registry import build_predictor
+    from strategies.registry import assess, build_predictor
 
     if commit_every < 1:
         raise ConfigError(f"commit_every must be at least 1, got {commit_every}")
@@ -242,7 +242,8 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
             log.info("resuming backtest %r after bar %d", settings.run.id, last)
         writer = await BarWriter(store).start() if write_behind else None
         engine = Engine(settings, settings.run.id, writer or store, PaperExecutor(build_account(settings, resume)),
-                        predictor, build_risk(settings, resume), last, history=bars)
+                        assess(settings, predictor, resume.forecasts if resume is not None else ()),
+                        build_risk(settings, resume), last, history=bars)
         engine.offload_predict = False
         engine.commit_every = commit_every
         reason = "error"

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from dataclasses import dataclass
@@ -31,7 +31,7 @@ from bot.feeds.websocket import KlineFeed, Received
 from bot.store import ResumeState, TradeStore
 from risk.manager import RiskManager, restored_state
 from risk.state import RiskState, TradingState
-from strategies.registry import build_predictor
+from strategies.registry import assess, build_predictor
 
 log = logging.getLogger("bot.daemon")
 
@@ -55,7 +55,8 @@ def build_account(settings: Settings, resume: ResumeState | None) -> PaperAccoun
     return PaperAccount.from_settings(settings.paper, snapshot=snapshot, symbols=settings.market.symbols)
 
 
-def build_risk(settings: Settings, resume: ResumeState | None, initial_equity: Decimal | None = None) -> RiskManager:
+def build_risk(settings: Settings, resume: ResumeState | None, initial_equity: Decimal | None = None,
+               costs: Mapping[str, float] | float | None = None) -> RiskManager:
     """A risk manager in the trading state the trade log left, or ACTIVE at the initial equity
     (paper: ``initial_cash``; live: the account's cash at the start)."""
     logged = resume.risk_state if resume is not None else None
@@ -66,7 +67,27 @@ def build_risk(settings: Settings, resume: ResumeState | None, initial_equity: D
         log.warning("resuming in trading state %s since bar %s: %s", state.state.name, state.since_bar_ms,
                     state.reason)
     return RiskManager(settings.risk, settings.market.symbols, settings.market.timeframe_ms,
-                       settings.paper.qty_step, state, entries, resume.forecasts if resume is not None else ())
+                       settings.paper.qty_step, state, entries, resume.forecasts if resume is not None else (),
+                       costs if costs is not None else paper_fill_cost(settings))
+
+
+def paper_fill_cost(settings: Settings) -> float:
+    """One paper fill's taker fee and slippage as a fraction of notional (the net-edge rule's cost)."""
+    return float((settings.paper.taker_fee_bps + settings.paper.slippage_bps) / 10_000)
+
+
+def fill_costs(settings: Settings, executor: Any) -> dict[str, float] | float:
+    """One fill's cost per symbol: the exchange's taker fee where the executor knows it (live), plus the
+    configured slippage; the paper executor's fee and slippage otherwise."""
+    fee_rate = getattr(executor, "taker_fee_rate", None)
+    if fee_rate is None:
+        return paper_fill_cost(settings)
+    slippage = float(settings.paper.slippage_bps / 10_000)
+    costs = {}
+    for s in settings.market.symbols:
+        rate = fee_rate(s)
+        costs[s] = (float(rate) if rate is not None else float(settings.paper.taker_fee_bps / 10_000)) + slippage
+    return costs
 
 
 class RestBarSource:
@@ -167,8 +188,10 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         except BaseException:
             await exchange.close()
             raise
-        engine = Engine(settings, run_id, store, executor, predictor,
-                        build_risk(settings, resume, None if settings.run.mode != "live" else executor.cash),
+        logged = resume.forecasts if resume is not None else ()
+        engine = Engine(settings, run_id, store, executor, assess(settings, predictor, logged),
+                        build_risk(settings, resume, None if settings.run.mode != "live" else executor.cash,
+                                   fill_costs(settings, executor)),
                         last_bar, history=source)
         feed = KlineFeed(f.ws_url, settings.market.symbols, settings.market.timeframe, settings.market.timeframe_ms,
                          f.reconnect_max_s, reconnect_base_s=f.reconnect_base_s,
