@@ -136,7 +136,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from strategies.checkpoint import save_checkpoint
     from strategies.dataset import FeatureStore
     from strategies.predictor import TorchPredictor, resolve_device
-    from strategies.workflow import data_range, fit_range, model_horizon
+    from strategies.workflow import assessment_seed, data_range, fit_range, model_horizon
 
     settings = _settings(args)
     timeframe = settings.market.timeframe
@@ -154,7 +154,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         fitted = fit_range(store, args.model, settings.model, start, end, device, bars)
     seconds = time.perf_counter() - t0
     summary = {**fitted.summary, "train_range": list(fitted.train_range), "val_range": list(fitted.val_range),
-               "seconds": round(seconds, 1), "device": str(device)}
+               "seconds": round(seconds, 1), "device": str(device), "assessment": assessment_seed(fitted, store)}
+    for sym, a in summary["assessment"].items():
+        from strategies.skill import SkillStats
+
+        beta, se = SkillStats.from_list(a["skill"]).beta()
+        print(f"  validation {sym}: skill slope {beta:.3f} (se {se:.3f}); 68 %/95 % multipliers "
+              f"{a['calibration'][0]:.3f}/{a['calibration'][1]:.3f}")
     model_json = json.dumps(json.loads(settings.to_json())["model"], sort_keys=True)
     save_checkpoint(out, fitted.forecaster, scaler=fitted.scaler, symbols=symbols, timeframe=timeframe,
                     data_range=data_range(series, start, end), summary=summary, settings_json=model_json)
