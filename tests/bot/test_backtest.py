@@ -19,7 +19,7 @@ from bot.walkforward import WalkForward, WalkForwardPlan
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 START_MS = 1_704_067_200_000
 H = 3_600_000
-RISK = {"gate": {"long_entry_strength": 0.0, "short_entry_strength": 0.0, "exit_strength": 0.0, "sigma_max": 1.0}}
+RISK = {"gate": {"rule": "strength", "long_entry_strength": 0.0, "short_entry_strength": 0.0, "exit_strength": 0.0, "sigma_max": 1.0}}
 TINY = {"name": "cnn_gru", "device": "cpu",
         "cnn_gru": {"lookback": 24, "conv_channels": 4, "gru_hidden": 8, "gru_layers": 2},
         "train": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 32}}
@@ -31,7 +31,8 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def settings(db: Path, **overrides: object) -> Settings:
-    base: dict[str, object] = {"market": {"symbols": SYMBOLS, "window": 64}, "risk": RISK}
+    base: dict[str, object] = {"market": {"symbols": SYMBOLS, "window": 64}, "risk": RISK,
+                               "forecast": {"skill": {"enabled": False}}}
     return Settings().with_overrides(run={"db": str(db), "id": "bt"}, **{**base, **overrides})
 
 
@@ -88,7 +89,7 @@ def test_walk_forward_decisions_do_not_move_when_the_future_changes(tmp_path: Pa
 def test_an_interrupted_backtest_resumes_to_the_same_log(tmp_path: Path) -> None:
     data = generate_market(SYMBOLS + ["XRP/USDT"], 400, START_MS, seed=8)
     syms = {"market": {"symbols": SYMBOLS + ["XRP/USDT"], "window": 64},
-            "risk": {"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}}}
+            "risk": {"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}}}
     whole = asyncio.run(run_backtest(settings(tmp_path / "whole.sqlite", **syms), data, commit_every=50))
     assert whole.bars == 400 - 64 and whole.stats.fills >= 5
 
