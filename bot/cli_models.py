@@ -215,13 +215,16 @@ BASELINES = ("persistence", "garch")
 
 
 def format_table(result: dict[str, Any]) -> str:
-    cols = ("mape", "rmse", "dir_acc", "nll", "crps", "cov68", "cov95", "n")
-    lines = [f"{'symbol':<10} {'model':<16} " + " ".join(f"{c:>8}" for c in cols)]
+    # cal_*: the forecasts as the engine's scoring stage turns them (calibrated density and intervals);
+    # skill: share of bars with demonstrated skill (mu not scaled to 0). Older JSON files lack them.
+    cols = ("mape", "rmse", "dir_acc", "nll", "crps", "cov68", "cov95", "cal_nll", "cal_cov68", "cal_cov95",
+            "skill_share", "n")
+    lines = [f"{'symbol':<10} {'model':<16} " + " ".join(f"{c.replace('_share', ''):>9}" for c in cols)]
     for sym, by_model in result["scores"].items():
         for name, m in by_model.items():
             # A zero-mean baseline has no direction to be right about.
-            vals = [f"{m[c]:>8.0f}" if c == "n" else f"{'-':>8}" if c == "dir_acc" and name in BASELINES
-                    else f"{m[c]:>8.4f}" for c in cols]
+            vals = [f"{'-':>9}" if c not in m or (c in ("dir_acc", "skill_share") and name in BASELINES)
+                    else f"{m[c]:>9.0f}" if c == "n" else f"{m[c]:>9.4f}" for c in cols]
             lines.append(f"{sym:<10} {name:<16} " + " ".join(vals))
     return "\n".join(lines)
 

@@ -154,6 +154,10 @@ class AssessedPredictor:
             return base if t is None else replace(t, ewma_var=base.ewma_var, last=None)
         c0, c1 = last2
         r = math.log(c1 / c0) if c0 > 0 and c1 > 0 else math.nan
+        return self._scored(t, prev, r, bar_ms, symbol)
+
+    def _scored(self, t: Tracked, prev: Forecast, r: float, bar_ms: int, symbol: str) -> Tracked:
+        """``t`` after the forecast ``prev`` met the realised return ``r``."""
         if not math.isfinite(r):
             return replace(t, last=None)
         s = self.s
@@ -206,3 +210,30 @@ class AssessedPredictor:
         tracked = Tracked(t.skill, t.calibration, t.monitor, t.ewma_var, alarm, out)
         self.tracked[f.symbol] = tracked
         return replace(out, state=tracked.to_json())
+
+
+def assess_sequence(mu: Sequence[float], sigma: Sequence[float], y: Sequence[float], settings: Any,
+                    seed: Seed | None = None) -> list[Forecast]:
+    """One symbol's consecutive forecasts (μ, σ) of outcomes ``y`` through the scoring stage, as the engine
+    would score them bar by bar: forecast k is assessed with what outcomes 0..k−1 showed.  For offline
+    evaluation (``bot evaluate``) of what the decisions would have been given."""
+    a = AssessedPredictor(_Fixed(), settings, 1, {"x": seed} if seed else None)
+    out: list[Forecast] = []
+    prev: Forecast | None = None
+    t: Tracked | None = None
+    for k, (m, sd) in enumerate(zip(mu, sigma)):
+        if t is None:
+            t = Tracked(seed.skill if seed else SkillStats(), seed.calibration if seed else Calibration(),
+                        MonitorState(), float(sd) ** 2, "", None)
+        elif prev is not None:
+            t = a._scored(t, prev, float(y[k - 1]), k, "x")
+        f = a._assess(Forecast("x", k, float(m), float(sd), "eval"), t)
+        t = a.tracked["x"]
+        prev = f
+        out.append(f)
+    return out
+
+
+class _Fixed:
+    name = "eval"
+    min_window = 1

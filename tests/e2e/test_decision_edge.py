@@ -138,3 +138,33 @@ def test_real_2025_hourly_data_costs_the_default_config_little(tmp_path: Path) -
     asyncio.run(run_backtest(settings(db, list(data), market={"window": 128}), data, start, end))
     s = summary(db)
     assert s["return"] >= -0.02 and s["fees"] < 0.02, s
+
+
+@pytest.mark.slow
+def test_skill_calibration_and_monitor_resume_exactly_after_an_interruption(tmp_path: Path) -> None:
+    """The scoring stage's state is in the trade log: a run stopped halfway and resumed logs the same forecasts
+    (raw and effective mu, skill, intervals, alarms, state), decisions and fills as one that never stopped."""
+    data = lead_lag_market(1200, seed=5)
+    whole_db = tmp_path / "whole.sqlite"
+    asyncio.run(run_backtest(settings(whole_db, list(data)), data, commit_every=37, predictor=LeadLagModel()))
+    stop = asyncio.Event()
+
+    def progress(done: int, total: int, events: int) -> None:
+        if done >= 640:
+            stop.set()
+
+    parts_db = tmp_path / "parts.sqlite"
+    first = asyncio.run(run_backtest(settings(parts_db, list(data)), data, commit_every=37, progress=progress,
+                                     stop=stop, predictor=LeadLagModel()))
+    assert first.stopped and first.bars == 640
+    # The model's own noise continues where it stopped, as a checkpoint's forecasts would.
+    model = LeadLagModel()
+    model.rng.normal(0.0, model.noise, 640 * 2)
+    asyncio.run(run_backtest(settings(parts_db, list(data)), data, commit_every=37, predictor=model))
+    with sqlite3.connect(whole_db) as a, sqlite3.connect(parts_db) as b:
+        for table in ("forecasts", "decisions", "fills", "equity", "risk_state"):
+            sql = f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4"
+            assert a.execute(sql).fetchall() == b.execute(sql).fetchall(), table
+        skilled = a.execute("SELECT COUNT(*) FROM forecasts WHERE skill > 0 AND bar_ms > "
+                            "(SELECT MIN(bar_ms) + 640 * 3600000 FROM equity)").fetchone()[0]
+    assert skilled > 0       # the resumed half traded on skill carried over the interruption
