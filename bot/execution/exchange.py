@@ -120,6 +120,15 @@ class ExchangeExecutor(ReconcilingMixin):
     def _client_id(self, order: SubmitOrder) -> str:
         return client_order_id(self.run_id, order.bar_ms, self.exchange.market(order.symbol)["id"])
 
+    def taker_fee_rate(self, symbol: str) -> Decimal | None:
+        """The exchange's taker fee for ``symbol`` as a fraction of notional (ccxt's ``market["taker"]``, from
+        the markets loaded at start), or None when it does not say: the net-edge decision's cost."""
+        try:
+            taker = self.exchange.market(symbol).get("taker")
+        except Exception:   # noqa: BLE001 - ccxt raises several kinds for an unknown or unloaded market
+            return None
+        return None if taker is None else Decimal(str(taker))
+
     def _assets(self, symbol: str) -> tuple[str, str]:
         m = self.exchange.market(symbol)
         return m["base"], m["quote"]
