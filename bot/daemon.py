@@ -21,7 +21,7 @@ from typing import Any
 from bot import __version__
 from bot.config import Settings
 from bot.engine import Engine, EngineStats
-from bot.errors import ConfigError, FeedError
+from bot.errors import FeedError
 from bot.events import Candle
 from bot.execution import Executor
 from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
@@ -98,20 +98,18 @@ class RestBarSource:
 
 @asynccontextmanager
 async def open_executor(settings: Settings, store: TradeStore, session_no: int,
-                        resume: ResumeState | None) -> AsyncIterator[Executor]:
-    """The paper executor, or (``run.mode = "live"``, guarded by the command line) the exchange executor,
-    reconciled with the exchange at start and shut down (open orders cancelled if configured) at exit."""
+                        resume: ResumeState | None, live: bool = False) -> AsyncIterator[Executor]:
+    """The paper executor, or (``run.mode = "live"`` and ``live``, the command line's ``--live``) the exchange
+    executor, reconciled with the exchange at start and shut down (open orders cancelled if configured) at
+    exit.  ``run.mode = "live"`` without ``live`` is refused where the exchange executor is built."""
     if settings.run.mode != "live":
         yield PaperExecutor(build_account(settings, resume))
         return
     from bot.execution.live import open_exchange_executor
-    from bot.secrets import ENV_HINT, load_credentials
+    from bot.secrets import load_credentials
 
-    credentials = load_credentials()
-    if credentials is None:
-        raise ConfigError(f"run.mode is 'live' but no credentials are set: {ENV_HINT}")
     logged = await store.logged_trades(settings.run.id)
-    executor = await open_exchange_executor(settings, credentials, resume, logged)
+    executor = await open_exchange_executor(settings, load_credentials(), resume, logged, live_flag=live)
     try:
         yield executor
     finally:
@@ -144,7 +142,8 @@ async def _first_or_stop(queue: asyncio.Queue[Received], stop: asyncio.Event) ->
 
 
 async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | None = None,
-                     stop_after_bar_ms: int | None = None) -> DaemonResult:
+                     stop_after_bar_ms: int | None = None, live: bool = False) -> DaemonResult:
+    """Run until ``stop``, ``max_bars`` or ``stop_after_bar_ms``; ``live`` is the command line's ``--live``."""
     run_id = settings.run.id
     # The model first: a missing or mismatched checkpoint stops start-up before anything is opened.
     predictor = build_predictor(settings)
@@ -161,7 +160,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         policy = RetryPolicy(max_attempts=f.rest_max_attempts, max_delay_s=f.rest_retry_max_s,
                              max_retry_after_s=f.rest_max_retry_after_s)
         source = RestBarSource(exchange, settings.market.timeframe, policy)
-        executors = open_executor(settings, store, session_no, resume)
+        executors = open_executor(settings, store, session_no, resume, live)
         try:
             executor = await executors.__aenter__()
         except BaseException:
