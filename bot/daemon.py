@@ -28,6 +28,7 @@ from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
 from bot.feeds.backfill import fetch_range, make_exchange
 from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
 from bot.feeds.websocket import KlineFeed, Received
+from bot.rejections import RejectionTally
 from bot.store import ResumeState, TradeStore
 from risk.manager import RiskManager, restored_state
 from risk.state import RiskState, TradingState
@@ -113,11 +114,7 @@ async def open_executor(settings: Settings, store: TradeStore, session_no: int,
     try:
         yield executor
     finally:
-        try:
-            await executor.aclose()
-        finally:
-            counts = {k: (n, executor.rejection_examples.get(k, k)) for k, n in executor.rejections.items()}
-            await store.record_rejections(settings.run.id, session_no, "exchange", counts, int(time.time() * 1000))
+        await executor.aclose()
 
 
 async def warm_up(settings: Settings, engine: Engine, source: RestBarSource, until_ms: int) -> int:
@@ -166,14 +163,19 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         except BaseException:
             await exchange.close()
             raise
-        engine = Engine(settings, run_id, store, executor, predictor,
-                        build_risk(settings, resume, None if settings.run.mode != "live" else executor.cash),
-                        last_bar, history=source)
         feed = KlineFeed(f.ws_url, settings.market.symbols, settings.market.timeframe, settings.market.timeframe_ms,
                          f.reconnect_max_s, reconnect_base_s=f.reconnect_base_s,
                          ping_interval_s=f.ping_interval_s, ping_timeout_s=f.ping_interval_s,
                          silence_timeout_s=f.silence_timeout_s, max_connection_s=f.max_connection_s,
                          max_frame_bytes=f.max_frame_bytes)
+        # Every part's rejections in one tally, committed with each bar (a kill -9 loses only the bar in progress).
+        tally = RejectionTally(session_no)
+        tally.follow("websocket", feed.rejections, feed.rejection_examples)
+        tally.follow("rest", source.rejections, source.examples)
+        tally.follow("exchange", getattr(executor, "rejections", {}), getattr(executor, "rejection_examples", {}))
+        engine = Engine(settings, run_id, store, executor, predictor,
+                        build_risk(settings, resume, None if settings.run.mode != "live" else executor.cash),
+                        last_bar, history=source, rejections=tally)
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")
         reason = "error"
         try:
@@ -194,12 +196,10 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
             feed_task.cancel()
             await asyncio.gather(feed_task, return_exceptions=True)
             await exchange.close()
-            await executors.__aexit__(None, None, None)
-            now = int(time.time() * 1000)
-            for name, counts, examples in (("websocket", feed.rejections, feed.rejection_examples),
-                                           ("rest", source.rejections, source.examples)):
-                await store.record_rejections(run_id, session_no, name,
-                                              {k: (n, examples.get(k, k)) for k, n in counts.items()}, now)
-            await store.end_session(run_id, session_no, now, reason)
+            try:
+                await executors.__aexit__(None, None, None)
+            finally:
+                await store.write_rejections(run_id, tally.rows())
+            await store.end_session(run_id, session_no, int(time.time() * 1000), reason)
     return DaemonResult(run_id, session_no, engine.stats, dict(feed.counts), feed.reconnects, dict(feed.rejections),
                         last_bar)
