@@ -24,6 +24,7 @@ from bot.engine import Engine, EngineStats
 from bot.errors import FeedError
 from bot.events import Candle
 from bot.execution import Executor
+from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
 from bot.feeds.backfill import fetch_range, make_exchange
 from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
@@ -104,7 +105,7 @@ async def open_executor(settings: Settings, store: TradeStore, session_no: int,
     executor, reconciled with the exchange at start and shut down (open orders cancelled if configured) at
     exit.  ``run.mode = "live"`` without ``live`` is refused where the exchange executor is built."""
     if settings.run.mode != "live":
-        yield PaperExecutor(build_account(settings, resume))
+        yield PaperExecutor(build_account(settings, resume), NotionalCap.from_settings(settings))
         return
     from bot.execution.live import open_exchange_executor
     from bot.secrets import load_credentials

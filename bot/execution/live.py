@@ -21,6 +21,7 @@ import ccxt.async_support as ccxt_async
 from bot.config import ExchangeSettings, Settings
 from bot.errors import ConfigError, ExecutionError
 from bot.execution.exchange import ExchangeExecutor
+from bot.execution.limits import NotionalCap
 from bot.execution.reconcile import futures_holdings
 from bot.execution.paper import PaperAccount
 from bot.feeds.backfill import point_at
@@ -104,7 +105,8 @@ async def open_exchange_executor(settings: Settings, credentials: Credentials | 
             book = await _fresh_book(exchange, settings, quotes.pop(), policy)
         executor = ExchangeExecutor(exchange, settings.exchange, settings.run.id, symbols, book,
                                     open_orders=resume.open_orders if resume else (),
-                                    logged_trades=logged_trades, policy=policy)
+                                    logged_trades=logged_trades, policy=policy,
+                                    cap=NotionalCap.from_settings(settings))
         await executor.reconcile()
     except BaseException:
         await exchange.close()
