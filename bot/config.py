@@ -92,6 +92,13 @@ class FeedSettings:
                                    default=30.0, lo=0.0, hi=600.0)
     rest_max_retry_after_s: float = _key("a Retry-After (ban) longer than this fails at once instead of "
                                          "being waited out", default=300.0, lo=0.0, hi=86_400.0)
+    max_jump_ratio: float = _key("a streamed closed kline whose open, high, low or close is more than this "
+                                 "multiple (or less than 1/this) of the symbol's last close is implausible: "
+                                 "held and checked against REST before anything is decided", default=3.0,
+                                 lo=1.01, hi=1e6)
+    max_jump_sigma: float = _key("a streamed closed kline whose close-to-close log return exceeds this many "
+                                 "standard deviations of the window's returns is implausible: held and checked "
+                                 "against REST", default=30.0, lo=3.0, hi=1e6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +296,17 @@ class ForecastSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionSettings:
+    """Rules both executors (paper and exchange) apply to every order, whatever risk decided."""
+
+    max_order_leverage_multiple: Decimal = _key(
+        "an order whose notional (qty x the last close) exceeds this multiple of risk.sizing.max_gross_leverage "
+        "x equity (the lesser of the last two marks) is refused by the executor, never sent or filled: the "
+        "last line of defence behind the risk manager's sizing", default=Decimal("4"), lo=Decimal("1"),
+        hi=Decimal("1000"))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     run: RunSettings = field(default_factory=RunSettings, metadata={"doc": "run"})
     market: MarketSettings = field(default_factory=MarketSettings, metadata={"doc": "market"})
@@ -300,6 +318,7 @@ class Settings:
     risk: RiskSettings = field(default_factory=RiskSettings, metadata={"doc": "risk"})
     paper: PaperSettings = field(default_factory=PaperSettings, metadata={"doc": "paper"})
     exchange: ExchangeSettings = field(default_factory=ExchangeSettings, metadata={"doc": "exchange"})
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings, metadata={"doc": "execution"})
 
     def to_json(self) -> str:
         """A canonical JSON snapshot, stored with each run."""
@@ -515,6 +534,7 @@ __all__ = [
     "Settings", "RunSettings", "MarketSettings", "FeedSettings", "ModelSettings", "BaselineModelSettings",
     "CnnGruSettings", "LstmSettings", "KnnSettings", "FusionSettings", "MultiAssetSettings", "TrainSettings", "MODELS",
     "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings", "StateSettings", "PaperSettings",
-    "ExchangeSettings", "ForecastSettings", "SkillSettings", "CalibrationSettings", "MonitorSettings",
+    "ExchangeSettings", "ExecutionSettings", "ForecastSettings", "SkillSettings", "CalibrationSettings",
+    "MonitorSettings",
     "load_settings", "parse_settings", "describe_keys", "config_changes", "TIMEFRAMES_MS",
 ]

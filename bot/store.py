@@ -39,6 +39,7 @@ from bot.events import (
     Candle, Decision, Delevered, EquityMarked, Forecast, FundingPaid, OrderFilled, RiskStateLogged, Side, SubmitOrder,
     VarMeasured,
 )
+from bot.rejections import RejectionCount
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class BarRecord:
     risk_state: RiskStateLogged | None = None
     var: tuple[VarMeasured, ...] = ()
     deleverage: tuple[Delevered, ...] = ()
+    # This session's rejection counts that grew since the previous bar: committed with the bar, so a crash
+    # loses none that an earlier bar saw.
+    rejections: tuple[RejectionCount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +286,14 @@ class TradeStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, session_no, source, reason) DO UPDATE SET "
                 "count = excluded.count, last_ms = excluded.last_ms, example = excluded.example", rows)
 
+    async def write_rejections(self, run_id: str, rows: Sequence[RejectionCount]) -> None:
+        """Write rejection counts outside a bar (a clean stop); a count never goes down."""
+        if not rows:
+            return
+        db = self._conn()
+        async with self._lock:
+            await db.executemany(UPSERT_REJECTION, [_rejection_row(run_id, r) for r in rows])
+
     async def _execute(self, sql: str, params: tuple[object, ...]) -> None:
         db = self._conn()
         async with self._lock:
@@ -404,9 +416,20 @@ class BarRows(NamedTuple):
     status: tuple[list[tuple[object, ...]], ...]    # parameter rows per statement of _STATUS_UPDATES
 
 
+# A session's count of one reason only grows; MAX keeps a late-written older snapshot from lowering it.
+UPSERT_REJECTION = (
+    "INSERT INTO rejections (run_id, session_no, source, reason, count, last_ms, example) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, session_no, source, reason) DO UPDATE SET "
+    "count = MAX(count, excluded.count), last_ms = MAX(last_ms, excluded.last_ms), example = excluded.example")
+
+
+def _rejection_row(run_id: str, r: RejectionCount) -> tuple[object, ...]:
+    return (run_id, r.session_no, r.source, r.reason, r.count, r.last_ms, r.example[:500])
+
+
 # Parents first: a fill's foreign key needs its order, which may be in the same batch.
 _INSERTS = (INSERT_CANDLE, INSERT_FORECAST, INSERT_DECISION, INSERT_ORDER, INSERT_FILL, INSERT_POSITION,
-            INSERT_FUNDING, INSERT_RISK_STATE, INSERT_VAR, INSERT_DELEVERAGE)
+            INSERT_FUNDING, INSERT_RISK_STATE, INSERT_VAR, INSERT_DELEVERAGE, UPSERT_REJECTION)
 _STATUS_UPDATES = ((MARK_FILLED, "filled"), (MARK_CANCELLED, "cancelled"))
 
 
@@ -449,8 +472,9 @@ def bar_rows(run_id: str, r: BarRecord) -> BarRows:
     # A partial fill of an exchange order (final false) leaves it open.
     filled = [(bar, run_id, f.order_id) for f in r.fills if f.reason != "liquidation" and f.final]
     cancelled = [(reason, bar, run_id, order_id) for order_id, reason in r.cancelled]
+    rejections = [_rejection_row(run_id, k) for k in r.rejections]
     return BarRows(bar, str(r.equity.cash), str(r.equity.equity),
-                   (candles, forecasts, decisions, orders, fills, positions, funding, risk, var, steps),
+                   (candles, forecasts, decisions, orders, fills, positions, funding, risk, var, steps, rejections),
                    (filled, cancelled))
 
 

@@ -66,6 +66,7 @@ from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, Side, Sub
 from bot.execution.orders import (
     bar_of_client_id, client_order_id, fill_from_trade, limit_price_for, rounded_order,
 )
+from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperAccount
 from bot.execution.reconcile import ReconcilingMixin
 from bot.feeds.retry import RetryPolicy, call_with_retry, is_retryable, retry_after_s
@@ -96,8 +97,9 @@ class ExchangeExecutor(ReconcilingMixin):
     def __init__(self, exchange: Any, settings: ExchangeSettings, run_id: str, symbols: Sequence[str],
                  book: PaperAccount, *, open_orders: Sequence[SubmitOrder] = (),
                  logged_trades: Mapping[str, set[str]] | None = None, policy: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, cap: NotionalCap | None = None) -> None:
         self.exchange = exchange
+        self._cap = cap   # an order far beyond equity x the leverage cap is refused, never sent
         self.settings = settings
         self.run_id = run_id
         self.symbols = tuple(symbols)
@@ -147,6 +149,10 @@ class ExchangeExecutor(ReconcilingMixin):
         close = self._book.marks().get(order.symbol)
         if close is None:
             raise ExecutionError(f"order {order.order_id!r}: no close of {order.symbol} seen yet to price it")
+        why = self._cap.refusal(order, close, self._book.position(order.symbol)) if self._cap else None
+        if why is not None:
+            self._count("limits: notional beyond equity x leverage cap", f"{order.order_id}: {why}")
+            raise ExecutionError(f"order {order.order_id!r}: {why}")
         s = self.settings
         wanted = limit_price_for(order.side, close, s.limit_offset_bps) if s.order_type == "limit" else None
         try:
@@ -407,7 +413,10 @@ class ExchangeExecutor(ReconcilingMixin):
         return []  # spot has none; USDT-M funding is settled by the exchange and not logged (README)
 
     def mark(self, bar_ms: int, marks: Mapping[str, Decimal]) -> EquityMarked:
-        return self._book.mark(bar_ms, marks)
+        marked = self._book.mark(bar_ms, marks)
+        if self._cap is not None:
+            self._cap.observe(marked.equity)
+        return marked
 
     def position(self, symbol: str) -> Decimal:
         return self._book.position(symbol)

@@ -56,7 +56,7 @@ async def test_live_daemon_against_replay_and_rest_stub(tmp_path: Path, monkeypa
                 risk={"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}},
                 exchange={"rest_url": stub.rest_url, "sandbox": False, "poll_interval_s": 0.0},
             )
-            result = await asyncio.wait_for(run_daemon(settings, asyncio.Event(), max_bars=BARS), timeout=120)
+            result = await asyncio.wait_for(run_daemon(settings, asyncio.Event(), max_bars=BARS, live=True), timeout=120)
             assert result.stats.bars == BARS
         signed = [p for m, path, p in stub.requests if path == "/api/v3/order" and m == "POST"]
         assert signed and all("signature" in p and p["newClientOrderId"].startswith("sb") for p in signed)
@@ -107,7 +107,7 @@ async def test_live_daemon_on_usdm_futures_against_the_futures_stub(tmp_path: Pa
                 risk={"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}},
                 exchange={"rest_url": stub.rest_url, "sandbox": False, "poll_interval_s": 0.0, "market": "usdm"},
             )
-            result = await asyncio.wait_for(run_daemon(settings, asyncio.Event(), max_bars=BARS), timeout=120)
+            result = await asyncio.wait_for(run_daemon(settings, asyncio.Event(), max_bars=BARS, live=True), timeout=120)
             assert result.stats.bars == BARS
         assert stub.leverage_requests and {m for m, _ in stub.leverage_requests} <= {"BTCUSDT", "ETHUSDT", "XRPUSDT"}
 
