@@ -60,8 +60,14 @@ async def _backtest(args: argparse.Namespace) -> int:
     from bot.cli_models import find_csv, parse_day
     from bot.config import load_settings
     from bot.feeds.replay.csvdata import load_ohlcv_csv
+    from bot.store import check_trade_log_file
 
+    # The arguments and the trade log first: a mistake stops the command before the data is read.
+    start_ms, end_ms = parse_day(args.start), parse_day(args.end)
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise ConfigError(f"--to {args.end} must be after --from {args.start}")
     settings = load_settings(args.config)
+    check_trade_log_file(Path(args.db))
     timeframe = settings.market.timeframe
     files = find_csv(args.data, args.symbols or settings.market.symbols, timeframe)
     data = {s: load_ohlcv_csv(p, TIMEFRAMES_MS[timeframe]) for s, p in files.items()}
@@ -90,7 +96,7 @@ async def _backtest(args: argparse.Namespace) -> int:
           f"{' ...' if len(data) > 6 else ''}, model {settings.model.name}"
           f"{' (walk-forward)' if walk else ''}; trade log {settings.run.db}")
     with _Bar() as bar:
-        result = await run_backtest(settings, data, parse_day(args.start), parse_day(args.end),
+        result = await run_backtest(settings, data, start_ms, end_ms,
                                     predictor=predictor, commit_every=args.commit_every or COMMIT_EVERY,
                                     precompute=not args.per_bar_predict, before_bar=before_bar,
                                     progress=bar, stop=stop)
