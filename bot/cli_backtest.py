@@ -101,9 +101,15 @@ async def _backtest(args: argparse.Namespace) -> int:
                                     precompute=not args.per_bar_predict, before_bar=before_bar,
                                     progress=bar, stop=stop)
     s = result.stats
+    if result.logged_before is not None:
+        from bot.download_pages import fmt_ms
+
+        a, b = result.logged_before
+        print(f"resumed run {settings.run.id!r}: bars {fmt_ms(a)}..{fmt_ms(b)} were already in the log"
+              + ("; every bar asked for is there, so nothing is left to decide" if not result.bars
+                 and not result.stopped else "; the bars after them follow"))
     print(f"decided {result.bars} bars ({result.bar_events} bar-events) in {result.seconds:.1f} s: "
-          f"{result.bar_events_per_s:,.0f} bar-events/s; {s.fills} fills, {s.liquidations} liquidations"
-          + (f"; resumed after bar {result.resumed_from_bar_ms}" if result.resumed_from_bar_ms else ""))
+          f"{result.bar_events_per_s:,.0f} bar-events/s; {s.fills} fills, {s.liquidations} liquidations")
     if walk is not None:
         for r in walk.retrains:
             nll = "n/a" if r.best_val_nll is None else f"{r.best_val_nll:.4f}"

@@ -43,6 +43,7 @@ from bot.events import (
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
+NEW_RUN_HINT = "pick a new [run] id in config.toml"   # bot run; a backtest names its --run-id
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +196,12 @@ class TradeStore:
         return self._db
 
     async def begin_run(self, run_id: str, mode: str, config_json: str, config_hash: str,
-                        code_version: str, now_ms: int) -> tuple[int, ResumeState | None]:
-        """Create or resume ``run_id`` and open a new session; return its number and the state to resume."""
+                        code_version: str, now_ms: int, *, new_run_hint: str = NEW_RUN_HINT,
+                        ) -> tuple[int, ResumeState | None]:
+        """Create or resume ``run_id`` and open a new session; return its number and the state to resume.
+
+        ``new_run_hint`` tells the operator, when the config changed, how this command starts a new run.
+        """
         db = self._conn()
         async with self._lock:
             await db.execute("BEGIN IMMEDIATE")
@@ -216,8 +221,8 @@ class TradeStore:
                     raise DataError(
                         f"run {run_id!r} in {self._path} was started with config hash {rows[0][0]}, but the "
                         f"current config hashes to {config_hash} (changed: {', '.join(changed[:8])}"
-                        f"{' ...' if len(changed) > 8 else ''}); a run keeps one config, so pick a new "
-                        f"[run] id in config.toml (or restore the run's config) and start again")
+                        f"{' ...' if len(changed) > 8 else ''}); a run keeps one config, so {new_run_hint} "
+                        f"(or restore the run's config) and start again")
                 (last,) = await db.execute_fetchall(
                     "SELECT MAX(session_no), SUM(ended_ms IS NULL) FROM sessions WHERE run_id = ?", (run_id,))
                 session_no = (last[0] or 0) + 1
@@ -350,6 +355,14 @@ class TradeStore:
         async with self._lock:
             ((last,),) = await db.execute_fetchall("SELECT MAX(bar_ms) FROM equity WHERE run_id = ?", (run_id,))
         return None if last is None else int(last)
+
+    async def bar_range(self, run_id: str) -> tuple[int, int] | None:
+        """Open times of the first and the last bar written for ``run_id``, or None."""
+        db = self._conn()
+        async with self._lock:
+            ((first, last),) = await db.execute_fetchall(
+                "SELECT MIN(bar_ms), MAX(bar_ms) FROM equity WHERE run_id = ?", (run_id,))
+        return None if first is None else (int(first), int(last))
 
     async def resume_state(self, run_id: str) -> ResumeState | None:
         """The account as of the last bar written for ``run_id``; None if no bar is."""
