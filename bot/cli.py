@@ -53,10 +53,12 @@ async def _run(settings: Settings, max_bars: int | None, stop_after_bar_ms: int 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.secrets import check_live_guard, load_credentials
+    from bot.store import check_trade_log_file
 
     settings = load_settings(args.config)
     if args.db:
         settings = settings.with_overrides(run={"db": args.db})
+    check_trade_log_file(Path(settings.run.db))   # before the model, the exchange and the feed
     # Before anything starts: real orders need run.mode = "live" and --live together.
     check_live_guard(settings.run.mode, args.live, load_credentials())
     _setup_logging(settings)
