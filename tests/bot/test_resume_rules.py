@@ -17,7 +17,7 @@ from bot.backtest import run_backtest
 from bot.cli_models import parse_day
 from bot.config import Settings
 from bot.errors import ConfigError, DataError
-from bot.feeds.replay.csvdata import write_ohlcv_csv
+from bot.feeds.replay.csvdata import Series, write_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market
 from bot.store import TradeStore
 
@@ -63,7 +63,7 @@ def test_the_refusal_names_a_config_key_for_bot_run(tmp_path: Path) -> None:
         asyncio.run(begin(settings(tmp_path / "a.sqlite").with_overrides(paper={"taker_fee_bps": "5"})))
 
 
-def market() -> dict[str, object]:
+def market() -> dict[str, Series]:
     return generate_market(SYMBOLS, 400, START_MS, seed=8)   # 2024-01-01 .. 2024-01-17
 
 
