@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +58,14 @@ from strategies.base import Predictor
 from strategies.baseline import EwmaMomentumPredictor
 
 log = logging.getLogger("bot.backtest")
+
+# Fault injection for the Ctrl-C test: SIGMA_BOT_BACKTEST_PAUSE_AT=N makes a backtest say "paused before
+# decided bar N" on stderr once it has decided N bars, and wait (up to a minute) for a stop there, so that a
+# signal lands mid-run at a known bar however loaded the machine is.  Unset in normal operation.
+_PAUSE_AT = int(os.environ.get("SIGMA_BOT_BACKTEST_PAUSE_AT", "0") or 0)
+# The decision loop awaits nothing that suspends: it yields to the event loop every this many bars, so a
+# signal handler (Ctrl-C) runs and the backtest stops within that many bars.
+YIELD_EVERY = 64
 
 # Bars per trade-log transaction: large enough that SQLite's commit (an fsync) is off the profile,
 # small enough that an interrupted run loses little.
@@ -181,11 +191,21 @@ class BacktestResult:
     last_bar_ms: int | None
     resumed_from_bar_ms: int | None
     stopped: bool = False
+    logged_before: tuple[int, int] | None = None   # first and last bar the run held when this invocation began
     retrains: list[Any] = field(default_factory=list)
 
     @property
     def bar_events_per_s(self) -> float:
         return self.bar_events / self.seconds if self.seconds > 0 else 0.0
+
+
+async def _pause(stop: asyncio.Event, decided: int) -> None:
+    """Wait for ``stop`` (at most a minute): the fault injection of ``SIGMA_BOT_BACKTEST_PAUSE_AT``."""
+    print(f"paused before decided bar {decided} (SIGMA_BOT_BACKTEST_PAUSE_AT)", file=sys.stderr, flush=True)
+    try:
+        await asyncio.wait_for(stop.wait(), 60)
+    except TimeoutError:
+        pass
 
 
 async def _close_writer(writer: BarWriter, failing: bool) -> None:
@@ -196,6 +216,21 @@ async def _close_writer(writer: BarWriter, failing: bool) -> None:
         if not failing:
             raise
         log.error("%s", exc)
+
+
+def check_resumable(run_id: str, db: str, logged: tuple[int, int], first_ms: int, last_ms: int) -> None:
+    """ConfigError unless a run that holds bars ``logged`` (first, last) can go on to the range asked for,
+    ``first_ms``..``last_ms`` (bar open times): a resumed backtest keeps its first bar and is never cut short."""
+    from bot.download_pages import fmt_ms
+
+    held = f"run {run_id!r} in {db} holds bars {fmt_ms(logged[0])}..{fmt_ms(logged[1])}"
+    if logged[0] != first_ms:
+        raise ConfigError(f"{held}, but this backtest would start at {fmt_ms(first_ms)} (--from, or the data's "
+                          f"first bars after the warm-up): a resumed run keeps its start, so pass the --from and "
+                          f"data it began with, or a new --run-id")
+    if logged[1] > last_ms:
+        raise ConfigError(f"{held}, past the last bar asked for ({fmt_ms(last_ms)}, --to or the end of the data): "
+                          f"a run is not cut short, so pass a new --run-id (or the --to it ran to)")
 
 
 def first_decidable(bars: HistoricalBars, window: int, start_ms: int | None) -> int:
@@ -235,8 +270,15 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
         if precompute and type(predictor) is EwmaMomentumPredictor:
             predictor = PrecomputedBaseline(predictor, bars, window)
     async with await TradeStore.open(settings.run.db) as store:
+        # Before a session is opened: a run resumed with another range would decide bars it was not asked
+        # for, or none at all.
+        logged = await store.bar_range(settings.run.id)
+        if logged is not None:
+            check_resumable(settings.run.id, settings.run.db, logged, int(bars.times[first]),
+                            int(bars.times[stop_k - 1]))
         session_no, resume = await store.begin_run(settings.run.id, settings.run.mode, settings.to_json(),
-                                                   settings.config_hash, __version__, int(time.time() * 1000))
+                                                   settings.config_hash, __version__, int(time.time() * 1000),
+                                                   new_run_hint="pass a new --run-id")
         last = resume.last_bar_ms if resume is not None else None
         k0 = first if last is None else max(first, bars.index(last + 1))
         if last is not None:
@@ -260,6 +302,10 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
             # The risk manager's matrices are small: one BLAS thread is faster than two fighting the writer.
             with threadpool_limits(limits=1, user_api="blas"):
                 for k in range(k0, stop_k):
+                    if decided % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
+                    if _PAUSE_AT and decided == _PAUSE_AT and stop is not None:
+                        await _pause(stop, decided)
                     if stop is not None and stop.is_set():
                         break
                     if before_bar is not None:
@@ -286,4 +332,4 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
             await store.end_session(settings.run.id, session_no, int(time.time() * 1000), reason)
     return BacktestResult(settings.run.id, settings.run.db, decided, events, seconds, engine.stats,
                           int(bars.times[k0]) if decided else None, engine.last_bar_ms, last,
-                          stopped=reason == "signal")
+                          stopped=reason == "signal", logged_before=logged)

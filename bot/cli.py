@@ -1,7 +1,9 @@
 """Command line: ``bot run | demo | replay-server | report | status | train | evaluate | download | backtest``.
 
-Exit codes: 0 success, 2 bad configuration or arguments, 3 unusable data or
-database, 4 the exchange could not be used for live trading at start, 130 interrupted.
+Exit codes: 0 success, 2 bad configuration or arguments (an output path that cannot be written
+included, checked before the work), 3 unusable data, database or file, 4 the exchange could not be
+used for live trading at start, 130 interrupted.  Each failure prints one line naming what was wrong,
+never a traceback (tests/e2e/test_cli_errors.py drives every command through such cases).
 """
 
 from __future__ import annotations
@@ -52,10 +54,12 @@ async def _run(settings: Settings, max_bars: int | None, stop_after_bar_ms: int 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.secrets import check_live_guard, load_credentials
+    from bot.store import check_trade_log_file
 
     settings = load_settings(args.config)
     if args.db:
         settings = settings.with_overrides(run={"db": args.db})
+    check_trade_log_file(Path(settings.run.db))   # before the model, the exchange and the feed
     # Before anything starts: real orders need run.mode = "live" and --live together.  (The guard that
     # cannot be bypassed sits where the exchange executor is built; this one only fails early.)
     check_live_guard(settings.run.mode, args.live, load_credentials())
@@ -121,9 +125,12 @@ def _clear_demo_log(db: str, run_id: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.store import check_trade_log_file
+
     if args.bars < 1:
         raise ConfigError(f"--bars must be at least 1, got {args.bars}")
     _clear_demo_log(args.db, args.run_id)
+    check_trade_log_file(Path(args.db))
     _setup_logging(load_settings(args.config), "INFO" if args.verbose else "WARNING")
     return asyncio.run(_demo(args))
 
@@ -254,8 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExecutionError as exc:
         print(f"execution error: {exc}", file=sys.stderr)
         return 4
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as exc:   # a file the command reads or writes failed under it (disk full, permissions)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"file error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130

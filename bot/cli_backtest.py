@@ -60,8 +60,14 @@ async def _backtest(args: argparse.Namespace) -> int:
     from bot.cli_models import find_csv, parse_day
     from bot.config import load_settings
     from bot.feeds.replay.csvdata import load_ohlcv_csv
+    from bot.store import check_trade_log_file
 
+    # The arguments and the trade log first: a mistake stops the command before the data is read.
+    start_ms, end_ms = parse_day(args.start), parse_day(args.end)
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise ConfigError(f"--to {args.end} must be after --from {args.start}")
     settings = load_settings(args.config)
+    check_trade_log_file(Path(args.db))
     timeframe = settings.market.timeframe
     files = find_csv(args.data, args.symbols or settings.market.symbols, timeframe)
     data = {s: load_ohlcv_csv(p, TIMEFRAMES_MS[timeframe]) for s, p in files.items()}
@@ -90,14 +96,20 @@ async def _backtest(args: argparse.Namespace) -> int:
           f"{' ...' if len(data) > 6 else ''}, model {settings.model.name}"
           f"{' (walk-forward)' if walk else ''}; trade log {settings.run.db}")
     with _Bar() as bar:
-        result = await run_backtest(settings, data, parse_day(args.start), parse_day(args.end),
+        result = await run_backtest(settings, data, start_ms, end_ms,
                                     predictor=predictor, commit_every=args.commit_every or COMMIT_EVERY,
                                     precompute=not args.per_bar_predict, before_bar=before_bar,
                                     progress=bar, stop=stop)
     s = result.stats
+    if result.logged_before is not None:
+        from bot.download_pages import fmt_ms
+
+        a, b = result.logged_before
+        print(f"resumed run {settings.run.id!r}: bars {fmt_ms(a)}..{fmt_ms(b)} were already in the log"
+              + ("; every bar asked for is there, so nothing is left to decide" if not result.bars
+                 and not result.stopped else "; the bars after them follow"))
     print(f"decided {result.bars} bars ({result.bar_events} bar-events) in {result.seconds:.1f} s: "
-          f"{result.bar_events_per_s:,.0f} bar-events/s; {s.fills} fills, {s.liquidations} liquidations"
-          + (f"; resumed after bar {result.resumed_from_bar_ms}" if result.resumed_from_bar_ms else ""))
+          f"{result.bar_events_per_s:,.0f} bar-events/s; {s.fills} fills, {s.liquidations} liquidations")
     if walk is not None:
         for r in walk.retrains:
             nll = "n/a" if r.best_val_nll is None else f"{r.best_val_nll:.4f}"

@@ -12,7 +12,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from bot.errors import DataError, FeedError
+from bot.errors import ConfigError, DataError, FeedError
 
 
 class _SymbolBars:
@@ -72,6 +72,8 @@ def cmd_download(args: argparse.Namespace) -> int:
     from bot.logs import setup_logging
 
     setup_logging("INFO" if args.verbose else "WARNING")
+    if args.out.exists() and not args.out.is_dir():   # checked before the exchange is asked for anything
+        raise ConfigError(f"--out {args.out}: is a file; give the folder the CSV files go to")
     try:
         return asyncio.run(_download(args))
     except FeedError as exc:  # the exchange could not be reached after the retries: no usable data

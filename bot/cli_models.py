@@ -138,16 +138,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     from strategies.predictor import TorchPredictor, resolve_device
     from strategies.workflow import assessment_seed, data_range, fit_range, model_horizon
 
+    from bot.outputs import check_output_file
+
     settings = _settings(args)
+    first_day, end_day = parse_day(args.start), parse_day(args.end)   # before the data is read
+    out = check_output_file(args.out or f"models/{args.model}.pt", "--out", makes_folders=True)
     timeframe = settings.market.timeframe
     symbols = tuple(args.symbols) if args.symbols else settings.market.symbols
     series = load_market(args.data, symbols, timeframe)
     device = resolve_device(args.device or settings.model.device)
     store = FeatureStore(series, horizon=model_horizon(args.model, settings.model))
     tf = TIMEFRAMES_MS[timeframe]
-    start = parse_day(args.start) or store.first_ms()
-    end = parse_day(args.end) or store.last_ms() + tf
-    out = Path(args.out or f"models/{args.model}.pt")
+    start = first_day or store.first_ms()
+    end = end_day or store.last_ms() + tf
     print(f"training {args.model} on {', '.join(symbols)} ({timeframe}), device {device}")
     t0 = time.perf_counter()
     with _ProgressBars(f"{args.model} epochs") as bars:
@@ -187,7 +190,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from strategies.evaluate import evaluate
     from strategies.predictor import resolve_device
 
+    from bot.outputs import check_output_file
+
     settings = _settings(args)
+    if args.json:
+        check_output_file(args.json, "--json")
     series = load_market(args.data, args.symbols, settings.market.timeframe)
     device = resolve_device(args.device or settings.model.device)
     specs = []

@@ -19,12 +19,13 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.config_model import (MODELS, BaselineModelSettings, CnnGruSettings, FusionSettings, KnnSettings,
                                LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings)
 from bot.configkeys import _key
 from bot.errors import ConfigError
-from bot.secrets import check_config_data_has_no_secrets
+from bot.secrets import ENV_HINT, check_config_data_has_no_secrets
 
 # Binance kline intervals of fixed length, in milliseconds ("1M" varies, so it is not offered).
 TIMEFRAMES_MS: dict[str, int] = {
@@ -36,6 +37,11 @@ TIMEFRAMES_MS: dict[str, int] = {
 QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/(" + "|".join(QUOTE_ASSETS) + r")$")
 SYMBOL_ALLOWED = f"BASE/QUOTE in upper case with QUOTE one of {', '.join(QUOTE_ASSETS)} (e.g. 'BTC/USDT')"
+
+
+# Keys that say where a run's trade log is and how it logs, not how it trades: they are left out of
+# the config hash, so a log that is moved or copied (or a run that logs elsewhere) still resumes.
+RESUME_NEUTRAL_KEYS = frozenset({"run.db", "run.log_level", "run.log_file", "run.log_max_bytes", "run.log_backups"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +332,12 @@ class Settings:
 
     @property
     def config_hash(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        """The hash a run keeps: every key but :data:`RESUME_NEUTRAL_KEYS`."""
+        data = json.loads(self.to_json())
+        for key in RESUME_NEUTRAL_KEYS:
+            section, name = key.split(".")
+            data[section].pop(name, None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:
         """A copy with some keys replaced, validated like the file (``run={"db": "x.sqlite"}``)."""
@@ -445,6 +456,10 @@ def _validate(obj: Any, prefix: str) -> None:
     if isinstance(obj, StateSettings) and obj.reduce_drawdown > obj.halt_drawdown:
         raise ConfigError(f"config key '{prefix}reduce_drawdown': {obj.reduce_drawdown} must not exceed "
                           f"'{prefix}halt_drawdown' ({obj.halt_drawdown})")
+    if isinstance(obj, (FeedSettings, ExchangeSettings)):
+        for name in ("ws_url", "rest_url"):
+            if hasattr(obj, name):
+                _check_no_credentials(f"{prefix}{name}", getattr(obj, name))
     if isinstance(obj, FeedSettings):
         for name in ("ws_url", "rest_url"):
             url = getattr(obj, name)
@@ -454,6 +469,19 @@ def _validate(obj: Any, prefix: str) -> None:
     if isinstance(obj, ExchangeSettings) and obj.rest_url and not obj.rest_url.startswith(("http://", "https://")):
         raise ConfigError(f"config key '{prefix}rest_url': {obj.rest_url!r} must be empty or start with "
                           "http:// or https://")
+
+
+def _check_no_credentials(key: str, url: str) -> None:
+    """ConfigError if ``url`` carries credentials (``user:password@host``): the config is stored with the run
+    in the trade log, and API keys come only from the environment.  The message never repeats the URL."""
+    try:
+        parts = urlsplit(url)
+        has_credentials = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise ConfigError(f"config key '{key}': not a valid URL") from None
+    if has_credentials:
+        raise ConfigError(f"config key '{key}': the URL holds credentials (user:password@); the config is stored "
+                          f"with the run in the trade log, so give the URL without them ({ENV_HINT})")
 
 
 def config_changes(stored_json: str, current_json: str) -> list[str]:
@@ -472,6 +500,8 @@ def config_changes(stored_json: str, current_json: str) -> list[str]:
         if isinstance(new, dict) and isinstance(old, dict):
             for k in sorted(set(old) | set(new)):
                 key = prefix + k
+                if key in RESUME_NEUTRAL_KEYS:
+                    continue
                 if k not in new:
                     changes.append(key)
                 elif k not in old:
@@ -536,5 +566,5 @@ __all__ = [
     "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings", "StateSettings", "PaperSettings",
     "ExchangeSettings", "ExecutionSettings", "ForecastSettings", "SkillSettings", "CalibrationSettings",
     "MonitorSettings",
-    "load_settings", "parse_settings", "describe_keys", "config_changes", "TIMEFRAMES_MS",
+    "load_settings", "parse_settings", "describe_keys", "config_changes", "TIMEFRAMES_MS", "RESUME_NEUTRAL_KEYS",
 ]

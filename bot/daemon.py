@@ -26,7 +26,7 @@ from bot.events import Candle
 from bot.execution import Executor
 from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
-from bot.feeds.backfill import fetch_range, make_exchange
+from bot.feeds.backfill import fetch_range, make_exchange, open_exchange, unlisted_symbols
 from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
 from bot.feeds.websocket import KlineFeed, Received
 from bot.rejections import RejectionTally
@@ -139,6 +139,23 @@ async def open_executor(settings: Settings, store: TradeStore, session_no: int,
         await executor.aclose()
 
 
+async def check_markets(settings: Settings) -> None:
+    """ConfigError if the exchange does not trade a symbol of ``market.symbols``; checked before the trade log
+    is opened.  If the markets cannot be had (the exchange is down), start anyway: the feed rides it out."""
+    f = settings.feed
+    policy = RetryPolicy(max_attempts=f.rest_max_attempts, max_delay_s=f.rest_retry_max_s,
+                         max_retry_after_s=f.rest_max_retry_after_s)
+    async with open_exchange(f.rest_url, timeout_s=f.rest_timeout_s) as exchange:
+        try:
+            unknown = await unlisted_symbols(exchange, settings.market.symbols, policy=policy)
+        except FeedError as exc:
+            log.warning("could not check market.symbols against the exchange's markets (%s); starting anyway", exc)
+            return
+    if unknown:
+        raise ConfigError(f"config key 'market.symbols': the exchange at feed.rest_url does not trade "
+                          f"{', '.join(unknown)}; remove them or fix the symbol")
+
+
 async def warm_up(settings: Settings, engine: Engine, source: RestBarSource, until_ms: int) -> int:
     """Fill the windows with the ``window`` closed bars of each symbol before ``until_ms``."""
     tf = settings.market.timeframe_ms
@@ -166,6 +183,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
     run_id = settings.run.id
     # The model first: a missing or mismatched checkpoint stops start-up before anything is opened.
     predictor = build_predictor(settings)
+    await check_markets(settings)   # an unknown symbol stops start-up before the trade log is touched
     now_ms = int(time.time() * 1000)
     async with await TradeStore.open(settings.run.db) as store:
         session_no, resume = await store.begin_run(run_id, settings.run.mode, settings.to_json(),

@@ -241,19 +241,26 @@ def read_run(db_path: str | Path, run_id: str | None, then: Callable[[sqlite3.Co
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
-    """Open without creating or writing; read-write underneath where allowed, so closing tidies the WAL files."""
+    """Open the trade log read-only (``mode=ro``): nothing in it is created, migrated or written.
+
+    In a folder this user may not write, SQLite cannot make the shared-memory file a WAL log is read
+    through; with no write-ahead log beside it (no writer has it open: none could, there) the file is
+    read as it stands (``immutable=1``).
+    """
     uri = path.resolve().as_uri()
+    conn: sqlite3.Connection | None = None
     try:
         try:
-            conn = sqlite3.connect(uri + "?mode=rw", uri=True)
-        except sqlite3.OperationalError:   # a file or folder we may not write: read it as it is
-            return sqlite3.connect(uri + "?mode=ro", uri=True)
-        try:
-            conn.execute("PRAGMA query_only = ON")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+            conn = sqlite3.connect(uri + "?mode=ro", uri=True)
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()   # opening is lazy: open it now
+            return conn
+        except sqlite3.OperationalError:
+            if conn is not None:
+                conn.close()
+            wal = Path(str(path) + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise
+            return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True)
     except sqlite3.Error as exc:
         raise DataError(f"{path}: cannot open the trade log: {exc}") from exc
 

@@ -17,8 +17,10 @@ import functools
 import json
 import logging
 import math
+import os
 import sqlite3
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -44,6 +46,7 @@ from bot.rejections import RejectionCount
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
+NEW_RUN_HINT = "pick a new [run] id in config.toml"   # bot run; a backtest names its --run-id
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,48 @@ def check_schema_version(version: int | None, path: str | Path, readable: tuple[
                     f"{SCHEMA_VERSION}); use another database file")
 
 
+def check_trade_log_file(path: Path) -> None:
+    """DataError unless this process can create a trade log at ``path`` or write the one there; writes nothing.
+
+    Refused: a missing or read-only folder, a folder or other non-file at ``path``, a file this process
+    may not read and write, an empty (0-byte) file, and any file that is not a trade log this code knows
+    (another SQLite database, or not a database at all), read through a read-only connection, so it stays
+    untouched.  An SQLite file without any table becomes a new log (another process may be creating it).
+    """
+    folder = path.parent
+    if not folder.is_dir():
+        raise DataError(f"{path}: cannot open the trade log: folder {folder} does not exist")
+    # SQLite creates the -wal and -shm files beside the log, so the folder must be writable either way.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"{path}: cannot write the trade log: folder {folder} is not writable "
+                        "(bot status and bot report can read a log there)")
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise DataError(f"{path}: cannot open the trade log: it is a folder, not a file")
+    if not path.is_file():
+        raise DataError(f"{path}: cannot open the trade log: not a regular file")
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise DataError(f"{path}: cannot write the trade log: the file is read-only or unreadable to this "
+                        "user (bot status and bot report can read a readable one)")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: an empty (0-byte) file, not a trade log; remove it to start a new log there")
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = (conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+                       if "schema_version" in tables else None)
+    except sqlite3.Error as exc:
+        raise DataError(f"{path}: not a trade log ({exc})") from exc
+    if tables and "schema_version" not in tables:
+        raise DataError(f"{path}: not a trade log (an SQLite file without a schema_version table); "
+                        "it was left as it is")
+    if not tables:   # an SQLite file with nothing in it (a log another process is creating): it becomes one
+        return
+    if version is None or version > SCHEMA_VERSION:
+        check_schema_version(version, path)
+
+
 class TradeStore:
     """The trade log of one SQLite file, behind one aiosqlite connection."""
 
@@ -111,10 +156,10 @@ class TradeStore:
     async def open(cls, path: str | Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> TradeStore:
         """Open (creating if new) the trade log at ``path``; DataError if it is not one this code can use."""
         path = Path(path)
-        if not path.parent.is_dir():
-            # Checked first: a failed aiosqlite connect leaves its worker to resolve a future on a loop that
-            # may be closed by then (omnilib/aiosqlite#241, fix pending in #389).
-            raise DataError(f"{path}: cannot open the trade log: folder {path.parent} does not exist")
+        # Checked before aiosqlite connects: a failed connect leaves its worker to resolve a future on a loop
+        # that may be closed by then (omnilib/aiosqlite#241, fix pending in #389); and nothing (not even
+        # the switch to WAL) may be written to a file before it is known to be a trade log.
+        await asyncio.to_thread(check_trade_log_file, path)
         try:
             # isolation_level=None: no implicit transactions; the store says BEGIN and COMMIT itself.
             db = await aiosqlite.connect(path, isolation_level=None)
@@ -157,8 +202,12 @@ class TradeStore:
         return self._db
 
     async def begin_run(self, run_id: str, mode: str, config_json: str, config_hash: str,
-                        code_version: str, now_ms: int) -> tuple[int, ResumeState | None]:
-        """Create or resume ``run_id`` and open a new session; return its number and the state to resume."""
+                        code_version: str, now_ms: int, *, new_run_hint: str = NEW_RUN_HINT,
+                        ) -> tuple[int, ResumeState | None]:
+        """Create or resume ``run_id`` and open a new session; return its number and the state to resume.
+
+        ``new_run_hint`` tells the operator, when the config changed, how this command starts a new run.
+        """
         db = self._conn()
         async with self._lock:
             await db.execute("BEGIN IMMEDIATE")
@@ -178,8 +227,8 @@ class TradeStore:
                     raise DataError(
                         f"run {run_id!r} in {self._path} was started with config hash {rows[0][0]}, but the "
                         f"current config hashes to {config_hash} (changed: {', '.join(changed[:8])}"
-                        f"{' ...' if len(changed) > 8 else ''}); a run keeps one config, so pick a new "
-                        f"[run] id in config.toml (or restore the run's config) and start again")
+                        f"{' ...' if len(changed) > 8 else ''}); a run keeps one config, so {new_run_hint} "
+                        f"(or restore the run's config) and start again")
                 (last,) = await db.execute_fetchall(
                     "SELECT MAX(session_no), SUM(ended_ms IS NULL) FROM sessions WHERE run_id = ?", (run_id,))
                 session_no = (last[0] or 0) + 1
@@ -189,6 +238,9 @@ class TradeStore:
                     "INSERT INTO sessions (run_id, session_no, started_ms, code_version) VALUES (?, ?, ?, ?)",
                     (run_id, session_no, now_ms, code_version))
                 await db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await _rollback(db)
+                raise DataError(f"{self._path}: cannot start run {run_id!r} in the trade log: {exc}") from exc
             except BaseException:
                 await _rollback(db)
                 raise
@@ -317,6 +369,14 @@ class TradeStore:
         async with self._lock:
             ((last,),) = await db.execute_fetchall("SELECT MAX(bar_ms) FROM equity WHERE run_id = ?", (run_id,))
         return None if last is None else int(last)
+
+    async def bar_range(self, run_id: str) -> tuple[int, int] | None:
+        """Open times of the first and the last bar written for ``run_id``, or None."""
+        db = self._conn()
+        async with self._lock:
+            ((first, last),) = await db.execute_fetchall(
+                "SELECT MIN(bar_ms), MAX(bar_ms) FROM equity WHERE run_id = ?", (run_id,))
+        return None if first is None else (int(first), int(last))
 
     async def resume_state(self, run_id: str) -> ResumeState | None:
         """The account as of the last bar written for ``run_id``; None if no bar is."""

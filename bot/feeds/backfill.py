@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,6 +104,27 @@ async def open_exchange(rest_url: str | None = None,
         yield exchange
     finally:
         await exchange.close()
+
+
+async def unlisted_symbols(exchange: ccxt_async.Exchange, symbols: Sequence[str], *,
+                           policy: RetryPolicy = DEFAULT_POLICY, sleep: Sleep = asyncio.sleep) -> list[str]:
+    """The ``symbols`` the exchange does not trade, each with why; FeedError if its markets cannot be had.
+
+    The markets come from ccxt's ``load_markets`` (Binance spot: ``GET /api/v3/exchangeInfo``), retried
+    like every other request; a market whose status is not ``TRADING`` is inactive in ccxt.
+    """
+    try:
+        await call_with_retry(exchange.load_markets, what="markets", policy=policy, exchange=exchange, sleep=sleep)
+    except ccxt.BaseError as exc:
+        raise FeedError(f"markets: {type(exc).__name__}: {exc}") from exc
+    out: list[str] = []
+    for symbol in symbols:
+        market = exchange.markets.get(symbol)
+        if market is None:
+            out.append(f"{symbol} (not listed)")
+        elif market.get("active") is False:
+            out.append(f"{symbol} (listed, not trading)")
+    return out
 
 
 def _last_closed_open(now_ms: int, timeframe_ms: int) -> int:

@@ -19,11 +19,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Print the report and write the files asked for; raises DataError on an unusable trade log."""
-    from bot.reporting.export import write_csv, write_html, write_png
+    """Print the report and write the files asked for; raises DataError on an unusable trade log and
+    ConfigError (before reading anything) on an output path that cannot be written."""
+    from bot.outputs import check_output_file
+    from bot.reporting.export import trips_path, write_csv, write_html, write_png
     from bot.reporting.review import build_review, format_full
     from bot.reporting.tradelog import load_trade_log
 
+    for option, path in (("--html", args.html), ("--png", args.png), ("--csv", args.csv)):
+        if path:
+            check_output_file(path, option)
+    if args.csv:
+        check_output_file(trips_path(args.csv), "--csv (round trips)")
     out = out or sys.stdout
     review = build_review(load_trade_log(args.db, args.run))
     out.write(format_full(review))

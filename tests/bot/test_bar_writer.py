@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.backtest import run_backtest
+from bot.backtest import YIELD_EVERY, run_backtest
 from bot.bar_writer import BarWriter
 from bot.config import Settings
 from bot.errors import DataError
@@ -139,25 +139,54 @@ def test_a_killed_backtest_leaves_whole_bars_and_resumes_to_the_same_log(tmp_pat
     assert_same_log(tmp_path / "whole.sqlite", db)
 
 
+PAUSE_AT = 1010   # not a multiple of --commit-every 20: at the pause the engine holds 10 bars not yet handed over
+
+
 @pytest.mark.slow
 def test_ctrl_c_commits_every_decided_bar_even_though_the_writer_gets_it_too(tmp_path: Path) -> None:
     cmd = _cli_case(tmp_path)
     db = tmp_path / "interrupted.sqlite"
-    proc = _start_and_wait(cmd, db, 20)
+    # The backtest waits at a known bar until the signal has come (SIGMA_BOT_BACKTEST_PAUSE_AT): however
+    # loaded the machine, the signal lands mid-run, never after the run has finished.
+    proc = subprocess.Popen(cmd + ["--db", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, "SIGMA_BOT_BACKTEST_PAUSE_AT": str(PAUSE_AT)})
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith(f"paused before decided bar {PAUSE_AT}"):
+            break
+    else:
+        raise AssertionError(f"the backtest never paused: {''.join(seen)[-2000:]}")
     os.killpg(proc.pid, signal.SIGINT)   # as Ctrl-C in a terminal: the backtest and its writer
     logged_then = _logged_bars(db)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
     assert "interrupted: the decided bars are committed" in out
     decided = int(re.search(r"decided (\d+) bars", out).group(1))     # type: ignore[union-attr]
-    # The engine runs far ahead of the commits (fsync each): at the signal the writer held many batches,
-    # and it wrote every one of them before going.
-    assert logged_then < decided and _logged_bars(db) == decided
+    assert decided == PAUSE_AT
+    # The last 10 decided bars reached the writer only after the signal, and it wrote them before going.
+    assert logged_then <= PAUSE_AT - 10 and _logged_bars(db) == decided
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT end_reason FROM sessions").fetchall() == [("signal",)]
         assert conn.execute("SELECT COUNT(DISTINCT bar_ms) FROM decisions").fetchone()[0] == decided
     subprocess.run(cmd + ["--db", str(db)], check=True, capture_output=True, timeout=600)
     assert_same_log(tmp_path / "whole.sqlite", db)
+
+
+def test_ctrl_c_stops_a_backtest_within_a_few_bars(tmp_path: Path) -> None:
+    """The decision loop yields to the event loop, so a stop set mid-run ends it within YIELD_EVERY bars."""
+    data = generate_market(SYMBOLS, 1000, START_MS, seed=8)
+    stop = asyncio.Event()
+
+    async def go() -> object:
+        async def before_bar(k: int, t: int) -> None:
+            if k == 100:   # as the signal handler would, from a callback the loop runs between bars
+                asyncio.get_running_loop().call_soon(stop.set)
+        return await run_backtest(settings(tmp_path / "stop.sqlite"), data, commit_every=50, stop=stop,
+                                  before_bar=before_bar)
+    result = asyncio.run(go())
+    assert result.stopped and 100 < result.bars <= 100 + YIELD_EVERY + 1   # type: ignore[attr-defined]
 
 
 def _logged_bars(db: Path) -> int:

@@ -60,7 +60,7 @@ exit_strength = 0.01
 
 def sessions_started(db: Path) -> int:
     try:
-        with sqlite3.connect(db) as conn:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:   # polling must not create the file
             return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
@@ -68,7 +68,7 @@ def sessions_started(db: Path) -> int:
 
 def bars_written(db: Path) -> int:
     try:
-        with sqlite3.connect(db) as conn:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:   # polling must not create the file
             return conn.execute("SELECT count(*) FROM equity").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
