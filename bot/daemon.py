@@ -21,7 +21,7 @@ from typing import Any
 from bot import __version__
 from bot.config import Settings
 from bot.engine import Engine, EngineStats
-from bot.errors import FeedError
+from bot.errors import ConfigError, FeedError
 from bot.events import Candle
 from bot.execution import Executor
 from bot.execution.limits import NotionalCap
