@@ -1,4 +1,4 @@
-"""Command line: ``bot run | demo | replay-server | report | status | train | evaluate | download | backtest``.
+"""Command line: ``bot run | demo | replay-server | report | status | serve | train | evaluate | download | backtest``.
 
 Exit codes: 0 success, 2 bad configuration or arguments, 3 unusable data or
 database, 4 the exchange could not be used for live trading at start, 130 interrupted.
@@ -177,6 +177,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.web.serve import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bot", description="Uncertainty-aware paper-trading bot for crypto markets.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -227,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--db", required=True, help="SQLite trade log")
     st.add_argument("--run", default=None, help="run id (default: the most recent)")
     st.set_defaults(func=cmd_status)
+
+    sv = sub.add_parser("serve", help="dashboard and JSON API over a trade log (read-only; controls need "
+                        "BOT_API_TOKEN)", description="Serve the dashboard and JSON API over a trade log, "
+                        "e.g. bot serve --db demo.sqlite, then open http://127.0.0.1:8080/.")
+    from bot.web.serve import add_arguments as add_serve_arguments
+
+    add_serve_arguments(sv)
+    sv.set_defaults(func=cmd_serve)
 
     from bot.cli_data import add_parsers as add_data_parsers
     from bot.cli_models import add_parsers
