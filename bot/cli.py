@@ -27,8 +27,11 @@ def _setup_logging(settings: Settings, level: str | None = None) -> None:
     from bot.logs import setup_run_logging
     from bot.secrets import load_credentials
 
+    from bot.web.serve import api_token
+
     creds = load_credentials()
-    setup_run_logging(settings.run, creds.values() if creds else (), level)
+    token = api_token() if settings.api.enabled else None
+    setup_run_logging(settings.run, (*(creds.values() if creds else ()), *((token,) if token else ())), level)
 
 
 def _install_stop_handlers(stop: asyncio.Event) -> None:

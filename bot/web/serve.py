@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from bot.errors import ConfigError, DataError
 
@@ -39,13 +43,60 @@ def check_bind(host: str, token: str | None) -> None:
                           "(only 127.0.0.1, ::1 or localhost go without one)")
 
 
-def uvicorn_server(app: object, host: str, port: int) -> object:
-    """A uvicorn server for ``app`` that logs through the bot's logging (no access log: paths only, still quiet)."""
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a busy port is one clear ConfigError (uvicorn would exit)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def uvicorn_server(app: object, embedded: bool = False) -> Any:
+    """A uvicorn server for ``app`` logging through the bot's logging, without an access log.  ``embedded``:
+    inside the daemon, whose own SIGINT/SIGTERM handlers stay in charge (uvicorn would take the signals)."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=2)
-    return uvicorn.Server(config)
+    class EmbeddedServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+    return (EmbeddedServer if embedded else uvicorn.Server)(config)
+
+
+class BackgroundDashboard:
+    """The dashboard served by the daemon (``[api] enabled = true``) as a task of its event loop."""
+
+    def __init__(self, db: str | Path, host: str, port: int, token: str | None) -> None:
+        from bot.web.app import create_app
+
+        check_bind(host, token)
+        self._sock = listen(host, port)
+        self.address = self._sock.getsockname()
+        self._server = uvicorn_server(create_app(db, token), embedded=True)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> BackgroundDashboard:
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="dashboard")
+        log.info("dashboard on http://%s:%d/ (operator controls %s)", self.address[0], self.address[1],
+                 "on" if self._server.config.app.state.controls else "off")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("dashboard did not stop in time")
+            except Exception:   # a failed web server must not mask how the daemon ended
+                log.exception("dashboard stopped with an error")
+        self._sock.close()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,8 +122,10 @@ def run(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise DataError(f"no trade log at {db}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = uvicorn_server(create_app(db, token, poll_s=args.poll), args.host, args.port)
+    sock = listen(args.host, args.port)
+    server = uvicorn_server(create_app(db, token, poll_s=args.poll))
     print(f"dashboard of {db} on http://{args.host}:{args.port}/ (API docs /docs); operator controls "
           f"{'on' if token else 'off (no ' + TOKEN_ENV + ')'}", flush=True)
-    asyncio.run(server.serve())  # type: ignore[attr-defined]
+    with sock:
+        asyncio.run(server.serve(sockets=[sock]))
     return 0
