@@ -26,8 +26,10 @@ def iso(ms: int) -> str:
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"title": {"text": title, "font": {"size": 14}}, "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
-                            "height": 320, "legend": {"orientation": "h", "y": -0.2}, "hovermode": "x unified",
+    # The legend sits under the x axis, inside the bottom margin (outside it, it would cover what follows).
+    base: dict[str, Any] = {"title": {"text": title, "font": {"size": 14}},
+                            "margin": {"l": 60, "r": 20, "t": 40, "b": 90}, "height": 360,
+                            "legend": {"orientation": "h", "y": -0.18, "yanchor": "top"}, "hovermode": "x unified",
                             "template": "plotly_white"}
     base.update(extra)
     return base
@@ -53,7 +55,7 @@ def drawdown_figure(r: Review) -> Figure:
     x = [iso(int(b)) for b in r.bar_ms]
     return {"data": [{"type": "scatter", "mode": "lines", "name": "drawdown", "x": x,
                       "y": _floats(-r.drawdown * 100), "fill": "tozeroy", "line": {"color": _DOWN}}],
-            "layout": _layout("Drawdown from the running peak (%)", height=240)}
+            "layout": _layout("Drawdown from the running peak (%)", height=280)}
 
 
 def exposure_figure(r: Review) -> Figure:
@@ -62,7 +64,7 @@ def exposure_figure(r: Review) -> Figure:
                       "line": {"color": _ORANGE}},
                      {"type": "scatter", "mode": "lines", "name": "net", "x": x, "y": _floats(r.net),
                       "line": {"color": _BLUE}}],
-            "layout": _layout("Exposure / equity", height=240)}
+            "layout": _layout("Exposure / equity", height=280)}
 
 
 def symbol_figure(symbol: str, candles: Sequence[CandleRow], band: Sequence[BandRow],
@@ -100,7 +102,7 @@ def symbol_figure(symbol: str, candles: Sequence[CandleRow], band: Sequence[Band
                                                                "line": {"width": 1, "color": "#000"}},
                          "text": [f"{side} {f[2]:g} @ {f[3]:g} ({f[4]})" for f in mine],
                          "hovertemplate": "%{text}<extra></extra>"})
-    layout = _layout(f"{symbol}: candles, fills, forecast bands (68 %, 95 %)", height=520, hovermode="closest")
+    layout = _layout(f"{symbol}: candles, fills, forecast bands (68 %, 95 %)", height=560, hovermode="closest")
     layout["xaxis"] = {"rangeslider": {"visible": False}}
     return {"data": data, "layout": layout}
 
@@ -137,7 +139,7 @@ def var_figure(var: Sequence[tuple[int, str, int, float, float, float]], equity:
 
 def state_figure(series: Sequence[tuple[int, str]]) -> Figure:
     level = {"ACTIVE": 0, "REDUCING": 1, "HALTED": 2}
-    layout = _layout("Trading state", height=200)
+    layout = _layout("Trading state", height=260)
     layout["yaxis"] = {"tickvals": [0, 1, 2], "ticktext": ["ACTIVE", "REDUCING", "HALTED"], "range": [-0.3, 2.3]}
     return {"data": [{"type": "scatter", "mode": "lines", "line": {"shape": "hv", "color": _DOWN}, "name": "state",
                       "x": [iso(b) for b, _ in series], "y": [level.get(s, 0) for _, s in series]}],
@@ -147,7 +149,7 @@ def state_figure(series: Sequence[tuple[int, str]]) -> Figure:
 def reliability_figure(r: Review) -> Figure:
     q = r.quality
     pts = q.reliability if q else ()
-    layout = _layout("Reliability: observed share below each forecast quantile", height=340, hovermode="closest")
+    layout = _layout("Reliability: observed share below each forecast quantile", height=380, hovermode="closest")
     layout["xaxis"] = {"title": {"text": "forecast quantile q"}, "range": [0, 1]}
     layout["yaxis"] = {"title": {"text": "observed share"}, "range": [0, 1]}
     return {"data": [{"type": "scatter", "mode": "lines", "name": "calibrated", "x": [0, 1], "y": [0, 1],
@@ -160,7 +162,7 @@ def reliability_figure(r: Review) -> Figure:
 def pit_figure(r: Review) -> Figure:
     q = r.quality
     hist = q.pit_histogram if q else ()
-    layout = _layout("PIT histogram (0.10 per tenth when calibrated)", height=340, hovermode="closest")
+    layout = _layout("PIT histogram (0.10 per tenth when calibrated)", height=380, hovermode="closest")
     layout["shapes"] = [{"type": "line", "x0": 0, "x1": 1, "y0": 0.1, "y1": 0.1, "line": {"dash": "dot", "color": _GREY}}]
     return {"data": [{"type": "bar", "name": "share", "x": [0.05 + 0.1 * k for k in range(len(hist))],
                       "y": list(hist), "width": 0.09, "marker": {"color": _BLUE}}], "layout": layout}
