@@ -8,6 +8,8 @@ async function drawCharts(root) {
       const response = await fetch(el.dataset.figure, {cache: "no-store"});
       if (!response.ok) { el.textContent = "chart unavailable: " + response.status; continue; }
       const fig = await response.json();
+      // The figure's own height on its box: a responsive redraw (a window resize) then keeps it.
+      el.style.height = (fig.layout.height || 360) + "px";
       await Plotly.react(el, fig.data, fig.layout, {responsive: true, displaylogo: false});
       el.dataset.traces = String(fig.data.length);
     } catch (err) {
