@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.errors import DataError
-from bot.report import Report, begin_run_snapshot, load_report
+from bot.report import Report, begin_run_snapshot
 from bot.reporting.review import Review, build_review
 from bot.reporting.tradelog import load_trade_log
 from bot.status import Status, load_status
@@ -303,4 +303,4 @@ def finite(x: float | None) -> float | None:
 
 
 __all__ = ["TradeLogReader", "connect_read_only", "RunSummary", "CandleRow", "BandRow", "OrderRow", "CommandRow",
-           "load_report", "finite"]
+           "finite"]
