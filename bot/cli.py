@@ -1,4 +1,4 @@
-"""Command line: ``bot run | demo | replay-server | report | status | train | evaluate | download | backtest``.
+"""Command line: ``bot run | demo | replay-server | report | status | serve | train | evaluate | download | backtest``.
 
 Exit codes: 0 success, 2 bad configuration or arguments (an output path that cannot be written
 included, checked before the work), 3 unusable data, database or file, 4 the exchange could not be
@@ -29,8 +29,11 @@ def _setup_logging(settings: Settings, level: str | None = None) -> None:
     from bot.logs import setup_run_logging
     from bot.secrets import load_credentials
 
+    from bot.web.serve import api_token
+
     creds = load_credentials()
-    setup_run_logging(settings.run, creds.values() if creds else (), level)
+    token = api_token() if settings.api.enabled else None
+    setup_run_logging(settings.run, (*(creds.values() if creds else ()), *((token,) if token else ())), level)
 
 
 def _install_stop_handlers(stop: asyncio.Event) -> None:
@@ -184,6 +187,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.web.serve import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bot", description="Uncertainty-aware paper-trading bot for crypto markets.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -234,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--db", required=True, help="SQLite trade log")
     st.add_argument("--run", default=None, help="run id (default: the most recent)")
     st.set_defaults(func=cmd_status)
+
+    sv = sub.add_parser("serve", help="dashboard and JSON API over a trade log (read-only; controls need "
+                        "BOT_API_TOKEN)", description="Serve the dashboard and JSON API over a trade log, "
+                        "e.g. bot serve --db demo.sqlite, then open http://127.0.0.1:8080/.")
+    from bot.web.serve import add_arguments as add_serve_arguments
+
+    add_serve_arguments(sv)
+    sv.set_defaults(func=cmd_serve)
 
     from bot.cli_data import add_parsers as add_data_parsers
     from bot.cli_models import add_parsers

@@ -313,6 +313,16 @@ class ExecutionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The dashboard and JSON API served by the daemon; the operator token comes from BOT_API_TOKEN only."""
+
+    enabled: bool = _key("serve the dashboard and JSON API (bot serve's) from the daemon", default=False)
+    host: str = _key("address to listen on; anything but 127.0.0.1, ::1 or localhost needs BOT_API_TOKEN set",
+                     default="127.0.0.1")
+    port: int = _key("port to listen on", default=8080, lo=1, hi=65535)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     run: RunSettings = field(default_factory=RunSettings, metadata={"doc": "run"})
     market: MarketSettings = field(default_factory=MarketSettings, metadata={"doc": "market"})
@@ -325,6 +335,7 @@ class Settings:
     paper: PaperSettings = field(default_factory=PaperSettings, metadata={"doc": "paper"})
     exchange: ExchangeSettings = field(default_factory=ExchangeSettings, metadata={"doc": "exchange"})
     execution: ExecutionSettings = field(default_factory=ExecutionSettings, metadata={"doc": "execution"})
+    api: ApiSettings = field(default_factory=ApiSettings, metadata={"doc": "api"})
 
     def to_json(self) -> str:
         """A canonical JSON snapshot, stored with each run."""
@@ -332,11 +343,13 @@ class Settings:
 
     @property
     def config_hash(self) -> str:
-        """The hash a run keeps: every key but :data:`RESUME_NEUTRAL_KEYS`."""
+        """The hash a run keeps: every key but :data:`RESUME_NEUTRAL_KEYS` and :data:`RUN_NEUTRAL_SECTIONS`."""
         data = json.loads(self.to_json())
         for key in RESUME_NEUTRAL_KEYS:
             section, name = key.split(".")
             data[section].pop(name, None)
+        for section in RUN_NEUTRAL_SECTIONS:
+            data.pop(section, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
     def with_overrides(self, **sections: dict[str, Any]) -> Settings:
@@ -484,6 +497,10 @@ def _check_no_credentials(key: str, url: str) -> None:
                           f"with the run in the trade log, so give the URL without them ({ENV_HINT})")
 
 
+# Sections that do not change what a run decides (a run resumed with other values is the same run).
+RUN_NEUTRAL_SECTIONS = ("api",)
+
+
 def config_changes(stored_json: str, current_json: str) -> list[str]:
     """Dotted keys whose value differs between a run's stored config and the current one.
 
@@ -513,7 +530,8 @@ def config_changes(stored_json: str, current_json: str) -> list[str]:
             changes.append(prefix.rstrip("."))
 
     walk(stored, current, defaults, "")
-    return changes
+    # Serving the dashboard changes nothing a run decides: turning it on or off keeps the run.
+    return [c for c in changes if c.split(".")[0] not in RUN_NEUTRAL_SECTIONS]
 
 
 def load_settings(path: str | Path | None) -> Settings:

@@ -120,6 +120,18 @@ class RestBarSource:
 
 
 @asynccontextmanager
+async def open_dashboard(settings: Settings) -> AsyncIterator[None]:
+    """``[api] enabled``: the dashboard and API over this run's trade log, served until the daemon stops."""
+    if not settings.api.enabled:
+        yield
+        return
+    from bot.web.serve import BackgroundDashboard, api_token
+
+    async with BackgroundDashboard(settings.run.db, settings.api.host, settings.api.port, api_token()):
+        yield
+
+
+@asynccontextmanager
 async def open_executor(settings: Settings, store: TradeStore, session_no: int,
                         resume: ResumeState | None, live: bool = False) -> AsyncIterator[Executor]:
     """The paper executor, or (``run.mode = "live"`` and ``live``, the command line's ``--live``) the exchange
@@ -181,11 +193,15 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
                      stop_after_bar_ms: int | None = None, live: bool = False) -> DaemonResult:
     """Run until ``stop``, ``max_bars`` or ``stop_after_bar_ms``; ``live`` is the command line's ``--live``."""
     run_id = settings.run.id
+    if settings.api.enabled:   # a dashboard it may not serve stops start-up before anything is opened
+        from bot.web.serve import api_token, check_bind
+
+        check_bind(settings.api.host, api_token())
     # The model first: a missing or mismatched checkpoint stops start-up before anything is opened.
     predictor = build_predictor(settings)
     await check_markets(settings)   # an unknown symbol stops start-up before the trade log is touched
     now_ms = int(time.time() * 1000)
-    async with await TradeStore.open(settings.run.db) as store:
+    async with await TradeStore.open(settings.run.db) as store, open_dashboard(settings):
         session_no, resume = await store.begin_run(run_id, settings.run.mode, settings.to_json(),
                                                    settings.config_hash, __version__, now_ms)
         last_bar = resume.last_bar_ms if resume else None
@@ -218,6 +234,8 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
                         build_risk(settings, resume, None if settings.run.mode != "live" else executor.cash,
                                    fill_costs(settings, executor)),
                         last_bar, history=source, rejections=tally)
+        engine.accept_commands = True
+        await engine.restore_operator_block()
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")
         reason = "error"
         try:

@@ -79,6 +79,14 @@ def _kill_before_commit_countdown() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+# Reasons the operator's commands give start with this word (a resume lifts only what it set).
+OPERATOR = "operator"
+
+
+def _operator_reason(command_id: int, command: str, note: str) -> str:
+    return f"{OPERATOR} {command} (command #{command_id}{': ' + note if note else ''})"
+
+
 class BarSource(Protocol):
     """Closed bars over REST, for holes in the stream (the daemon's is ccxt's fetch_ohlcv)."""
 
@@ -136,6 +144,8 @@ class Engine:
         # all of them after the last committed one, so a rerun resumes from the log as after any restart).
         self.offload_predict = True
         self.commit_every = 1
+        # The daemon takes operator commands from the trade log at each bar (a backtest has no operator).
+        self.accept_commands = False
 
     def warm_up(self, candles: Sequence[Candle]) -> None:
         """History for the windows (the backfill); these bars are not decided."""
@@ -342,6 +352,7 @@ class Engine:
         elif batch.symbols:
             forecasts = self.predictor.predict(t, batch.symbols, batch.windows)
         positions = {s: self.executor.position(s) for s in self.symbols}
+        taken = await self._take_commands() if self.accept_commands else []
         risk = self.risk.decide(t, forecasts, batch.windows, positions, closes, equity.equity)
 
         decided = {d.symbol: d for d in risk.decisions}
@@ -350,6 +361,9 @@ class Engine:
         if late:
             decisions = [replace(d, reason="late (missed on the stream, decided from REST): " + d.reason)
                          for d in decisions]
+        if taken:
+            said = "; ".join(f"{OPERATOR} command #{cid} {command} taken" for cid, command, _ in taken)
+            decisions = [replace(d, reason=f"{d.reason}; {said}") for d in decisions]
         orders: list[SubmitOrder] = []
         for intent in risk.intents:
             side = Side.BUY if intent.delta > 0 else Side.SELL
@@ -366,7 +380,8 @@ class Engine:
             t, bar.candles, tuple(forecasts), tuple(decisions), tuple(orders), tuple(fills) + tuple(liquidations),
             tuple(cancelled), equity, tuple(funding), logged_state(risk.state, risk.entry_bars),
             tuple(VarMeasured(v.method, v.horizon, v.alpha, float(v.var), float(v.es)) for v in risk.var),
-            risk.steps, self.rejections.changed() if self.rejections is not None else ())
+            risk.steps, self.rejections.changed() if self.rejections is not None else (),
+            tuple(cid for cid, _, _ in taken))
         await self._write(record)
         committed = time.perf_counter()
         self.stats.latencies.extend(committed - r for r in bar.received_at)
@@ -380,6 +395,36 @@ class Engine:
             await self._safe_store(self.store.end_outage(self.run_id, self._outage_started_ms,
                                                          int(time.time() * 1000)))
             self._outage_started_ms = None
+
+    # -- operator commands (bot/web/commands.py): read from the trade log, applied through the risk hooks ---
+
+    async def _take_commands(self) -> list[tuple[int, str, str]]:
+        """Apply the operator's commands not yet taken, in order; they are marked taken with this bar."""
+        try:
+            pending = await self.store.pending_commands(self.run_id)
+        except (DataError, sqlite3.Error) as exc:
+            log.error("could not read operator commands: %s", exc)
+            return []
+        for cid, command, note in pending:
+            said = _operator_reason(cid, command, note)
+            log.warning("taking %s", said)
+            if command == "stop-entries":
+                self.risk.block_new_exposure(said, source=OPERATOR)
+            elif command == "flatten":
+                self.risk.halt(said)
+                self.risk.block_new_exposure(said, source=OPERATOR)
+            elif command == "resume":
+                self.risk.block_new_exposure(None, source=OPERATOR)
+                self.risk.lift_halt(said, OPERATOR)
+        return pending
+
+    async def restore_operator_block(self) -> None:
+        """After a restart: keep new exposure blocked if the last command taken was stop-entries or flatten."""
+        last = await self.store.last_operator_block(self.run_id)
+        if last is not None:
+            said = _operator_reason(*last)
+            log.warning("resuming with new exposure blocked by %s", said)
+            self.risk.block_new_exposure(said, source=OPERATOR)
 
     # -- the trade log: a bar that cannot be written is kept and retried, and no new exposure is taken ---
 

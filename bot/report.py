@@ -226,13 +226,15 @@ def load_report(db_path: str | Path, run_id: str | None = None) -> Report:
     return read_run(db_path, run_id, lambda conn, report: report)
 
 
-def read_run(db_path: str | Path, run_id: str | None, then: Callable[[sqlite3.Connection, Report], T]) -> T:
+def read_run(db_path: str | Path, run_id: str | None, then: Callable[[sqlite3.Connection, Report], T],
+             connect: Callable[[Path], sqlite3.Connection] | None = None) -> T:
     """Open the trade log read-only, load the run's report in one read snapshot, and hand both to ``then``
-    (which may read more rows from the same snapshot); database errors become DataError naming the file."""
+    (which may read more rows from the same snapshot); database errors become DataError naming the file.
+    ``connect`` opens the file (default: read-only over a read-write handle, so closing tidies the WAL)."""
     path = Path(db_path)
     if not path.is_file():
         raise DataError(f"{path}: no such trade log")
-    conn = _connect_read_only(path)
+    conn = (connect or _connect_read_only)(path)
     with closing(conn):
         try:
             return then(conn, _load(conn, path, run_id))

@@ -241,11 +241,30 @@ CREATE TABLE IF NOT EXISTS rejections (
     PRIMARY KEY (run_id, session_no, source, reason)
 ) WITHOUT ROWID;
 
+-- Operator commands (the dashboard's controls: bot/web/commands.py), taken by the engine at its next bar and
+-- logged with that bar's decisions.  Added without a version change (CREATE TABLE IF NOT EXISTS: the store
+-- adds it to an existing version-3 file when it opens it).
+CREATE TABLE IF NOT EXISTS commands (
+    command_id   INTEGER PRIMARY KEY,        -- in the order they were sent
+    run_id       TEXT NOT NULL REFERENCES runs (run_id),
+    created_ms   INTEGER NOT NULL,           -- wall clock when it was sent
+    command      TEXT NOT NULL CHECK (command IN ('stop-entries', 'flatten', 'resume')),
+    note         TEXT NOT NULL DEFAULT '',   -- the operator's words
+    taken_bar_ms INTEGER                     -- the bar whose decision took it; NULL until then
+);
+CREATE INDEX IF NOT EXISTS commands_pending ON commands (run_id, command_id) WHERE taken_bar_ms IS NULL;
+
 -- Resume looks up the open orders; the report adds up fills per symbol.
 -- (No index on decisions.action: ~one decision per symbol per bar makes it costly on the hot path.)
 CREATE INDEX IF NOT EXISTS orders_open ON orders (run_id, bar_ms) WHERE status = 'open';
 CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run_id, symbol, bar_ms);
 """
+
+# The commands table alone, for a version-3 file created before it.
+COMMANDS_DDL = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS commands"):SCHEMA.index("-- Resume looks up")]
+PENDING_COMMANDS = ("SELECT command_id, command, note FROM commands WHERE run_id = ? AND taken_bar_ms IS NULL "
+                    "ORDER BY command_id")
+MARK_COMMAND_TAKEN = "UPDATE commands SET taken_bar_ms = ? WHERE run_id = ? AND command_id = ? AND taken_bar_ms IS NULL"
 
 INSERT_CANDLE = ("INSERT INTO candles (run_id, symbol, bar_ms, close_ms, open, high, low, close, volume) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")

@@ -20,7 +20,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -158,13 +158,15 @@ class Status:
         return sum(1 for s in self.sessions[:-1] if s.ended_ms is None)
 
 
-def load_status(db_path: str | Path, run_id: str | None = None, now_ms: int | None = None) -> Status:
-    """Read the status of run ``run_id`` (default: the most recently active run) from the trade log."""
+def load_status(db_path: str | Path, run_id: str | None = None, now_ms: int | None = None,
+                connect: Callable[[Path], sqlite3.Connection] | None = None) -> Status:
+    """Read the status of run ``run_id`` (default: the most recently active run) from the trade log
+    (``connect`` opens it; default: read-only over a read-write handle, so closing tidies the WAL)."""
     path = Path(db_path)
     if not path.is_file():
         raise DataError(f"{path}: no such trade log")
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    with closing(_connect_read_only(path)) as conn:
+    with closing((connect or _connect_read_only)(path)) as conn:
         try:
             return _load(conn, path, run_id, now)
         except sqlite3.DatabaseError as exc:

@@ -33,6 +33,7 @@ from bot.config import config_changes
 from bot.errors import DataError
 from strategies.calibration import Z68, Z95
 from bot.schema import (
+    COMMANDS_DDL, MARK_COMMAND_TAKEN, PENDING_COMMANDS,
     INSERT_CANDLE, INSERT_DECISION, INSERT_DELEVERAGE, INSERT_FILL, INSERT_FORECAST, INSERT_FUNDING, INSERT_ORDER,
     INSERT_POSITION, INSERT_RISK_STATE, INSERT_VAR, MARK_CANCELLED, MARK_FILLED, MIGRATE_1_TO_2, MIGRATE_2_TO_3, SCHEMA,
     SCHEMA_VERSION,
@@ -68,6 +69,8 @@ class BarRecord:
     # This session's rejection counts that grew since the previous bar: committed with the bar, so a crash
     # loses none that an earlier bar saw.
     rejections: tuple[RejectionCount, ...] = ()
+    # Operator commands (command_id) this bar's decision took: marked taken with the bar.
+    commands: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +304,10 @@ class TradeStore:
                     if rows and (await db.executemany(sql, rows)).rowcount != len(rows):
                         raise DataError(f"{_bars_text(bars)} of run {run_id!r} not written: an order marked "
                                         f"{status} is not open in {self._path}")
+                # A held bar retried after a later one took the same command: the first write wins.
+                taken = [row for b in fresh for row in b.commands]
+                if taken:
+                    await db.executemany(MARK_COMMAND_TAKEN, taken)
                 await db.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
                 await _rollback(db)
@@ -362,6 +369,24 @@ class TradeStore:
         for order_id, trade_id in rows:
             out.setdefault(str(order_id), set()).add(str(trade_id))
         return out
+
+    async def pending_commands(self, run_id: str) -> list[tuple[int, str, str]]:
+        """The operator's commands not yet taken, oldest first: (command_id, command, note)."""
+        db = self._conn()
+        async with self._lock:
+            rows = await db.execute_fetchall(PENDING_COMMANDS, (run_id,))
+        return [(int(i), str(c), str(n)) for i, c, n in rows]
+
+    async def last_operator_block(self, run_id: str) -> tuple[int, str, str] | None:
+        """The last command taken, when it left new exposure blocked (stop-entries or flatten, not resumed)."""
+        db = self._conn()
+        async with self._lock:
+            rows = await db.execute_fetchall(
+                "SELECT command_id, command, note FROM commands WHERE run_id = ? AND taken_bar_ms IS NOT NULL "
+                "ORDER BY command_id DESC LIMIT 1", (run_id,))
+        if not rows or rows[0][1] == "resume":
+            return None
+        return int(rows[0][0]), str(rows[0][1]), str(rows[0][2])
 
     async def last_bar_ms(self, run_id: str) -> int | None:
         """The open time of the last bar written for ``run_id``, or None."""
@@ -474,6 +499,7 @@ class BarRows(NamedTuple):
     equity: str
     inserts: tuple[list[tuple[object, ...]], ...]   # parameter rows per statement of _INSERTS
     status: tuple[list[tuple[object, ...]], ...]    # parameter rows per statement of _STATUS_UPDATES
+    commands: tuple[tuple[object, ...], ...] = ()   # MARK_COMMAND_TAKEN rows
 
 
 # A session's count of one reason only grows; MAX keeps a late-written older snapshot from lowering it.
@@ -535,7 +561,7 @@ def bar_rows(run_id: str, r: BarRecord) -> BarRows:
     rejections = [_rejection_row(run_id, k) for k in r.rejections]
     return BarRows(bar, str(r.equity.cash), str(r.equity.equity),
                    (candles, forecasts, decisions, orders, fills, positions, funding, risk, var, steps, rejections),
-                   (filled, cancelled))
+                   (filled, cancelled), tuple((bar, run_id, c) for c in r.commands))
 
 
 async def _ensure_schema(db: aiosqlite.Connection, path: Path) -> None:
@@ -563,6 +589,9 @@ async def _ensure_schema(db: aiosqlite.Connection, path: Path) -> None:
         log.warning("%s: trade log migrated from schema version 2 to 3", path)
         rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
     check_schema_version(rows[0][0], path)
+    if tables and "commands" not in tables:
+        # Added to version 3 without a version change: created in a file that predates it.
+        await db.executescript("BEGIN IMMEDIATE;\n" + COMMANDS_DDL + "COMMIT;\n")
 
 
 async def _migrate_1_to_2(db: aiosqlite.Connection, path: Path) -> None:

@@ -127,18 +127,32 @@ class RiskManager:
         self.entry_bars: dict[str, int] = dict(entry_bars or {})
         self._last_dir: dict[str, int] = {}
         self._prev: dict[str, Forecast] = {f.symbol: f for f in previous}
-        self._blocked: str | None = None
+        self._blocked: dict[str, str] = {}     # source -> why; each blocks new exposure on its own
         self._halt: str | None = None
+        self._lift: tuple[str, str] | None = None   # (cause, why) of a pending lift
 
-    # -- overrides from outside the model: the trade log failing, the feed going stale -------------------
+    # -- overrides from outside the model: the trade log failing, the feed going stale, the operator -----
 
-    def block_new_exposure(self, why: str | None) -> None:
-        """While ``why`` is set, only orders that shrink positions pass (None lifts it)."""
-        self._blocked = why
+    def block_new_exposure(self, why: str | None, source: str = "trade log") -> None:
+        """While ``why`` is set for ``source``, only orders that shrink positions pass (None lifts that source's
+        block; another source's stays)."""
+        if why is None:
+            self._blocked.pop(source, None)
+        else:
+            self._blocked[source] = why
 
     def halt(self, why: str) -> None:
         """HALTED from the next bar on (everything is flattened then); the cool-down counts from that bar."""
         self._halt = why
+        self._lift = None
+
+    def lift_halt(self, why: str, cause: str) -> None:
+        """From the next bar, leave HALTED or REDUCING for ACTIVE (peak reset to that bar's equity) — only when
+        the state's reason starts with ``cause`` (the operator lifts what the operator set, never a drawdown or
+        calibration halt); a halt asked for with that cause and not yet taken is dropped."""
+        if self._halt is not None and self._halt.startswith(cause):
+            self._halt = None
+        self._lift = (cause, why)
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -179,6 +193,12 @@ class RiskManager:
         if self._halt is not None:
             self.state = replace(self.state, state=TradingState.HALTED, since_bar_ms=bar_ms, reason=self._halt)
             self._halt = None
+        if self._lift is not None:
+            cause, why = self._lift
+            if self.state.state is not TradingState.ACTIVE and self.state.reason.startswith(cause):
+                self.state = replace(self.state, state=TradingState.ACTIVE, since_bar_ms=bar_ms, reason=why,
+                                     peak_equity=equity)
+            self._lift = None
         signs = self._track_entries(bar_ms, positions)
         if not forecasts:
             return RiskDecision((), (), (), (), self.state, dict(self.entry_bars))
@@ -229,8 +249,8 @@ class RiskManager:
                 reasons[s].append(note)
         elif st is TradingState.REDUCING:
             _no_new_exposure(target, current_exp, syms, reasons, f"REDUCING ({self.state.reason})")
-        if self._blocked is not None:
-            _no_new_exposure(target, current_exp, syms, reasons, self._blocked)
+        for blocked in self._blocked.values():
+            _no_new_exposure(target, current_exp, syms, reasons, blocked)
 
         steps: list[Delevered] = []
         estimates: tuple[VarEstimate, ...] = ()

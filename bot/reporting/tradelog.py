@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections.abc import Callable
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -59,9 +60,10 @@ class TradeLog:
     skill: list[tuple[int, str, str, float, float, str]] = field(default_factory=list)
 
 
-def load_trade_log(db_path: str | Path, run_id: str | None = None) -> TradeLog:
+def load_trade_log(db_path: str | Path, run_id: str | None = None,
+                   connect: Callable[[Path], sqlite3.Connection] | None = None) -> TradeLog:
     """The run's report and rows (default: the most recently active run), from one snapshot."""
-    return read_run(db_path, run_id, _rows)
+    return read_run(db_path, run_id, _rows, connect)
 
 
 def _rows(conn: sqlite3.Connection, report: Report) -> TradeLog:
