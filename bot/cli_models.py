@@ -132,32 +132,47 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def train_checkpoint(settings: Settings, model: str, series: Sequence[Any], start_ms: int, end_ms: int,
+                     out: Path, device: Any, progress: Any = None) -> dict[str, Any]:
+    """Fit ``model`` on ``[start_ms, end_ms)`` of ``series`` and save its checkpoint to ``out``; the fit's summary.
+
+    What ``bot train`` does between loading the CSV files and printing a first forecast.
+    """
     from strategies.checkpoint import save_checkpoint
     from strategies.dataset import FeatureStore
-    from strategies.predictor import TorchPredictor, resolve_device
     from strategies.workflow import data_range, fit_range, model_horizon
+
+    store = FeatureStore(list(series), horizon=model_horizon(model, settings.model))
+    t0 = time.perf_counter()
+    fitted = fit_range(store, model, settings.model, start_ms, end_ms, device, progress)
+    seconds = time.perf_counter() - t0
+    summary = {**fitted.summary, "train_range": list(fitted.train_range), "val_range": list(fitted.val_range),
+               "seconds": round(seconds, 1), "device": str(device)}
+    model_json = json.dumps(json.loads(settings.to_json())["model"], sort_keys=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, fitted.forecaster, scaler=fitted.scaler, symbols=tuple(s.symbol for s in series),
+                    timeframe=settings.market.timeframe, data_range=data_range(series, start_ms, end_ms),
+                    summary=summary, settings_json=model_json)
+    return summary
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from strategies.predictor import TorchPredictor, resolve_device
 
     settings = _settings(args)
     timeframe = settings.market.timeframe
     symbols = tuple(args.symbols) if args.symbols else settings.market.symbols
     series = load_market(args.data, symbols, timeframe)
     device = resolve_device(args.device or settings.model.device)
-    store = FeatureStore(series, horizon=model_horizon(args.model, settings.model))
     tf = TIMEFRAMES_MS[timeframe]
-    start = parse_day(args.start) or store.first_ms()
-    end = parse_day(args.end) or store.last_ms() + tf
+    # Default range: the bars every symbol has (FeatureStore.first_ms .. last_ms).
+    start = parse_day(args.start) or max(int(s.open_ms[0]) for s in series)
+    end = parse_day(args.end) or min(int(s.open_ms[-1]) for s in series) + tf
     out = Path(args.out or f"models/{args.model}.pt")
     print(f"training {args.model} on {', '.join(symbols)} ({timeframe}), device {device}")
-    t0 = time.perf_counter()
     with _ProgressBars(f"{args.model} epochs") as bars:
-        fitted = fit_range(store, args.model, settings.model, start, end, device, bars)
-    seconds = time.perf_counter() - t0
-    summary = {**fitted.summary, "train_range": list(fitted.train_range), "val_range": list(fitted.val_range),
-               "seconds": round(seconds, 1), "device": str(device)}
-    model_json = json.dumps(json.loads(settings.to_json())["model"], sort_keys=True)
-    save_checkpoint(out, fitted.forecaster, scaler=fitted.scaler, symbols=symbols, timeframe=timeframe,
-                    data_range=data_range(series, start, end), summary=summary, settings_json=model_json)
+        summary = train_checkpoint(settings, args.model, series, start, end, out, device, bars)
+    seconds = summary["seconds"]
     best = summary.get("best_val_nll")
     print(f"saved {out} after {seconds:.1f} s" + (f"; best validation NLL {best:.4f} per bar (percent returns)"
                                                   if isinstance(best, float) else ""))
