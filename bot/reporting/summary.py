@@ -51,6 +51,7 @@ class TradingSummary:
     model_nll_same: float | None    # the model on those same forecasts
     cov68: float | None
     cov95: float | None
+    buy_and_hold: float | None = None   # equal-weight hold of the traded symbols, no costs (the review's)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values; Decimals as their exact strings."""
@@ -78,7 +79,7 @@ def trading_summary(r: Review) -> TradingSummary | None:
         time_in_market=r.time_in_market, sharpe=r.perf.sharpe, max_drawdown=dd.depth if dd else 0.0,
         forecasts=q.n if q else 0, nll=q.nll if q else None, baseline_nll=q.baseline_nll if q else None,
         model_nll_same=q.model_nll_same if q else None, cov68=q.cov68 if q else None,
-        cov95=q.cov95 if q else None)
+        cov95=q.cov95 if q else None, buy_and_hold=r.bench.total_return if r.bench else None)
 
 
 def format_summary(s: TradingSummary) -> list[str]:
@@ -86,7 +87,8 @@ def format_summary(s: TradingSummary) -> list[str]:
     sharpe = "-" if s.sharpe is None else f"{s.sharpe:.2f}"
     lines = [
         f"net return {s.net_return:+.2%} (equity {s.equity_start} -> {s.equity_end}), before fees "
-        f"{s.before_fees:+.2%}; Sharpe {sharpe}; max drawdown {s.max_drawdown:.2%}",
+        f"{s.before_fees:+.2%}; Sharpe {sharpe}; max drawdown {s.max_drawdown:.2%}"
+        + ("" if s.buy_and_hold is None else f"; buy & hold {s.buy_and_hold:+.2%}"),
         f"fees {s.fees} = {s.fees_share:.2%} of the starting equity; {s.fills} fills on {s.bars_with_fill} of "
         f"{s.bars} bars ({s.fill_share:.2%}); turnover {s.turnover:.2f}x mean equity; time in market "
         f"{s.time_in_market:.1%}",
