@@ -219,3 +219,32 @@ def test_cli_summary_matches_the_trade_log(tmp_path: Path, capsys: pytest.Captur
     for text, level in ((c68, 0.68), (c95, 0.95)):
         z = NormalDist().inv_cdf(0.5 + level / 2)
         assert float(text) == pytest.approx(np.mean(np.abs(y - mu) <= z * sd) * 100, abs=0.006)
+
+
+def test_a_fold_traded_from_its_fit_in_memory_equals_the_backtest_of_its_checkpoint(tmp_path: Path) -> None:
+    """trade_range + serve_fitted (an evaluation fold's trading value) = bot train's checkpoint, backtested."""
+    from bot.backtest import series_floats
+    from bot.cli_models import train_checkpoint
+    from bot.walkforward import serve_fitted, trade_range
+    from strategies.dataset import FeatureStore, MarketSeries
+    from strategies.workflow import fit_range
+
+    data = generate_market(SYMBOLS, 430, START_MS, seed=4)
+    series = [MarketSeries(s, data[s].open_ms, series_floats(data[s]), H) for s in SYMBOLS]
+    split = START_MS + 400 * H
+    base = settings(tmp_path / "unused.sqlite", model=TINY)
+    fitted = fit_range(FeatureStore(series, horizon=1), "cnn_gru", base.model, START_MS, split, "cpu")
+    mem = base.with_overrides(run={"db": str(tmp_path / "mem.sqlite"), "id": "mem"})
+    in_memory = asyncio.run(trade_range(mem, data, split, None,
+                                        serve_fitted(mem, "cnn_gru", fitted, series, START_MS, split, "cpu")))
+    ckpt = tmp_path / "cnn_gru.pt"
+    train_checkpoint(base, "cnn_gru", series, START_MS, split, ckpt, "cpu")   # CPU training is deterministic
+    disk = base.with_overrides(run={"db": str(tmp_path / "disk.sqlite"), "id": "disk"},
+                               model={**TINY, "checkpoint": str(ckpt)})
+    from_checkpoint = asyncio.run(trade_range(disk, data, split, None))
+    assert in_memory is not None and from_checkpoint is not None
+    assert in_memory.bars == 30 and in_memory.model == "cnn_gru" and in_memory.forecasts > 0
+    assert in_memory.fills > 0
+    assert {**in_memory.to_json(), "run_id": ""} == {**from_checkpoint.to_json(), "run_id": ""}
+    sql = "SELECT bar_ms, symbol, mu, sigma FROM forecasts ORDER BY 1, 2"
+    assert rows(tmp_path / "mem.sqlite", sql) == rows(tmp_path / "disk.sqlite", sql)
