@@ -171,8 +171,52 @@ def serve_fitted(settings: Settings, kind: str, fitted: Any, series: Sequence[An
                           sigma_floor=settings.model.baseline.sigma_floor)
 
 
+class FoldSchedule:
+    """Each evaluation fold's model served on its own test block: the walk-forward backtest of ``bot evaluate``.
+
+    ``folds`` are ``((train_from, train_to), (test_from, test_to))`` ranges as
+    :func:`strategies.evaluate.make_folds` cuts them.  Before the first bar of a test block the model is fitted
+    on that fold's training range with :func:`strategies.workflow.fit_range` — the call the evaluation makes,
+    so on the CPU (deterministic training) it is the same model the scores are of — and swapped in;
+    :class:`WalkForwardPredictor` refuses a bar its model's range reaches.
+    """
+
+    def __init__(self, settings: Settings, kind: str, model: Any, data: Mapping[str, Series],
+                 folds: Sequence[tuple[tuple[int, int], tuple[int, int]]]) -> None:
+        from bot.backtest import series_floats
+        from strategies.dataset import FeatureStore, MarketSeries
+        from strategies.predictor import resolve_device
+        from strategies.workflow import model_horizon
+
+        self.settings, self.kind, self.model, self.folds = settings, kind, model, list(folds)
+        tf = settings.market.timeframe_ms
+        series = [MarketSeries(s, data[s].open_ms, series_floats(data[s]), tf) for s in settings.market.symbols]
+        self.store = FeatureStore(series, horizon=model_horizon(kind, model))
+        self.device = resolve_device(settings.model.device)
+        self.predictor = WalkForwardPredictor(kind, settings.model.baseline.sigma_floor)
+        self.fitted: list[dict[str, Any]] = []
+        self._next = 0
+
+    async def before_bar(self, k: int, t_ms: int) -> None:
+        """Fit and swap in the fold whose test block the bar ``t_ms`` is in (folds before it are skipped)."""
+        from strategies.workflow import fit_range
+
+        fold = None
+        while self._next < len(self.folds) and t_ms >= self.folds[self._next][1][0]:
+            fold, self._next = self._next, self._next + 1
+        if fold is None:
+            return
+        (start, end), test = self.folds[fold]
+        t0 = time.perf_counter()
+        fitted = fit_range(self.store, self.kind, self.model, start, end, self.device)
+        self.predictor.swap(serve_fitted(self.settings, self.kind, fitted, self.store.series, start, end,
+                                         self.device), end)
+        self.fitted.append({"fold": fold, "train": [start, end], "test": list(test),
+                            "seconds": round(time.perf_counter() - t0, 2)})
+
+
 async def trade_range(settings: Settings, data: Mapping[str, Series], start_ms: int | None, end_ms: int | None,
-                      predictor: Any = None) -> Any:
+                      predictor: Any = None, before_bar: Any = None) -> Any:
     """Backtest ``[start_ms, end_ms)`` into ``run.db`` (with ``predictor``, else the config's model) and read
     the run back: its :class:`~bot.reporting.summary.TradingSummary` (None without an equity mark).
 
@@ -184,6 +228,6 @@ async def trade_range(settings: Settings, data: Mapping[str, Series], start_ms: 
     from bot.reporting.summary import trading_summary
     from bot.reporting.tradelog import load_trade_log
 
-    await run_backtest(settings, data, start_ms, end_ms, predictor=predictor)
+    await run_backtest(settings, data, start_ms, end_ms, predictor=predictor, before_bar=before_bar)
     return await asyncio.to_thread(lambda: trading_summary(build_review(load_trade_log(settings.run.db,
                                                                                        settings.run.id))))
