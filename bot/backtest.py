@@ -48,6 +48,7 @@ from bot.config import Settings
 from bot.engine import Engine, EngineStats
 from bot.errors import ConfigError, DataError
 from bot.events import Candle, Forecast
+from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series
 from bot.store import TradeStore
@@ -217,7 +218,7 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
     goes on deciding; False writes on this process's connection, the engine waiting for each commit.
     """
     from bot.daemon import build_account, build_risk
-    from strategies.registry import build_predictor
+    from strategies.registry import assess, build_predictor
 
     if commit_every < 1:
         raise ConfigError(f"commit_every must be at least 1, got {commit_every}")
@@ -241,8 +242,10 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
         if last is not None:
             log.info("resuming backtest %r after bar %d", settings.run.id, last)
         writer = await BarWriter(store).start() if write_behind else None
-        engine = Engine(settings, settings.run.id, writer or store, PaperExecutor(build_account(settings, resume)),
-                        predictor, build_risk(settings, resume), last, history=bars)
+        executor = PaperExecutor(build_account(settings, resume), NotionalCap.from_settings(settings))
+        engine = Engine(settings, settings.run.id, writer or store, executor,
+                        assess(settings, predictor, resume.forecasts if resume is not None else ()),
+                        build_risk(settings, resume), last, history=bars)
         engine.offload_predict = False
         engine.commit_every = commit_every
         reason = "error"

@@ -82,6 +82,11 @@ class RollingWindow:
         """Consecutive bars still needed before the window is whole."""
         return max(0, self.length - self._consecutive)
 
+    def recent_closes(self) -> np.ndarray:
+        """The closes of the consecutive bars at the window's end (since its last gap), oldest first."""
+        n = min(self._consecutive, self.length, self._end)
+        return self._data[self._end - n:self._end, COLUMNS.index("close")].copy()
+
     def values(self) -> np.ndarray:
         """The window as a read-only (length, 5) float array, oldest first. Requires :attr:`is_whole`."""
         if not self.is_whole:

@@ -37,12 +37,13 @@ def _install_stop_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def _run(settings: Settings, max_bars: int | None, stop_after_bar_ms: int | None = None) -> int:
+async def _run(settings: Settings, max_bars: int | None, stop_after_bar_ms: int | None = None,
+               live: bool = False) -> int:
     from bot.daemon import run_daemon
 
     stop = asyncio.Event()
     _install_stop_handlers(stop)
-    result = await run_daemon(settings, stop, max_bars, stop_after_bar_ms)
+    result = await run_daemon(settings, stop, max_bars, stop_after_bar_ms, live=live)
     s = result.stats
     print(f"run {result.run_id!r} session {result.session_no}: {s.bars} bars decided, {s.fills} fills, "
           f"{result.feed_counts.get('rejected', 0)} frames rejected; trade log {settings.run.db}")
@@ -55,10 +56,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.db:
         settings = settings.with_overrides(run={"db": args.db})
-    # Before anything starts: real orders need run.mode = "live" and --live together.
+    # Before anything starts: real orders need run.mode = "live" and --live together.  (The guard that
+    # cannot be bypassed sits where the exchange executor is built; this one only fails early.)
     check_live_guard(settings.run.mode, args.live, load_credentials())
     _setup_logging(settings)
-    return asyncio.run(_run(settings, args.max_bars, args.stop_after_bar))
+    return asyncio.run(_run(settings, args.max_bars, args.stop_after_bar, args.live))
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -67,7 +69,7 @@ async def _demo(args: argparse.Namespace) -> int:
     from bot.feeds.replay.synthetic import generate_market
     from bot.report import format_report, load_report
 
-    base = load_settings(args.config)
+    base = demo_settings(load_settings(args.config))
     symbols = list(args.symbols or base.market.symbols)
     history = base.market.window
     data = generate_market(symbols, history + args.bars + 1, DEMO_START_MS,
@@ -91,6 +93,13 @@ async def _demo(args: argparse.Namespace) -> int:
               "(the first bars also wait for the warm-up backfill)")
     print(format_report(load_report(args.db, result.run_id)))
     return 0
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo paper-trades by construction: ``run.mode`` is forced to paper whatever the config says."""
+    if settings.run.mode != "paper":
+        print(f"demo: paper trading only; run.mode {settings.run.mode!r} in the config is ignored")
+    return settings.with_overrides(run={"mode": "paper"})
 
 
 def _clear_demo_log(db: str, run_id: str) -> None:

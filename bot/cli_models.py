@@ -141,14 +141,14 @@ def train_checkpoint(settings: Settings, model: str, series: Sequence[Any], star
     """
     from strategies.checkpoint import save_checkpoint
     from strategies.dataset import FeatureStore
-    from strategies.workflow import data_range, fit_range, model_horizon
+    from strategies.workflow import assessment_seed, data_range, fit_range, model_horizon
 
     store = FeatureStore(list(series), horizon=model_horizon(model, settings.model))
     t0 = time.perf_counter()
     fitted = fit_range(store, model, settings.model, start_ms, end_ms, device, progress)
     seconds = time.perf_counter() - t0
     summary = {**fitted.summary, "train_range": list(fitted.train_range), "val_range": list(fitted.val_range),
-               "seconds": round(seconds, 1), "device": str(device)}
+               "seconds": round(seconds, 1), "device": str(device), "assessment": assessment_seed(fitted, store)}
     model_json = json.dumps(json.loads(settings.to_json())["model"], sort_keys=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, fitted.forecaster, scaler=fitted.scaler, symbols=tuple(s.symbol for s in series),
@@ -174,6 +174,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     with _ProgressBars(f"{args.model} epochs") as bars:
         summary = train_checkpoint(settings, args.model, series, start, end, out, device, bars)
     seconds = summary["seconds"]
+    for sym, a in summary["assessment"].items():
+        from strategies.skill import SkillStats
+
+        beta, se = SkillStats.from_list(a["skill"]).beta()
+        print(f"  validation {sym}: skill slope {beta:.3f} (se {se:.3f}); 68 %/95 % multipliers "
+              f"{a['calibration'][0]:.3f}/{a['calibration'][1]:.3f}")
     best = summary.get("best_val_nll")
     print(f"saved {out} after {seconds:.1f} s" + (f"; best validation NLL {best:.4f} per bar (percent returns)"
                                                   if isinstance(best, float) else ""))
@@ -288,13 +294,16 @@ def format_trading(rows: Sequence[dict[str, Any]], db: str) -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    cols = ("mape", "rmse", "dir_acc", "nll", "crps", "cov68", "cov95", "n")
-    lines = [f"{'symbol':<10} {'model':<16} " + " ".join(f"{c:>8}" for c in cols)]
+    # cal_*: the forecasts as the engine's scoring stage turns them (calibrated density and intervals);
+    # skill: share of bars with demonstrated skill (mu not scaled to 0). Older JSON files lack them.
+    cols = ("mape", "rmse", "dir_acc", "nll", "crps", "cov68", "cov95", "cal_nll", "cal_cov68", "cal_cov95",
+            "skill_share", "n")
+    lines = [f"{'symbol':<10} {'model':<16} " + " ".join(f"{c.replace('_share', ''):>9}" for c in cols)]
     for sym, by_model in result["scores"].items():
         for name, m in by_model.items():
             # A zero-mean baseline has no direction to be right about.
-            vals = [f"{m[c]:>8.0f}" if c == "n" else f"{'-':>8}" if c == "dir_acc" and name in BASELINES
-                    else f"{m[c]:>8.4f}" for c in cols]
+            vals = [f"{'-':>9}" if c not in m or (c in ("dir_acc", "skill_share") and name in BASELINES)
+                    else f"{m[c]:>9.0f}" if c == "n" else f"{m[c]:>9.4f}" for c in cols]
             lines.append(f"{sym:<10} {name:<16} " + " ".join(vals))
     return "\n".join(lines)
 

@@ -92,6 +92,13 @@ class FeedSettings:
                                    default=30.0, lo=0.0, hi=600.0)
     rest_max_retry_after_s: float = _key("a Retry-After (ban) longer than this fails at once instead of "
                                          "being waited out", default=300.0, lo=0.0, hi=86_400.0)
+    max_jump_ratio: float = _key("a streamed closed kline whose open, high, low or close is more than this "
+                                 "multiple (or less than 1/this) of the symbol's last close is implausible: "
+                                 "held and checked against REST before anything is decided", default=3.0,
+                                 lo=1.01, hi=1e6)
+    max_jump_sigma: float = _key("a streamed closed kline whose close-to-close log return exceeds this many "
+                                 "standard deviations of the window's returns is implausible: held and checked "
+                                 "against REST", default=30.0, lo=3.0, hi=1e6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +119,29 @@ class WatchdogSettings:
 
 @dataclass(frozen=True, slots=True)
 class GateSettings:
+    rule: str = _key("net_edge: trade only when the expected log return over the forecast's horizon pays the "
+                     "round trip's fees and slippage by a margin in units of the forecast mean's uncertainty; "
+                     "strength: the cost-blind |mu|/sigma thresholds of versions before 0.2",
+                     default="net_edge", choices=("net_edge", "strength"))
     sigma_max: float = _key("no exposure when the forecast sigma of the next bar's log return is above this",
                             default=0.02, lo=0.0, hi=1.0, lo_open=True)
-    long_entry_strength: float = _key("|mu|/sigma a long entry (or a flip to long) needs", default=0.10,
+    long_entry_margin: float = _key("net_edge: a long entry (or flip to long) needs edge - 2 x cost >= this many "
+                                    "standard errors of the edge", default=1.0, lo=0.0, hi=100.0)
+    short_entry_margin: float = _key("net_edge: the same for a short; by default stronger than for a long",
+                                     default=1.5, lo=0.0, hi=100.0)
+    exit_margin: float = _key("net_edge: a position is kept while the edge in its direction exceeds this many "
+                              "standard errors (0: while staying is expected to earn anything; leaving costs the "
+                              "same exit fee now or later)", default=0.0, lo=-100.0, hi=100.0)
+    extra_cost_bps: float = _key("net_edge: cost per fill added to the executor's fee and slippage (spread, "
+                                 "impact the paper fill does not model), basis points", default=0.0, lo=0.0,
+                                 hi=1000.0)
+    long_entry_strength: float = _key("strength: |mu|/sigma a long entry (or a flip to long) needs", default=0.10,
                                       lo=0.0, hi=100.0)
-    short_entry_strength: float = _key("|mu|/sigma a short entry (or a flip to short) needs; by default "
+    short_entry_strength: float = _key("strength: |mu|/sigma a short entry (or a flip to short) needs; by default "
                                        "stronger than for a long", default=0.15, lo=0.0, hi=100.0)
-    exit_strength: float = _key("an open position is kept while |mu|/sigma in its direction stays at or above "
-                                "this (hysteresis: below both entry thresholds)", default=0.03, lo=0.0, hi=100.0)
+    exit_strength: float = _key("strength: an open position is kept while |mu|/sigma in its direction stays at "
+                                "or above this (hysteresis: below both entry thresholds)", default=0.03,
+                                lo=0.0, hi=100.0)
     min_hold_bars: int = _key("bars a position is held before a signal may close or flip it (risk exits "
                               "are not held back)", default=0, lo=0, hi=10_000)
 
@@ -229,6 +251,62 @@ class ExchangeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SkillSettings:
+    enabled: bool = _key("scale each model's mu by its demonstrated out-of-sample skill (false: mu at face value)",
+                         default=True)
+    halflife_bars: int = _key("half-life of the weighted regression of realised returns on mu", default=720,
+                              lo=10, hi=1_000_000)
+    z: float = _key("the scale is the regression slope minus this many standard errors (clipped at 0)",
+                    default=2.0, lo=0.0, hi=10.0)
+    min_bars: int = _key("effective outcomes needed before any skill counts", default=168, lo=1, hi=1_000_000)
+    max_scale: float = _key("cap on the scale applied to mu", default=2.0, lo=0.0, hi=100.0, lo_open=True)
+    seed_bars: int = _key("a checkpoint's validation range seeds the regression with at most this many outcomes' "
+                          "weight (0: no seed)", default=720, lo=0, hi=1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationSettings:
+    enabled: bool = _key("recalibrate sigma and the 68 %/95 % intervals online (false: the model's own N(mu, "
+                         "sigma^2))", default=True)
+    step: float = _key("step of the online quantile trackers of the 68 % and 95 % intervals (log units)",
+                       default=0.02, lo=0.0, hi=1.0, lo_open=True)
+    halflife_bars: int = _key("half-life of the variance scale (EW mean of squared standardised errors)",
+                              default=720, lo=10, hi=1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSettings:
+    enabled: bool = _key("run the skill monitor: a CUSUM alarm stops a model's new exposure until skill is shown "
+                         "again", default=True)
+    nll_allowance: float = _key("NLL excess over the EWMA baseline tolerated per bar, nats", default=0.02,
+                                lo=0.0, hi=10.0)
+    nll_threshold: float = _key("the NLL CUSUM fires above this", default=20.0, lo=0.0, hi=1e6, lo_open=True)
+    pit_rate: float = _key("95 % interval misses tolerated per bar (nominal 0.05)", default=0.10, lo=0.05,
+                           hi=1.0, lo_open=True)
+    pit_threshold: float = _key("the PIT CUSUM fires above this", default=8.0, lo=0.0, hi=1e6, lo_open=True)
+    ewma_lambda: float = _key("decay of the RiskMetrics EWMA baseline the NLL is compared with", default=0.94,
+                              lo=0.0, hi=1.0, lo_open=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastSettings:
+    skill: SkillSettings = field(default_factory=SkillSettings, metadata={"doc": "skill"})
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings, metadata={"doc": "calibration"})
+    monitor: MonitorSettings = field(default_factory=MonitorSettings, metadata={"doc": "monitor"})
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSettings:
+    """Rules both executors (paper and exchange) apply to every order, whatever risk decided."""
+
+    max_order_leverage_multiple: Decimal = _key(
+        "an order whose notional (qty x the last close) exceeds this multiple of risk.sizing.max_gross_leverage "
+        "x equity (the lesser of the last two marks) is refused by the executor, never sent or filled: the "
+        "last line of defence behind the risk manager's sizing", default=Decimal("4"), lo=Decimal("1"),
+        hi=Decimal("1000"))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     run: RunSettings = field(default_factory=RunSettings, metadata={"doc": "run"})
     market: MarketSettings = field(default_factory=MarketSettings, metadata={"doc": "market"})
@@ -236,9 +314,11 @@ class Settings:
     recovery: RecoverySettings = field(default_factory=RecoverySettings, metadata={"doc": "recovery"})
     watchdog: WatchdogSettings = field(default_factory=WatchdogSettings, metadata={"doc": "watchdog"})
     model: ModelSettings = field(default_factory=ModelSettings, metadata={"doc": "model"})
+    forecast: ForecastSettings = field(default_factory=ForecastSettings, metadata={"doc": "forecast"})
     risk: RiskSettings = field(default_factory=RiskSettings, metadata={"doc": "risk"})
     paper: PaperSettings = field(default_factory=PaperSettings, metadata={"doc": "paper"})
     exchange: ExchangeSettings = field(default_factory=ExchangeSettings, metadata={"doc": "exchange"})
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings, metadata={"doc": "execution"})
 
     def to_json(self) -> str:
         """A canonical JSON snapshot, stored with each run."""
@@ -454,6 +534,7 @@ __all__ = [
     "Settings", "RunSettings", "MarketSettings", "FeedSettings", "ModelSettings", "BaselineModelSettings",
     "CnnGruSettings", "LstmSettings", "KnnSettings", "FusionSettings", "MultiAssetSettings", "TrainSettings", "MODELS",
     "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings", "StateSettings", "PaperSettings",
-    "ExchangeSettings",
+    "ExchangeSettings", "ExecutionSettings", "ForecastSettings", "SkillSettings", "CalibrationSettings",
+    "MonitorSettings",
     "load_settings", "parse_settings", "describe_keys", "config_changes", "TIMEFRAMES_MS",
 ]

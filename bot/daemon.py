@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from dataclasses import dataclass
@@ -21,17 +21,19 @@ from typing import Any
 from bot import __version__
 from bot.config import Settings
 from bot.engine import Engine, EngineStats
-from bot.errors import ConfigError, FeedError
+from bot.errors import FeedError
 from bot.events import Candle
 from bot.execution import Executor
+from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
 from bot.feeds.backfill import fetch_range, make_exchange
 from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
 from bot.feeds.websocket import KlineFeed, Received
+from bot.rejections import RejectionTally
 from bot.store import ResumeState, TradeStore
 from risk.manager import RiskManager, restored_state
 from risk.state import RiskState, TradingState
-from strategies.registry import build_predictor
+from strategies.registry import assess, build_predictor
 
 log = logging.getLogger("bot.daemon")
 
@@ -55,7 +57,8 @@ def build_account(settings: Settings, resume: ResumeState | None) -> PaperAccoun
     return PaperAccount.from_settings(settings.paper, snapshot=snapshot, symbols=settings.market.symbols)
 
 
-def build_risk(settings: Settings, resume: ResumeState | None, initial_equity: Decimal | None = None) -> RiskManager:
+def build_risk(settings: Settings, resume: ResumeState | None, initial_equity: Decimal | None = None,
+               costs: Mapping[str, float] | float | None = None) -> RiskManager:
     """A risk manager in the trading state the trade log left, or ACTIVE at the initial equity
     (paper: ``initial_cash``; live: the account's cash at the start)."""
     logged = resume.risk_state if resume is not None else None
@@ -66,7 +69,27 @@ def build_risk(settings: Settings, resume: ResumeState | None, initial_equity: D
         log.warning("resuming in trading state %s since bar %s: %s", state.state.name, state.since_bar_ms,
                     state.reason)
     return RiskManager(settings.risk, settings.market.symbols, settings.market.timeframe_ms,
-                       settings.paper.qty_step, state, entries, resume.forecasts if resume is not None else ())
+                       settings.paper.qty_step, state, entries, resume.forecasts if resume is not None else (),
+                       costs if costs is not None else paper_fill_cost(settings))
+
+
+def paper_fill_cost(settings: Settings) -> float:
+    """One paper fill's taker fee and slippage as a fraction of notional (the net-edge rule's cost)."""
+    return float((settings.paper.taker_fee_bps + settings.paper.slippage_bps) / 10_000)
+
+
+def fill_costs(settings: Settings, executor: Any) -> dict[str, float] | float:
+    """One fill's cost per symbol: the exchange's taker fee where the executor knows it (live), plus the
+    configured slippage; the paper executor's fee and slippage otherwise."""
+    fee_rate = getattr(executor, "taker_fee_rate", None)
+    if fee_rate is None:
+        return paper_fill_cost(settings)
+    slippage = float(settings.paper.slippage_bps / 10_000)
+    costs = {}
+    for s in settings.market.symbols:
+        rate = fee_rate(s)
+        costs[s] = (float(rate) if rate is not None else float(settings.paper.taker_fee_bps / 10_000)) + slippage
+    return costs
 
 
 class RestBarSource:
@@ -98,28 +121,22 @@ class RestBarSource:
 
 @asynccontextmanager
 async def open_executor(settings: Settings, store: TradeStore, session_no: int,
-                        resume: ResumeState | None) -> AsyncIterator[Executor]:
-    """The paper executor, or (``run.mode = "live"``, guarded by the command line) the exchange executor,
-    reconciled with the exchange at start and shut down (open orders cancelled if configured) at exit."""
+                        resume: ResumeState | None, live: bool = False) -> AsyncIterator[Executor]:
+    """The paper executor, or (``run.mode = "live"`` and ``live``, the command line's ``--live``) the exchange
+    executor, reconciled with the exchange at start and shut down (open orders cancelled if configured) at
+    exit.  ``run.mode = "live"`` without ``live`` is refused where the exchange executor is built."""
     if settings.run.mode != "live":
-        yield PaperExecutor(build_account(settings, resume))
+        yield PaperExecutor(build_account(settings, resume), NotionalCap.from_settings(settings))
         return
     from bot.execution.live import open_exchange_executor
-    from bot.secrets import ENV_HINT, load_credentials
+    from bot.secrets import load_credentials
 
-    credentials = load_credentials()
-    if credentials is None:
-        raise ConfigError(f"run.mode is 'live' but no credentials are set: {ENV_HINT}")
     logged = await store.logged_trades(settings.run.id)
-    executor = await open_exchange_executor(settings, credentials, resume, logged)
+    executor = await open_exchange_executor(settings, load_credentials(), resume, logged, live_flag=live)
     try:
         yield executor
     finally:
-        try:
-            await executor.aclose()
-        finally:
-            counts = {k: (n, executor.rejection_examples.get(k, k)) for k, n in executor.rejections.items()}
-            await store.record_rejections(settings.run.id, session_no, "exchange", counts, int(time.time() * 1000))
+        await executor.aclose()
 
 
 async def warm_up(settings: Settings, engine: Engine, source: RestBarSource, until_ms: int) -> int:
@@ -144,7 +161,8 @@ async def _first_or_stop(queue: asyncio.Queue[Received], stop: asyncio.Event) ->
 
 
 async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | None = None,
-                     stop_after_bar_ms: int | None = None) -> DaemonResult:
+                     stop_after_bar_ms: int | None = None, live: bool = False) -> DaemonResult:
+    """Run until ``stop``, ``max_bars`` or ``stop_after_bar_ms``; ``live`` is the command line's ``--live``."""
     run_id = settings.run.id
     # The model first: a missing or mismatched checkpoint stops start-up before anything is opened.
     predictor = build_predictor(settings)
@@ -161,20 +179,27 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         policy = RetryPolicy(max_attempts=f.rest_max_attempts, max_delay_s=f.rest_retry_max_s,
                              max_retry_after_s=f.rest_max_retry_after_s)
         source = RestBarSource(exchange, settings.market.timeframe, policy)
-        executors = open_executor(settings, store, session_no, resume)
+        executors = open_executor(settings, store, session_no, resume, live)
         try:
             executor = await executors.__aenter__()
         except BaseException:
             await exchange.close()
             raise
-        engine = Engine(settings, run_id, store, executor, predictor,
-                        build_risk(settings, resume, None if settings.run.mode != "live" else executor.cash),
-                        last_bar, history=source)
         feed = KlineFeed(f.ws_url, settings.market.symbols, settings.market.timeframe, settings.market.timeframe_ms,
                          f.reconnect_max_s, reconnect_base_s=f.reconnect_base_s,
                          ping_interval_s=f.ping_interval_s, ping_timeout_s=f.ping_interval_s,
                          silence_timeout_s=f.silence_timeout_s, max_connection_s=f.max_connection_s,
                          max_frame_bytes=f.max_frame_bytes)
+        # Every part's rejections in one tally, committed with each bar (a kill -9 loses only the bar in progress).
+        tally = RejectionTally(session_no)
+        tally.follow("websocket", feed.rejections, feed.rejection_examples)
+        tally.follow("rest", source.rejections, source.examples)
+        tally.follow("exchange", getattr(executor, "rejections", {}), getattr(executor, "rejection_examples", {}))
+        logged = resume.forecasts if resume is not None else ()
+        engine = Engine(settings, run_id, store, executor, assess(settings, predictor, logged),
+                        build_risk(settings, resume, None if settings.run.mode != "live" else executor.cash,
+                                   fill_costs(settings, executor)),
+                        last_bar, history=source, rejections=tally)
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")
         reason = "error"
         try:
@@ -195,12 +220,10 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
             feed_task.cancel()
             await asyncio.gather(feed_task, return_exceptions=True)
             await exchange.close()
-            await executors.__aexit__(None, None, None)
-            now = int(time.time() * 1000)
-            for name, counts, examples in (("websocket", feed.rejections, feed.rejection_examples),
-                                           ("rest", source.rejections, source.examples)):
-                await store.record_rejections(run_id, session_no, name,
-                                              {k: (n, examples.get(k, k)) for k, n in counts.items()}, now)
-            await store.end_session(run_id, session_no, now, reason)
+            try:
+                await executors.__aexit__(None, None, None)
+            finally:
+                await store.write_rejections(run_id, tally.rows())
+            await store.end_session(run_id, session_no, int(time.time() * 1000), reason)
     return DaemonResult(run_id, session_no, engine.stats, dict(feed.counts), feed.reconnects, dict(feed.rejections),
                         last_bar)

@@ -20,6 +20,12 @@ For each assembled bar ``t`` (the closed candles of every symbol that reported):
 Before a bar is decided, the engine makes sure no bar is missing: bars the stream
 never delivered (a dropped connection, a restart) are fetched through REST and
 decided late, in order; a bar lacking some symbols is completed from REST.  A
+streamed candle that is implausible against its symbol's own history
+(:mod:`bot.plausibility`) or that the stream sent in two different versions is
+held and settled through REST before anything is decided: REST's candle is used,
+and with no REST candle the symbol is not traded that bar; each is counted as a
+rejection with its reason and outcome, as are duplicate, late and out-of-order
+klines (committed with the bar: :mod:`bot.rejections`).  A
 watchdog records an outage when no bar closes for too long, and a trade log that
 refuses writes blocks new exposure while the unwritten bars are held and retried.
 
@@ -41,13 +47,16 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.assembly import AssembledBar, BarAssembler
+from bot.assembly import AssembledBar, BarAssembler, same_prices
 from bot.buffer import Appended, MarketBuffer
 from bot.config import Settings
 from bot.errors import DataError, ExecutionError
 from bot.events import Candle, Decision, Forecast, OrderFilled, Side, SubmitOrder, VarMeasured
 from bot.execution import Executor
+from bot.feeds.binance import reason_kind
 from bot.feeds.websocket import Received
+from bot.plausibility import implausibility
+from bot.rejections import RejectionTally
 from bot.store import BarRecord, TradeStore
 from risk.manager import RiskManager, logged_state
 from bot.watchdog import Watchdog
@@ -88,6 +97,7 @@ class EngineStats:
     liquidations: int = 0
     late_bars: int = 0          # decided after the fact from REST (missed while disconnected or down)
     completed_from_rest: int = 0  # candles a bar lacked on the stream and got from REST
+    held: int = 0               # streamed candles held as implausible or conflicting and settled through REST
     outages: int = 0
     unwritten: int = 0          # bars waiting for the trade log to accept them
     # Wall seconds spent in run(), from its start to its return.
@@ -99,7 +109,7 @@ class EngineStats:
 class Engine:
     def __init__(self, settings: Settings, run_id: str, store: TradeStore, executor: Executor,
                  predictor: Predictor, risk: RiskManager, last_bar_ms: int | None = None,
-                 history: BarSource | None = None) -> None:
+                 history: BarSource | None = None, rejections: RejectionTally | None = None) -> None:
         self.settings = settings
         self.run_id = run_id
         self.store = store
@@ -113,6 +123,8 @@ class Engine:
         self.assembler.last_emitted_ms = last_bar_ms
         self.last_bar_ms = last_bar_ms
         self.history = history
+        # Rejected klines counted here and written with each bar (None: not counted, as in a backtest).
+        self.rejections = rejections
         self.stats = EngineStats()
         self.watchdog = Watchdog.for_timeframe(self.tf_ms, settings.watchdog.stale_after_s, time.monotonic())
         self._outage_started_ms: int | None = None
@@ -171,7 +183,13 @@ class Engine:
         if dropped:
             self.stats.dropped += 1
             log.info("candle dropped: %s", dropped)
+            self._count(reason_kind(dropped), dropped)
         return ready
+
+    def _count(self, reason: str, example: str) -> None:
+        """Count a rejected streamed kline (source ``websocket``)."""
+        if self.rejections is not None:
+            self.rejections.count("websocket", reason, example)
 
     def _done(self) -> bool:
         if self._max_bars is not None and self.stats.bars >= self._max_bars:
@@ -229,22 +247,55 @@ class Engine:
                 await self.process_bar(AssembledBar(m, present, (), len(present) == len(self.symbols)), late=True)
 
     async def _complete(self, bar: AssembledBar) -> AssembledBar:
-        """Fetch through REST the closed candles of ``bar`` that the stream did not deliver."""
-        if bar.complete or self.history is None:
-            return bar
+        """Fetch through REST, in one request per symbol, the closed candles of ``bar`` that the stream did
+        not deliver and those it delivered but that cannot be trusted (implausible or conflicting)."""
+        held = self._suspects(bar)
         have = {c.symbol for c in bar.candles}
         missing = [s for s in self.symbols if s not in have]
-        fetched = {c.symbol: c for c in await self.history.closed_bars(missing, bar.bar_ms, bar.bar_ms)
-                   if c.open_ms == bar.bar_ms}
-        if not fetched:
+        if not missing and not held:
             return bar
-        self.stats.completed_from_rest += len(fetched)
-        log.info("bar %d: %s completed from REST", bar.bar_ms, ", ".join(sorted(fetched)))
+        fetched: dict[str, Candle] = {}
+        if self.history is not None:
+            fetched = {c.symbol: c for c in await self.history.closed_bars([*missing, *held], bar.bar_ms, bar.bar_ms)
+                       if c.open_ms == bar.bar_ms}
         got = {c.symbol: (c, r) for c, r in zip(bar.candles, bar.received_at)}
-        got.update({s: (c, time.perf_counter()) for s, c in fetched.items()})
+        for symbol, (kind, detail) in held.items():
+            official = fetched.pop(symbol, None)
+            streamed = got[symbol][0]
+            if official is None:
+                del got[symbol]   # neither trusted nor confirmed: as if it never came
+                outcome = "refused, no REST candle (not traded this bar)"
+            elif kind == "implausible kline" and same_prices(official, streamed):
+                outcome = "confirmed by REST"
+            else:
+                got[symbol] = (official, got[symbol][1])
+                outcome = "REST's candle used"
+            self.stats.held += 1
+            log.warning("bar %d of %s: %s (%s): %s", bar.bar_ms, symbol, kind, detail, outcome)
+            self._count(f"{kind}: {outcome}", f"bar {bar.bar_ms} of {symbol}: {detail}; {outcome}")
+        if fetched:
+            self.stats.completed_from_rest += len(fetched)
+            log.info("bar %d: %s completed from REST", bar.bar_ms, ", ".join(sorted(fetched)))
+            got.update({s: (c, time.perf_counter()) for s, c in fetched.items()})
         ordered = [got[s] for s in self.symbols if s in got]
         return AssembledBar(bar.bar_ms, tuple(c for c, _ in ordered), tuple(r for _, r in ordered),
                             len(ordered) == len(self.symbols))
+
+    def _suspects(self, bar: AssembledBar) -> dict[str, tuple[str, str]]:
+        """The streamed candles of ``bar`` not to decide on as they are: ``{symbol: (kind, detail)}``."""
+        out: dict[str, tuple[str, str]] = {}
+        for symbol, versions in bar.conflicts:
+            closes = ", ".join(str(c.close) for c in versions)
+            out[symbol] = ("conflicting klines", f"{len(versions)} different closed klines (closes {closes})")
+        f = self.settings.feed
+        for c in bar.candles:
+            w = self.buffer.windows.get(c.symbol)
+            if c.symbol in out or w is None or w.last_candle is None:
+                continue
+            why = implausibility(c, w.last_candle.close, w.recent_closes(), f.max_jump_ratio, f.max_jump_sigma)
+            if why is not None:
+                out[c.symbol] = ("implausible kline", why)
+        return out
 
     # -- the watchdog ------------------------------------------------------------------------------
 
@@ -315,7 +366,7 @@ class Engine:
             t, bar.candles, tuple(forecasts), tuple(decisions), tuple(orders), tuple(fills) + tuple(liquidations),
             tuple(cancelled), equity, tuple(funding), logged_state(risk.state, risk.entry_bars),
             tuple(VarMeasured(v.method, v.horizon, v.alpha, float(v.var), float(v.es)) for v in risk.var),
-            risk.steps)
+            risk.steps, self.rejections.changed() if self.rejections is not None else ())
         await self._write(record)
         committed = time.perf_counter()
         self.stats.latencies.extend(committed - r for r in bar.received_at)

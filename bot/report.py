@@ -17,6 +17,10 @@ next bar's open) and the last one holds equity = cash + Σ qty × mark:
     Σ pnl(s) = equity_end − equity_start
 
 The report checks that identity, and the two facts it rests on, to the last unit.
+Books can balance on absurd prices, so it also checks that the equity path is
+physically plausible (:func:`plausibility_check`): no position mark moves by an
+order of magnitude from one bar to the next, and no bar moves equity by more than
+ten times itself.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ from bot.store import READABLE_VERSIONS, check_schema_version
 
 # Sums of exact decimal strings stay exact well beyond the default 28 digits.
 _PRECISION = 60
+# An order of magnitude in one bar: no market price does that, and no book whose leverage is capped
+# (risk.sizing.max_gross_leverage <= 20) gains or loses ten times its equity on sane prices.
+IMPLAUSIBLE_FACTOR = 10
+_SHOWN = 3   # offending bars named in a failed check
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +192,32 @@ def reconciliation(symbols: Sequence[SymbolPnl], equity_start: Decimal, equity_e
     )
 
 
+def plausibility_check(equity: Sequence[tuple[int, Decimal]],
+                       mark_jumps: Sequence[tuple[str, int, float, float]]) -> Check:
+    """Flag an equity path no market could produce: ``mark_jumps`` are (symbol, bar_ms, previous mark, mark)
+    pairs of consecutive position marks that moved by :data:`IMPLAUSIBLE_FACTOR` or more; equity moves are
+    checked here."""
+    moves = [(b, e0, e1) for (_, e0), (b, e1) in zip(equity, equity[1:])
+             if e0 > 0 and abs(e1 - e0) > IMPLAUSIBLE_FACTOR * e0]
+    problems = [f"{s} marked {prev:.6g} then {mark:.6g} at {_time(b)}" for s, b, prev, mark in mark_jumps[:_SHOWN]]
+    problems += [f"equity {e0:.6g} -> {e1:.6g} at {_time(b)}" for b, e0, e1 in moves[:_SHOWN]]
+    detail = ("; ".join(problems) + (" ..." if len(mark_jumps) > _SHOWN or len(moves) > _SHOWN else "")
+              if problems else f"{len(equity)} bars: no mark moved {IMPLAUSIBLE_FACTOR}x between bars, no bar "
+              f"moved equity by more than {IMPLAUSIBLE_FACTOR}x itself")
+    return Check("equity path is physically plausible (prices off by orders of magnitude?)", not problems, detail)
+
+
+# Consecutive marks of each symbol's positions that differ by IMPLAUSIBLE_FACTOR or more (a coarse float
+# comparison is enough for an order of magnitude).
+_MARK_JUMPS = f"""
+SELECT symbol, bar_ms, prev, mark FROM (
+    SELECT symbol, bar_ms, CAST(mark AS REAL) AS mark,
+           LAG(CAST(mark AS REAL)) OVER (PARTITION BY symbol ORDER BY bar_ms) AS prev
+    FROM positions WHERE run_id = ?)
+WHERE prev > 0 AND (mark >= prev * {IMPLAUSIBLE_FACTOR} OR mark * {IMPLAUSIBLE_FACTOR} <= prev)
+ORDER BY bar_ms, symbol LIMIT {_SHOWN + 1}"""
+
+
 T = TypeVar("T")
 
 
@@ -270,7 +304,9 @@ def _load(conn: sqlite3.Connection, path: Path, run_id: str | None) -> Report:
     checks: tuple[Check, ...] = ()
     total_return = None
     if equity and cash_end is not None:
-        checks = reconciliation(symbols, equity[0][1], equity[-1][1], cash_end)
+        jumps = [(str(s), int(b), float(p), float(m)) for s, b, p, m in conn.execute(_MARK_JUMPS, (rid,))]
+        checks = (*reconciliation(symbols, equity[0][1], equity[-1][1], cash_end),
+                  plausibility_check(equity, jumps))
         if equity[0][1]:
             with localcontext(prec=_PRECISION):
                 total_return = (equity[-1][1] / equity[0][1] - 1) * 100

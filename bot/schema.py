@@ -5,11 +5,11 @@ Change the schema only with a new :data:`SCHEMA_VERSION` and a migration.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Semicolons appear only at the ends of statements (the script is run whole by executescript).
 SCHEMA = """
--- Sigma-bot trade log, schema version 2 (version 1 is migrated on open: see MIGRATE_1_TO_2).
+-- Sigma-bot trade log, schema version 3 (older versions are migrated on open: MIGRATE_1_TO_2, MIGRATE_2_TO_3).
 --
 -- Conventions
 --   run_id   one trading account (config [run] id). A restart with the same id
@@ -63,7 +63,9 @@ CREATE TABLE IF NOT EXISTS candles (
     PRIMARY KEY (run_id, symbol, bar_ms)
 ) WITHOUT ROWID;
 
--- Predictive distribution N(mu, sigma^2) of the next bar's log return, made at the close of bar_ms.
+-- Predictive distribution of the next bar's log return, made at the close of bar_ms: mean mu, standard
+-- deviation sigma, as the decision used them (mu = skill * mu_raw; sigma recalibrated from sigma_raw).
+-- Columns after sigma are NULL in rows written before version 3 (N(mu, sigma^2) taken at face value).
 CREATE TABLE IF NOT EXISTS forecasts (
     run_id       TEXT NOT NULL REFERENCES runs (run_id),
     bar_ms       INTEGER NOT NULL,
@@ -71,6 +73,16 @@ CREATE TABLE IF NOT EXISTS forecasts (
     model        TEXT NOT NULL,
     mu           REAL NOT NULL,
     sigma        REAL NOT NULL,
+    mu_raw       REAL,                       -- the model's own mu (since version 3)
+    sigma_raw    REAL,                       -- the model's own sigma
+    skill        REAL,                       -- demonstrated-skill scale: mu = skill * mu_raw
+    edge         REAL,                       -- expected log return over the forecast's horizon (NULL: = mu)
+    edge_se      REAL,                       -- its standard error (Inf: no skill estimate yet)
+    z68          REAL,                       -- central 68 % interval: mu +- z68 * sigma (calibrated)
+    z95          REAL,                       -- central 95 % interval: mu +- z95 * sigma
+    nu           REAL,                       -- Student-t degrees of freedom of the density (Inf: Gaussian)
+    alarm        TEXT,                       -- the skill monitor's alarm while one is active ('' none)
+    state        TEXT,                       -- JSON: skill regression, calibration, monitor after this bar
     PRIMARY KEY (run_id, bar_ms, symbol, model)
 ) WITHOUT ROWID;
 
@@ -237,7 +249,8 @@ CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run_id, symbol, bar_ms);
 
 INSERT_CANDLE = ("INSERT INTO candles (run_id, symbol, bar_ms, close_ms, open, high, low, close, volume) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-INSERT_FORECAST = "INSERT INTO forecasts (run_id, bar_ms, symbol, model, mu, sigma) VALUES (?, ?, ?, ?, ?, ?)"
+INSERT_FORECAST = ("INSERT INTO forecasts (run_id, bar_ms, symbol, model, mu, sigma, mu_raw, sigma_raw, skill, edge, "
+                   "edge_se, z68, z95, nu, alarm, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_DECISION = ("INSERT INTO decisions (run_id, bar_ms, symbol, action, target_qty, current_qty, reason) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)")
 INSERT_ORDER = ("INSERT INTO orders (run_id, order_id, bar_ms, symbol, side, qty, leverage, type, status, "
@@ -280,4 +293,20 @@ DROP TABLE orders_v1;
 CREATE INDEX IF NOT EXISTS orders_open ON orders (run_id, bar_ms) WHERE status = 'open';
 CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run_id, symbol, bar_ms);
 UPDATE schema_version SET version = 2;
+"""
+
+# Version 2 → 3: forecasts gain the raw model outputs, the skill scale, the calibrated intervals and shape,
+# the skill monitor's alarm and the scoring state a restart resumes.  Added columns only (NULL in old rows).
+MIGRATE_2_TO_3 = """
+ALTER TABLE forecasts ADD COLUMN mu_raw REAL;
+ALTER TABLE forecasts ADD COLUMN sigma_raw REAL;
+ALTER TABLE forecasts ADD COLUMN skill REAL;
+ALTER TABLE forecasts ADD COLUMN edge REAL;
+ALTER TABLE forecasts ADD COLUMN edge_se REAL;
+ALTER TABLE forecasts ADD COLUMN z68 REAL;
+ALTER TABLE forecasts ADD COLUMN z95 REAL;
+ALTER TABLE forecasts ADD COLUMN nu REAL;
+ALTER TABLE forecasts ADD COLUMN alarm TEXT;
+ALTER TABLE forecasts ADD COLUMN state TEXT;
+UPDATE schema_version SET version = 3;
 """

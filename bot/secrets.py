@@ -8,7 +8,10 @@ command line, and never written to the trade log or the text log.
 that slips into a log line is masked all the same.
 
 Real orders need two deliberate acts: ``mode = "live"`` under ``[run]`` in the
-config *and* ``--live`` on the command line (:func:`check_live_guard`).
+config *and* ``--live`` on the command line (:func:`check_live_guard`), plus
+credentials in the environment.  :func:`require_live` is the one guard where an
+exchange executor is built (:func:`bot.execution.live.open_exchange_executor`):
+no command reaches a signed client without all three.
 """
 
 from __future__ import annotations
@@ -129,7 +132,20 @@ def check_live_guard(mode: str, live_flag: bool, credentials: Credentials | None
         raise ConfigError(f"run.mode is 'live' and --live was given, but no credentials are set: {ENV_HINT}")
 
 
+def require_live(mode: str, live_flag: bool, credentials: Credentials | None) -> Credentials:
+    """The credentials to sign orders with; ConfigError unless ``run.mode = "live"``, ``--live`` and
+    credentials all hold.  The guard in front of every exchange executor."""
+    check_live_guard(mode, live_flag, credentials)
+    if mode != "live" or not live_flag or credentials is None:   # paper without --live passes the check above
+        raise ConfigError(f"refusing to build an exchange executor: run.mode is {mode!r}"
+                          f"{'' if live_flag else ', --live was not given'}"
+                          f"{'' if credentials is not None else ', no credentials are set'}; real orders need "
+                          "run.mode = \"live\" in the config, --live on the command line and "
+                          f"{ENV_API_KEY}/{ENV_API_SECRET} in the environment")
+    return credentials
+
+
 __all__ = [
-    "Credentials", "load_credentials", "check_config_has_no_secrets", "check_config_data_has_no_secrets",
+    "require_live", "Credentials", "load_credentials", "check_config_has_no_secrets", "check_config_data_has_no_secrets",
     "secret_config_keys", "check_live_guard", "ENV_API_KEY", "ENV_API_SECRET", "ENV_API_PASSWORD",
 ]

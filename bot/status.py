@@ -17,6 +17,7 @@ beside a running daemon; :func:`format_status` lays it out as plain text:
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -86,6 +87,19 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
+class SkillNow:
+    """A symbol's latest scored forecast: the skill scale the decision applied and any active alarm."""
+
+    model: str
+    symbol: str
+    bar_ms: int
+    skill: float
+    mu_raw: float
+    mu: float
+    alarm: str
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     db_path: str
     run_id: str
@@ -101,6 +115,7 @@ class Status:
     outages: tuple[Outage, ...]             # oldest first
     rejections: tuple[Rejection, ...]       # of the latest session, most frequent first
     sessions: tuple[Session, ...]           # oldest first
+    skill: tuple[SkillNow, ...] = ()        # each symbol's latest scored forecast (trade log version 3)
 
     @property
     def last_bar_close_ms(self) -> int | None:
@@ -185,7 +200,15 @@ def _load(conn: sqlite3.Connection, path: Path, run_id: str | None, now_ms: int)
         rejections = tuple(Rejection(src, r, int(n), int(t), ex) for src, r, n, t, ex in conn.execute(
             "SELECT source, reason, count, last_ms, example FROM rejections WHERE run_id = ? AND session_no = ? "
             "ORDER BY count DESC, source, reason", (rid, sessions[-1].session_no)))
+    skill: tuple[SkillNow, ...] = ()
+    if "skill" in {row[1] for row in conn.execute("PRAGMA table_info(forecasts)")}:
+        skill = tuple(SkillNow(str(m), str(sym), int(b), float(k), float(raw) if raw is not None else math.nan,
+                               float(mu), a or "") for m, sym, b, k, raw, mu, a in conn.execute(
+            "SELECT model, symbol, bar_ms, skill, mu_raw, mu, alarm FROM forecasts f WHERE run_id = ? AND skill "
+            "IS NOT NULL AND bar_ms = (SELECT MAX(bar_ms) FROM forecasts g WHERE g.run_id = f.run_id AND "
+            "g.symbol = f.symbol) ORDER BY symbol, model", (rid,)))
     return Status(
+        skill=skill,
         db_path=str(path), run_id=rid, mode=str(run[0]), now_ms=now_ms, timeframe_ms=_timeframe_ms(run[1]),
         last_bar_ms=last_bar, cash=Decimal(last[1]) if last else None, equity=Decimal(last[2]) if last else None,
         positions=positions, orders=orders,
@@ -209,6 +232,7 @@ def format_status(status: Status) -> str:
     lines = [f"Run {s.run_id!r}  mode {s.mode}  trade log {s.db_path}  (as of {_time(s.now_ms)})", ""]
     lines += _bar_lines(s)
     lines += _trading_lines(s)
+    lines += _skill_lines(s)
     lines += _feed_lines(s)
     lines += _session_lines(s)
     return "\n".join(lines) + "\n"
@@ -244,6 +268,18 @@ def _trading_lines(s: Status) -> list[str]:
         return ["Trading     no trading state logged yet", ""]
     since = "" if t.since_bar_ms is None else f" since {_time(t.since_bar_ms)}"
     return [f"Trading     {t.state}{since}: {t.reason}", ""]
+
+
+def _skill_lines(s: Status) -> list[str]:
+    if not s.skill:
+        return []
+    header = ("Skill", "Model", "Scale", "Model mu", "Traded mu", "Alarm")
+    rows = [(k.symbol, k.model, f"{k.skill:.3f}", f"{k.mu_raw:+.6f}", f"{k.mu:+.6f}", k.alarm or "none")
+            for k in s.skill]
+    alarms = sum(1 for k in s.skill if k.alarm)
+    note = (f"  {alarms} SKILL ALARM(S): no new exposure from the model on those symbols until skill is shown "
+            "again" if alarms else "  scale 0: no skill demonstrated yet, so no trade")
+    return _table(header, rows) + [note, ""]
 
 
 def _feed_lines(s: Status) -> list[str]:

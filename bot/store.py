@@ -16,27 +16,30 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import aiosqlite
 
 from bot.config import config_changes
 from bot.errors import DataError
+from strategies.calibration import Z68, Z95
 from bot.schema import (
     INSERT_CANDLE, INSERT_DECISION, INSERT_DELEVERAGE, INSERT_FILL, INSERT_FORECAST, INSERT_FUNDING, INSERT_ORDER,
-    INSERT_POSITION, INSERT_RISK_STATE, INSERT_VAR, MARK_CANCELLED, MARK_FILLED, MIGRATE_1_TO_2, SCHEMA,
+    INSERT_POSITION, INSERT_RISK_STATE, INSERT_VAR, MARK_CANCELLED, MARK_FILLED, MIGRATE_1_TO_2, MIGRATE_2_TO_3, SCHEMA,
     SCHEMA_VERSION,
 )
 from bot.events import (
     Candle, Decision, Delevered, EquityMarked, Forecast, FundingPaid, OrderFilled, RiskStateLogged, Side, SubmitOrder,
     VarMeasured,
 )
+from bot.rejections import RejectionCount
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,9 @@ class BarRecord:
     risk_state: RiskStateLogged | None = None
     var: tuple[VarMeasured, ...] = ()
     deleverage: tuple[Delevered, ...] = ()
+    # This session's rejection counts that grew since the previous bar: committed with the bar, so a crash
+    # loses none that an earlier bar saw.
+    rejections: tuple[RejectionCount, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +78,11 @@ class ResumeState:
     open_orders: tuple[SubmitOrder, ...]
     margins: dict[str, Decimal] = field(default_factory=dict)   # symbol -> isolated margin, nonzero positions
     risk_state: RiskStateLogged | None = None       # the trading state after the last bar
-    forecasts: tuple[Forecast, ...] = ()            # made at the last bar (scored against the next one)
+    forecasts: tuple[Forecast, ...] = ()            # each symbol's latest (scored at the next bar if made at the last)
 
 
 # Versions the read-only tools (report, status) read as they are; the store migrates them on open.
-READABLE_VERSIONS = (1, SCHEMA_VERSION)
+READABLE_VERSIONS = (1, 2, SCHEMA_VERSION)
 
 
 def check_schema_version(version: int | None, path: str | Path, readable: tuple[int, ...] = (SCHEMA_VERSION,)) -> None:
@@ -280,6 +286,14 @@ class TradeStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, session_no, source, reason) DO UPDATE SET "
                 "count = excluded.count, last_ms = excluded.last_ms, example = excluded.example", rows)
 
+    async def write_rejections(self, run_id: str, rows: Sequence[RejectionCount]) -> None:
+        """Write rejection counts outside a bar (a clean stop); a count never goes down."""
+        if not rows:
+            return
+        db = self._conn()
+        async with self._lock:
+            await db.executemany(UPSERT_REJECTION, [_rejection_row(run_id, r) for r in rows])
+
     async def _execute(self, sql: str, params: tuple[object, ...]) -> None:
         db = self._conn()
         async with self._lock:
@@ -326,9 +340,12 @@ class TradeStore:
             orders = await db.execute_fetchall(
                 "SELECT order_id, symbol, bar_ms, side, qty, leverage, type, price FROM orders "
                 "WHERE run_id = ? AND status = 'open' ORDER BY bar_ms, order_id", (run_id,))
+            # Each symbol's latest forecast (a symbol whose window restarted has none at the last bar): it
+            # carries the scoring state, and it is scored at the next bar if it was made at the last one.
             forecasts = await db.execute_fetchall(
-                "SELECT symbol, bar_ms, mu, sigma, model FROM forecasts WHERE run_id = ? AND bar_ms = ? "
-                "ORDER BY symbol", (run_id, bar_ms))
+                f"SELECT {FORECAST_COLUMNS} FROM forecasts f WHERE run_id = ? AND bar_ms = "
+                "(SELECT MAX(bar_ms) FROM forecasts g WHERE g.run_id = f.run_id AND g.symbol = f.symbol) "
+                "ORDER BY symbol, model", (run_id,))
             risk = list(await db.execute_fetchall(
                 "SELECT state, since_bar_ms, reason, peak_equity, coverage_68, coverage_95, outcomes, entry_bars "
                 "FROM risk_state WHERE run_id = ? ORDER BY bar_ms DESC LIMIT 1", (run_id,)))
@@ -353,7 +370,28 @@ class TradeStore:
                                           None if price is None else Decimal(price))
                               for o, s, b, side, q, lev, kind, price in orders),
             margins=margins, risk_state=state,
-            forecasts=tuple(Forecast(sym, int(b), float(mu), float(sg), m) for sym, b, mu, sg, m in forecasts))
+            forecasts=tuple(forecast_from_row(row) for row in forecasts))
+
+
+FORECAST_COLUMNS = ("symbol, bar_ms, mu, sigma, model, edge, edge_se, mu_raw, sigma_raw, skill, z68, z95, nu, alarm, "
+                    "state")
+
+
+def _real(x: float) -> float | None:
+    """NaN as NULL (SQLite would store it as NULL anyway; this says so)."""
+    return None if x != x else x
+
+
+def forecast_from_row(row: Sequence[Any]) -> Forecast:
+    """A :class:`Forecast` from a row of :data:`FORECAST_COLUMNS` (NULLs of pre-version-3 rows as defaults)."""
+    sym, b, mu, sg, m, edge, edge_se, mu_raw, sigma_raw, skill, z68, z95, nu, alarm, state = row
+    nan = math.nan
+    return Forecast(str(sym), int(b), float(mu), float(sg), str(m),
+                    nan if edge is None else float(edge), 0.0 if edge_se is None else float(edge_se),
+                    nan if mu_raw is None else float(mu_raw), nan if sigma_raw is None else float(sigma_raw),
+                    nan if skill is None else float(skill), Z68 if z68 is None else float(z68),
+                    Z95 if z95 is None else float(z95), math.inf if nu is None else float(nu),
+                    alarm or "", state or "")
 
 
 # Bind variables per statement stay far below SQLite's limit (999 before version 3.32).
@@ -378,9 +416,20 @@ class BarRows(NamedTuple):
     status: tuple[list[tuple[object, ...]], ...]    # parameter rows per statement of _STATUS_UPDATES
 
 
+# A session's count of one reason only grows; MAX keeps a late-written older snapshot from lowering it.
+UPSERT_REJECTION = (
+    "INSERT INTO rejections (run_id, session_no, source, reason, count, last_ms, example) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, session_no, source, reason) DO UPDATE SET "
+    "count = MAX(count, excluded.count), last_ms = MAX(last_ms, excluded.last_ms), example = excluded.example")
+
+
+def _rejection_row(run_id: str, r: RejectionCount) -> tuple[object, ...]:
+    return (run_id, r.session_no, r.source, r.reason, r.count, r.last_ms, r.example[:500])
+
+
 # Parents first: a fill's foreign key needs its order, which may be in the same batch.
 _INSERTS = (INSERT_CANDLE, INSERT_FORECAST, INSERT_DECISION, INSERT_ORDER, INSERT_FILL, INSERT_POSITION,
-            INSERT_FUNDING, INSERT_RISK_STATE, INSERT_VAR, INSERT_DELEVERAGE)
+            INSERT_FUNDING, INSERT_RISK_STATE, INSERT_VAR, INSERT_DELEVERAGE, UPSERT_REJECTION)
 _STATUS_UPDATES = ((MARK_FILLED, "filled"), (MARK_CANCELLED, "cancelled"))
 
 
@@ -398,7 +447,8 @@ def bar_rows(run_id: str, r: BarRecord) -> BarRows:
     bar = r.bar_ms
     candles = [(run_id, c.symbol, bar, c.close_ms, str(c.open), str(c.high), str(c.low), str(c.close),
                 str(c.volume)) for c in r.candles]
-    forecasts = [(run_id, bar, f.symbol, f.model, f.mu, f.sigma) for f in r.forecasts]
+    forecasts = [(run_id, bar, f.symbol, f.model, f.mu, f.sigma, _real(f.mu_raw), _real(f.sigma_raw), _real(f.skill),
+                  _real(f.edge), f.edge_se, f.z68, f.z95, f.nu, f.alarm, f.state or None) for f in r.forecasts]
     decisions = [(run_id, bar, d.symbol, d.action, str(d.target_qty), str(d.current_qty), d.reason)
                  for d in r.decisions]
     orders = [(run_id, o.order_id, bar, o.symbol, Side(o.side).value, str(o.qty), str(o.leverage), o.order_type,
@@ -422,8 +472,9 @@ def bar_rows(run_id: str, r: BarRecord) -> BarRows:
     # A partial fill of an exchange order (final false) leaves it open.
     filled = [(bar, run_id, f.order_id) for f in r.fills if f.reason != "liquidation" and f.final]
     cancelled = [(reason, bar, run_id, order_id) for order_id, reason in r.cancelled]
+    rejections = [_rejection_row(run_id, k) for k in r.rejections]
     return BarRows(bar, str(r.equity.cash), str(r.equity.equity),
-                   (candles, forecasts, decisions, orders, fills, positions, funding, risk, var, steps),
+                   (candles, forecasts, decisions, orders, fills, positions, funding, risk, var, steps, rejections),
                    (filled, cancelled))
 
 
@@ -442,6 +493,14 @@ async def _ensure_schema(db: aiosqlite.Connection, path: Path) -> None:
     rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
     if rows[0][0] == 1:
         await _migrate_1_to_2(db, path)
+        rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
+    if rows[0][0] == 2:
+        try:
+            await db.executescript("BEGIN IMMEDIATE;\n" + MIGRATE_2_TO_3 + "COMMIT;\n")
+        except BaseException:
+            await _rollback(db)
+            raise
+        log.warning("%s: trade log migrated from schema version 2 to 3", path)
         rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
     check_schema_version(rows[0][0], path)
 

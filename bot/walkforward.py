@@ -144,7 +144,7 @@ class WalkForward:
         fitted = fit_range(self.store, self.plan.model, self.settings.model, start, at_ms, self.device)
         seconds = time.perf_counter() - t0
         best = fitted.summary.get("best_val_nll")
-        self.predictor.swap(serve_fitted(self.settings, self.plan.model, fitted, self.store.series, start, at_ms,
+        self.predictor.swap(serve_fitted(self.settings, self.plan.model, fitted, self.store, start, at_ms,
                                          self.device), at_ms)
         r = Retrain(at_ms, start, at_ms, fitted.train_range, fitted.val_range,
                     float(best) if isinstance(best, (int, float)) else None, seconds)
@@ -155,18 +155,20 @@ class WalkForward:
         return r
 
 
-def serve_fitted(settings: Settings, kind: str, fitted: Any, series: Sequence[Any], start_ms: int, end_ms: int,
+def serve_fitted(settings: Settings, kind: str, fitted: Any, store: Any, start_ms: int, end_ms: int,
                  device: Any) -> Any:
     """A predictor serving ``fitted`` (what :func:`strategies.workflow.fit_range` returned for ``[start_ms,
-    end_ms)`` of ``series``) from memory, as the checkpoint ``bot train`` would save of it is served."""
+    end_ms)`` of ``store``) from memory, as the checkpoint ``bot train`` would save of it is served: with its
+    validation range's skill and calibration as the scoring stage's seed."""
     from strategies.checkpoint import Checkpoint
     from strategies.features import FEATURES
     from strategies.predictor import TorchPredictor
-    from strategies.workflow import data_range
+    from strategies.workflow import assessment_seed, data_range
 
-    ckpt = Checkpoint(kind, fitted.forecaster, fitted.scaler, tuple(s.symbol for s in series), tuple(FEATURES),
-                      settings.market.timeframe, data_range(series, start_ms, end_ms), "walk-forward",
-                      dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), dict(fitted.summary), "{}")
+    summary = {**fitted.summary, "assessment": assessment_seed(fitted, store)}
+    ckpt = Checkpoint(kind, fitted.forecaster, fitted.scaler, tuple(s.symbol for s in store.series),
+                      tuple(FEATURES), settings.market.timeframe, data_range(store.series, start_ms, end_ms),
+                      "walk-forward", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), summary, "{}")
     return TorchPredictor(ckpt, device, cuda_graph=settings.model.cuda_graph,
                           sigma_floor=settings.model.baseline.sigma_floor)
 
@@ -209,8 +211,8 @@ class FoldSchedule:
         (start, end), test = self.folds[fold]
         t0 = time.perf_counter()
         fitted = fit_range(self.store, self.kind, self.model, start, end, self.device)
-        self.predictor.swap(serve_fitted(self.settings, self.kind, fitted, self.store.series, start, end,
-                                         self.device), end)
+        self.predictor.swap(serve_fitted(self.settings, self.kind, fitted, self.store, start, end, self.device),
+                            end)
         self.fitted.append({"fold": fold, "train": [start, end], "test": list(test),
                             "seconds": round(time.perf_counter() - t0, 2)})
 

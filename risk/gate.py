@@ -1,6 +1,23 @@
-"""The σ-gate: which direction, if any, a forecast earns — with asymmetric thresholds and hysteresis.
+"""The gate: which direction, if any, a forecast earns — net of what trading costs.
 
-For a forecast N(μ, σ²) of the next bar's log return, strength s = |μ| / σ:
+Two rules (``risk.gate.rule``).  **net_edge** (the default, :func:`edge_gate_parts`) decides on the
+expected log return E over the forecast's horizon (μ already scaled by the model's demonstrated skill,
+so a model without skill has E = 0), its standard error se(E), and the cost c of one fill (taker fee +
+slippage, as a log return).  Since every position is eventually closed, entering pays c now and c
+later; leaving pays c now instead of later:
+
+* σ above ``sigma_max`` (or not a positive number): flat — the model is unsure; a risk exit.
+* enter (or flip to) direction d = sign(E) when d·E − 2c ≥ m_d · se(E) and d·E − 2c > 0, with
+  m_d = ``long_entry_margin`` or ``short_entry_margin`` (a flip pays the exit of the old position and
+  both fills of the new one: against exiting, it needs the same d·E − 2c > 0);
+* keep an open position while its direction's edge cur·E > ``exit_margin`` · se(E): staying is
+  expected to earn something, and leaving saves nothing (its fee is due either way);
+* otherwise flat.  The band −2c − m·se < E < 2c + m·se trades nothing: the no-trade band that costs
+  imply, with no hand-set strengths.
+* a position younger than ``min_hold_bars`` is neither closed nor flipped by the signal.
+
+**strength** (:func:`gate_parts`), the cost-blind rule of earlier versions, kept for comparison:
+for N(μ, σ²) of the next bar's log return, strength s = |μ| / σ:
 
 * σ above ``sigma_max`` (or not a positive number): flat — the model is unsure.
   A risk exit: it is not held back by ``min_hold_bars``.
@@ -66,3 +83,37 @@ def gate_parts(mu: float, sigma: float, current: int, held_bars: int | None, s: 
     if current != 0:
         return 0, strength, f"exit: {facts} below exit {s.exit_strength} or reversed: flat", False
     return 0, strength, f"weak: {facts} below {_NAMES[direction] if direction else 'any'} entry: flat", False
+
+
+def edge_gate_parts(edge: float, edge_se: float, sigma: float, cost: float, current: int, held_bars: int | None,
+                    s: GateSettings, skill: float = math.nan) -> tuple[int, float, str, bool]:
+    """The net-edge rule: (direction, net edge d·E − 2c of the best direction, reason, keep).
+
+    ``edge`` is the expected log return over the forecast's horizon, ``edge_se`` its standard error,
+    ``cost`` one fill's fee and slippage as a log return; ``skill`` only enters the reason.
+    """
+    if not (math.isfinite(edge) and math.isfinite(sigma) and sigma > 0 and cost >= 0 and edge_se >= 0):
+        return 0, 0.0, f"unusable forecast edge={edge} se={edge_se} sigma={sigma}: flat", False
+    direction = (edge > 0) - (edge < 0)
+    net = abs(edge) - 2.0 * cost
+    skill_note = "" if math.isnan(skill) else f" skill={skill:.3f}"
+    facts = f"edge={edge:.6f} se={edge_se:.6f} cost 2x{cost:.6f} net={net:.6f}{skill_note}"
+    if sigma > s.sigma_max:
+        return 0, net, f"gated: sigma {sigma:.6f} > sigma_max {s.sigma_max}: flat", False
+    young = current != 0 and held_bars is not None and held_bars < s.min_hold_bars
+    margin = s.long_entry_margin if direction > 0 else s.short_entry_margin
+    if direction != 0 and net > 0 and net >= margin * edge_se:
+        if current not in (0, direction) and young:
+            return current, net, (f"min hold: {facts} would flip, held {held_bars} of {s.min_hold_bars} bars: "
+                                  f"keep {_NAMES[current]}"), True
+        return direction, net, f"edge: {facts} >= {_NAMES[direction]} margin {margin} x se", False
+    if current != 0 and current * edge > s.exit_margin * edge_se:
+        return current, net, f"hold: {facts}; staying earns more than leaving", False
+    if young:
+        return current, net, (f"min hold: {facts}, held {held_bars} of {s.min_hold_bars} bars: "
+                              f"keep {_NAMES[current]}"), True
+    if current != 0:
+        return 0, net, f"exit: {facts}; no edge left in the position's direction: flat", False
+    if skill == 0 or edge_se == math.inf:
+        return 0, net, f"no skill: {facts}: no demonstrated skill, no trade: flat", False
+    return 0, net, f"weak: {facts} inside the no-trade band: flat", False

@@ -4,7 +4,8 @@ At the close of each bar, for every symbol with a forecast:
 
 1. **score** last bar's forecasts against the realised return and **update the
    trading state** (drawdown, interval coverage → ACTIVE / REDUCING / HALTED);
-2. **gate** (σ cap, asymmetric entry thresholds, hysteresis, minimum hold) → a direction;
+2. **gate** (σ cap; net edge after the round trip's costs against asymmetric margins in units of the
+   edge's standard error, keep while staying earns more than leaving, minimum hold) → a direction;
 3. **size** (fractional Kelly, volatility target, per-symbol cap), then the gross cap;
 4. apply the **state**: HALTED → flat; REDUCING → no target may open, add or flip;
 5. **VaR budget**: if the target book's binding VaR (99 %, 1 and 24 bars, the
@@ -31,9 +32,9 @@ from bot.config import RiskSettings
 from bot.events import Decision, Delevered, Forecast, RiskStateLogged
 from bot.execution.qty import rounded_qty, to_step
 from risk.deleverage import deleverage
-from risk.gate import gate_parts
+from risk.gate import edge_gate_parts, gate_parts
 from risk.sizing import fraction_of, gross_factor, position_leverage, vol_per_bar
-from risk.state import Z68, Z95, RiskState, TradingState, update_state
+from risk.state import RiskState, TradingState, update_state
 from risk.var import VarEstimate, WindowRisk
 from strategies.base import CLOSE
 
@@ -113,8 +114,11 @@ def _no_new_exposure(target: list[float], current: list[float], syms: Sequence[s
 class RiskManager:
     def __init__(self, settings: RiskSettings, symbols: Sequence[str], timeframe_ms: int, qty_step: Decimal,
                  state: RiskState, entry_bars: Mapping[str, int] | None = None,
-                 previous: Sequence[Forecast] = ()) -> None:
+                 previous: Sequence[Forecast] = (), costs: Mapping[str, float] | float = 0.0) -> None:
+        """``costs``: one fill's fee and slippage as a fraction of notional, per symbol or for all (the
+        net-edge rule's round trip is twice that)."""
         self.s = settings
+        self.costs = costs
         self.symbols = tuple(symbols)
         self.tf_ms = timeframe_ms
         self.qty_step = qty_step
@@ -169,7 +173,7 @@ class RiskManager:
                 mu, sigma, realized = prev.mu, prev.sigma, last[i]
                 if isfinite(mu) and isfinite(sigma) and sigma > 0 and isfinite(realized):
                     z = abs(realized - mu) / sigma
-                    scores.append((z <= Z68, z <= Z95))
+                    scores.append((z <= prev.z68, z <= prev.z95))
         self._prev = {f.symbol: f for f in forecasts}
         self.state = update_state(self.state, bar_ms, equity, scores, self.s.state, tf)
         if self._halt is not None:
@@ -187,10 +191,18 @@ class RiskManager:
         bar_vol = vol_per_bar(sz, tf)
         raw: list[float] = []
         why: list[str] = []
+        net_edge = gs.rule == "net_edge"
+        costs = self.costs
         for f, cur in zip(forecasts, current_exp):
             entry = entry_bars.get(f.symbol)
             held = None if entry is None else (bar_ms - entry) // tf
-            direction, _, reason, keep = gate_parts(f.mu, f.sigma, (cur > 0) - (cur < 0), held, gs)
+            if net_edge:
+                cost = costs if isinstance(costs, float) else costs.get(f.symbol, 0.0)
+                direction, _, reason, keep = edge_gate_parts(f.expected, f.edge_se, f.sigma,
+                                                             cost + gs.extra_cost_bps / 1e4,
+                                                             (cur > 0) - (cur < 0), held, gs, f.skill)
+            else:
+                direction, _, reason, keep = gate_parts(f.mu, f.sigma, (cur > 0) - (cur < 0), held, gs)
             # (a kept position's fraction is a numpy scalar, as it always was: Σ|f| then sums the same types)
             raw.append(np.float64(cur) / eq if keep and eq > 0
                        else fraction_of(direction, f.mu, f.sigma, sz, bar_vol) if direction else 0.0)

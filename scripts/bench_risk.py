@@ -48,7 +48,7 @@ Bar = tuple[int, list[Any], np.ndarray, dict[str, Decimal], dict[str, Decimal], 
 def record(n_symbols: int, bars: int) -> list[Bar]:
     """The inputs of ``bars`` consecutive decisions, positions following the decisions."""
     from bot.backtest import series_floats
-    from bot.config import RiskSettings
+    from bot.config import GateSettings, RiskSettings
     from bot.feeds.replay.synthetic import generate_market
     from risk.manager import RiskManager
     from risk.state import RiskState
@@ -60,7 +60,9 @@ def record(n_symbols: int, bars: int) -> list[Bar]:
     predictor = EwmaMomentumPredictor()
     cash = Decimal("10000")
     positions = {s: Decimal(0) for s in syms}
-    manager = RiskManager(RiskSettings(), syms, H, STEP, RiskState.initial(cash))
+    # The cost-blind rule: it trades at most bars, so sizing, VaR and orders are all exercised (and it is the
+    # rule tests/risk/_reference_manager.py implements); the net-edge rule costs the same per symbol.
+    manager = RiskManager(RiskSettings(gate=GateSettings(rule="strength")), syms, H, STEP, RiskState.initial(cash))
     out: list[Bar] = []
     for k in range(bars):
         t = WINDOW - 1 + k
@@ -79,10 +81,11 @@ def record(n_symbols: int, bars: int) -> list[Bar]:
 
 def replay(cls: type, bars: list[Bar], n_symbols: int, no_var: bool) -> tuple[float, list[Any]]:
     """Mean seconds per ``decide`` over ``bars`` with a fresh manager, and its outputs."""
-    from bot.config import RiskSettings
+    from bot.config import GateSettings, RiskSettings
     from risk.state import RiskState
 
-    manager = cls(RiskSettings(), symbols(n_symbols), H, STEP, RiskState.initial(Decimal("10000")))
+    manager = cls(RiskSettings(gate=GateSettings(rule="strength")), symbols(n_symbols), H, STEP,
+                  RiskState.initial(Decimal("10000")))
     if no_var:
         manager._var_budget = lambda target, *a: (target, [], ())
     outs = []

@@ -226,4 +226,25 @@ def _score(store: FeatureStore, preds: dict[str, Predictions]) -> dict[str, dict
             mu = np.array([t[key][0] for key in keys])
             sigma = np.array([t[key][1] for key in keys])
             scores[sym][name] = metrics.score_all(close_t, close_next, mu, sigma, y)
+            scores[sym][name].update(_assessed_scores(mu, sigma, y))
     return scores
+
+
+def _assessed_scores(mu: np.ndarray, sigma: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """The forecasts as the engine's scoring stage would have turned them, bar by bar, with the default
+    settings and no seed: NLL of the calibrated density, coverage of the calibrated intervals, and the share
+    of bars on which the model had demonstrated skill (its μ not scaled to 0).  Consecutive samples only
+    approximately: a fold boundary or a gap is not a restart here."""
+    from bot.config import ForecastSettings
+    from strategies.assessed import assess_sequence
+    from strategies.calibration import nll
+
+    out = assess_sequence(mu.tolist(), sigma.tolist(), y.tolist(), ForecastSettings())
+    m = np.array([f.mu for f in out])
+    sd = np.array([f.sigma for f in out])
+    z68 = np.array([f.z68 for f in out])
+    z95 = np.array([f.z95 for f in out])
+    nu = np.array([f.nu for f in out])
+    dev = np.abs(y - m)
+    return {"cal_nll": float(np.mean(nll(m, sd, y, z68, nu))), "cal_cov68": float(np.mean(dev <= z68 * sd)),
+            "cal_cov95": float(np.mean(dev <= z95 * sd)), "skill_share": float(np.mean([f.skill > 0 for f in out]))}

@@ -87,6 +87,7 @@ class TorchPredictor:
             int(getattr(ckpt.forecaster, "mc_samples", 0)) == 0
         self._graphs: dict[tuple[int, ...], _GraphedForward] = {}
         self._lock = threading.Lock()   # one forward at a time: graphs own static buffers
+        self.last_edge: np.ndarray | None = None
         if self.device.type == "cuda":
             # Full float32 on the GPU too, so CPU and GPU forecasts agree to ~1e-6 (TF32 would cost ~1e-3).
             torch.backends.cuda.matmul.allow_tf32 = False
@@ -130,6 +131,9 @@ class TorchPredictor:
             else:
                 mu, sigma = self._forward(x)
         mu1, sigma1 = mu[:, 0] / TARGET_SCALE, sigma[:, 0] / TARGET_SCALE
+        # A model trained for several steps also gives the expected return over all of them: the net-edge
+        # decision weighs a round trip's cost against that, not against one bar's mean.
+        self.last_edge = mu.sum(axis=1) / TARGET_SCALE if mu.shape[1] > 1 else None
         return mu1, np.maximum(sigma1, self.sigma_floor)
 
     def _asset_order(self, symbols: Sequence[str]) -> np.ndarray:
@@ -147,4 +151,8 @@ class TorchPredictor:
         if windows.shape[0] == 0:
             return []
         mu, sigma = self.moments(symbols, windows)
-        return [Forecast(s, bar_ms, float(m), float(sd), self.name) for s, m, sd in zip(symbols, mu, sigma)]
+        edge = self.last_edge
+        if edge is None:
+            return [Forecast(s, bar_ms, float(m), float(sd), self.name) for s, m, sd in zip(symbols, mu, sigma)]
+        return [Forecast(s, bar_ms, float(m), float(sd), self.name, edge=float(e))
+                for s, m, sd, e in zip(symbols, mu, sigma, edge)]

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from bot.config import Settings
 from bot.errors import ConfigError
+from collections.abc import Sequence
+
+from bot.events import Forecast
+from strategies.assessed import AssessedPredictor, seeds_from_summary
 from strategies.base import Predictor
 from strategies.baseline import EwmaMomentumPredictor
 
@@ -30,3 +34,13 @@ def build_predictor(settings: Settings) -> Predictor:
     ckpt = load_checkpoint(m.checkpoint, device)
     check_compatible(ckpt, m.checkpoint, m.name, symbols, settings.market.timeframe, settings.market.window)
     return TorchPredictor(ckpt, device, cuda_graph=m.cuda_graph, sigma_floor=m.baseline.sigma_floor)
+
+
+def assess(settings: Settings, predictor: Predictor, logged: Sequence[Forecast] = ()) -> AssessedPredictor:
+    """``predictor`` behind the scoring stage (skill, calibration, monitor), seeded from its checkpoint's
+    validation range and resumed from the last ``logged`` forecasts of a run."""
+    ckpt = getattr(predictor, "ckpt", None)
+    seeds = seeds_from_summary(ckpt.summary, settings.forecast.skill.seed_bars) if ckpt is not None else {}
+    assessed = AssessedPredictor(predictor, settings.forecast, settings.market.timeframe_ms, seeds)
+    assessed.restore(logged)
+    return assessed

@@ -86,3 +86,39 @@ def data_range(series: Sequence[MarketSeries], start_ms: int, end_ms: int) -> di
         if len(inside):
             out[s.symbol] = (int(inside[0]), int(inside[-1]))
     return out
+
+
+def assessment_seed(fitted: Fitted, store: FeatureStore) -> dict[str, dict[str, list[float]]]:
+    """The skill regression and calibration of ``fitted`` on its validation range, per symbol: the seeds the
+    engine's scoring stage starts from (:func:`strategies.assessed.seeds_from_summary`).
+
+    The validation range also chose the early-stopping epoch, so the seed is a little optimistic; the
+    engine caps its weight (``forecast.skill.seed_bars``) and the trade log's own outcomes take over.
+    """
+    from strategies.features import TARGET_SCALE
+    from strategies.models.base import forecast_dataset
+    from strategies.skill import skill_stats
+
+    tf = store.series[0].timeframe_ms
+    ds = fitted.dataset(store, fitted.val_range[0], fitted.val_range[1] + tf)
+    if len(ds) == 0:
+        return {}
+    mu, sigma = forecast_dataset(fitted.forecaster, ds)
+    y = ds.y()
+    if ds.aligned:
+        a = ds.ends.shape[1]
+        sym = np.tile(np.arange(a), len(ds))
+        mu1, sd1, y1 = mu[:, :, 0].reshape(-1), sigma[:, :, 0].reshape(-1), y[:, :, 0].reshape(-1)
+    else:
+        sym, mu1, sd1, y1 = ds.symbol_index(), mu[:, 0], sigma[:, 0], y[:, 0]
+    mu1, sd1, y1 = (np.asarray(v, dtype=np.float64) / TARGET_SCALE for v in (mu1, sd1, y1))
+    out: dict[str, dict[str, list[float]]] = {}
+    for i, symbol in enumerate(ds.symbols):
+        pick = (sym == i) & np.isfinite(mu1) & np.isfinite(y1) & (sd1 > 0)
+        if pick.sum() < 10:
+            continue
+        z = np.abs(y1[pick] - mu1[pick]) / sd1[pick]
+        q68, q95 = (float(q) for q in np.quantile(z, [0.68, 0.95]))
+        out[symbol] = {"skill": skill_stats(mu1[pick].tolist(), y1[pick].tolist()).to_list(),
+                       "calibration": [q68, max(q95, q68 * 1.0001), float(np.mean(z * z))]}
+    return out

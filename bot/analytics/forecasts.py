@@ -4,14 +4,17 @@ The forecast made at the close of bar t is of y_t = log(close_{t+1} / close_t), 
 return (fractions, as the trade log stores μ and σ); a forecast whose next candle is missing is left
 out.  With z = (y − μ)/σ and Φ the standard normal cdf:
 
-    nll_t        = ½·log(2π) + log σ_t + ½·z_t²   (strategies.metrics.gaussian_nll, per bar)
+    nll_t        = ½·log(2π) + log σ_t + ½·z_t² for a Gaussian forecast; a calibrated forecast (trade log
+                   version 3) is scored with its own density, the Student-t with ν_t degrees of freedom whose
+                   central 68 % interval is μ ± z68_t·σ_t (strategies.calibration.nll)
     rolling NLL  = mean nll over the forecasts of the last ``window`` bars (168 = one week of hours),
                    pooled over symbols, beside the same for the baseline
     baseline     = persistence/EWMA (strategies.baselines.persistence_ewma): μ = 0,
                    σ² = RiskMetrics EWMA (λ = 0.94) of the same candles' squared returns, seeded on the
                    first 24; scored on the forecasts where both exist (a gap restarts it)
-    coverage(ℓ)  = share with |y − μ| ≤ Φ⁻¹(½ + ℓ/2)·σ for ℓ = 68 %, 95 % (strategies.metrics.coverage)
-    PIT          u_t = Φ(z_t); reliability at q = share of u_t ≤ q, for q = 0.05 … 0.95
+    coverage(ℓ)  = share with |y − μ| ≤ Φ⁻¹(½ + ℓ/2)·σ for ℓ = 68 %, 95 % (strategies.metrics.coverage), or
+                   within the forecast's own calibrated interval μ ± z68·σ, μ ± z95·σ where it has one
+    PIT          u_t = Φ(z_t) (the t's cdf for a calibrated forecast); reliability at q = share of u_t ≤ q, for q = 0.05 … 0.95
                    (a calibrated forecast gives q itself: the diagonal; the PIT histogram is flat)
     σ buckets    quintiles of σ at decision time; per bucket the PnL of the positions held over the
                  next bar: qty at the close of t × (close_{t+1} − close_t), before fees and funding
@@ -21,12 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 import numpy as np
 
 from strategies.baselines import persistence_ewma
+from strategies.calibration import nll as calibrated_nll
 from strategies.metrics import coverage, gaussian_nll
 
 EWMA_LAMBDA = 0.94
@@ -47,6 +51,9 @@ class Outcomes:
     sigma: np.ndarray
     y: np.ndarray               # realised log return of the next bar
     base_sigma: np.ndarray      # EWMA baseline σ for the same bar (NaN during its warm-up)
+    z68: np.ndarray | None = None   # calibrated interval half-widths in units of σ (None: Gaussian's)
+    z95: np.ndarray | None = None
+    nu: np.ndarray | None = None    # Student-t degrees of freedom (inf: Gaussian)
 
     def __len__(self) -> int:
         return int(self.y.size)
@@ -75,8 +82,10 @@ class SigmaBucket:
 
 
 def join_outcomes(forecasts: Sequence[tuple[int, str, float, float]],
-                  closes: Mapping[str, Mapping[int, float]], timeframe_ms: int) -> Outcomes:
-    """Join ``(bar_ms, symbol, mu, sigma)`` with the next bar's log return from ``closes[symbol][bar_ms]``."""
+                  closes: Mapping[str, Mapping[int, float]], timeframe_ms: int,
+                  shapes: Mapping[tuple[int, str], tuple[float, float, float]] | None = None) -> Outcomes:
+    """Join ``(bar_ms, symbol, mu, sigma)`` with the next bar's log return from ``closes[symbol][bar_ms]``;
+    ``shapes[(bar_ms, symbol)]`` = (z68, z95, ν) of calibrated forecasts."""
     base = {s: _ewma_sigma(c, timeframe_ms) for s, c in closes.items()}
     rows = []
     for bar_ms, symbol, mu, sigma in forecasts:
@@ -87,9 +96,14 @@ def join_outcomes(forecasts: Sequence[tuple[int, str, float, float]],
         rows.append((bar_ms, symbol, mu, sigma, math.log(nxt / now), base[symbol].get(bar_ms, math.nan)))
     rows.sort(key=lambda r: (r[0], r[1]))
     cols = list(zip(*rows)) if rows else [()] * 6
-    return Outcomes(bar_ms=np.asarray(cols[0], dtype=np.int64), symbol=np.asarray(cols[1], dtype=object),
-                    mu=np.asarray(cols[2], dtype=np.float64), sigma=np.asarray(cols[3], dtype=np.float64),
-                    y=np.asarray(cols[4], dtype=np.float64), base_sigma=np.asarray(cols[5], dtype=np.float64))
+    out = Outcomes(bar_ms=np.asarray(cols[0], dtype=np.int64), symbol=np.asarray(cols[1], dtype=object),
+                   mu=np.asarray(cols[2], dtype=np.float64), sigma=np.asarray(cols[3], dtype=np.float64),
+                   y=np.asarray(cols[4], dtype=np.float64), base_sigma=np.asarray(cols[5], dtype=np.float64))
+    if shapes:
+        gauss = (_Z68, _Z95, math.inf)
+        sh = np.array([shapes.get((r[0], r[1]), gauss) for r in rows], dtype=np.float64).reshape(-1, 3)
+        out = replace(out, z68=sh[:, 0], z95=sh[:, 1], nu=sh[:, 2])
+    return out
 
 
 def _ewma_sigma(closes: Mapping[int, float], timeframe_ms: int) -> dict[int, float]:
@@ -119,9 +133,29 @@ def nll_per_forecast(mu: np.ndarray, sigma: np.ndarray, y: np.ndarray) -> np.nda
 
 
 def pit(o: Outcomes) -> np.ndarray:
-    """u = Φ((y − μ)/σ) for each outcome."""
+    """u = F((y − μ)/σ) for each outcome: Φ, or the calibrated Student-t's cdf."""
     z = (o.y - o.mu) / o.sigma
-    return np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in z])
+    u = np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in z])
+    if o.nu is not None and o.z68 is not None:
+        t = np.isfinite(o.nu)
+        if t.any():
+            from scipy.stats import t as student_t
+
+            scale = o.z68[t] / student_t.ppf(0.84, o.nu[t])
+            u[t] = student_t.cdf(z[t] / scale, o.nu[t])
+    return u
+
+
+def _nll(o: Outcomes) -> np.ndarray:
+    return calibrated_nll(o.mu, o.sigma, o.y, o.z68, o.nu)
+
+
+def _covered(o: Outcomes) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each outcome fell inside its 68 % and its 95 % interval."""
+    z = np.abs(o.y - o.mu) / o.sigma
+    z68 = _Z68 if o.z68 is None else o.z68
+    z95 = _Z95 if o.z95 is None else o.z95
+    return z <= z68, z <= z95
 
 
 def quality(o: Outcomes) -> ForecastQuality | None:
@@ -131,13 +165,19 @@ def quality(o: Outcomes) -> ForecastQuality | None:
     u = pit(o)
     both = np.isfinite(o.base_sigma) & (o.base_sigma > 0)
     base = model_same = None
+    nll = _nll(o)
     if both.any():
         base = gaussian_nll(np.zeros(int(both.sum())), o.base_sigma[both], o.y[both])
-        model_same = gaussian_nll(o.mu[both], o.sigma[both], o.y[both])
+        model_same = float(np.mean(nll[both]))
     hist = np.histogram(u, bins=10, range=(0.0, 1.0))[0] / u.size
+    if o.z68 is None:
+        cov68, cov95 = coverage(o.mu, o.sigma, o.y, 0.68), coverage(o.mu, o.sigma, o.y, 0.95)
+    else:
+        c68, c95 = _covered(o)
+        cov68, cov95 = float(np.mean(c68)), float(np.mean(c95))
     return ForecastQuality(
-        n=len(o), nll=gaussian_nll(o.mu, o.sigma, o.y), baseline_nll=base, model_nll_same=model_same,
-        cov68=coverage(o.mu, o.sigma, o.y, 0.68), cov95=coverage(o.mu, o.sigma, o.y, 0.95),
+        n=len(o), nll=float(np.mean(nll)), baseline_nll=base, model_nll_same=model_same,
+        cov68=cov68, cov95=cov95,
         reliability=tuple((q, float(np.mean(u <= q))) for q in RELIABILITY_LEVELS),
         pit_histogram=tuple(float(h) for h in hist))
 
@@ -155,15 +195,15 @@ class RollingQuality:
 def rolling(o: Outcomes, window_bars: int, timeframe_ms: int) -> RollingQuality:
     """Trailing-window scores at every bar: the window holds the forecasts of bars (t − window, t]."""
     bars = np.unique(o.bar_ms)
-    nll = nll_per_forecast(o.mu, o.sigma, o.y)
+    nll = _nll(o)
     ok = np.isfinite(o.base_sigma) & (o.base_sigma > 0)
     safe = np.where(ok, o.base_sigma, 1.0)
     bnll = np.where(ok, nll_per_forecast(np.zeros_like(o.y), safe, o.y), 0.0)
-    z = np.abs(o.y - o.mu) / o.sigma
+    c68, c95 = _covered(o)
     # Prefix sums make each window O(1): sums over [lo, hi) of the rows sorted by bar.
     cum = {name: np.concatenate(([0.0], np.cumsum(v))) for name, v in
-           (("nll", nll), ("b", bnll), ("bn", ok.astype(float)), ("c68", (z <= _Z68).astype(float)),
-            ("c95", (z <= _Z95).astype(float)), ("sigma", o.sigma))}
+           (("nll", nll), ("b", bnll), ("bn", ok.astype(float)), ("c68", c68.astype(float)),
+            ("c95", c95.astype(float)), ("sigma", o.sigma))}
     hi = np.searchsorted(o.bar_ms, bars, side="right")
     lo = np.searchsorted(o.bar_ms, bars - window_bars * timeframe_ms, side="right")
     at = np.searchsorted(o.bar_ms, bars, side="left")

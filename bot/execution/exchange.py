@@ -66,6 +66,7 @@ from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, Side, Sub
 from bot.execution.orders import (
     bar_of_client_id, client_order_id, fill_from_trade, limit_price_for, rounded_order,
 )
+from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperAccount
 from bot.execution.reconcile import ReconcilingMixin
 from bot.feeds.retry import RetryPolicy, call_with_retry, is_retryable, retry_after_s
@@ -96,8 +97,9 @@ class ExchangeExecutor(ReconcilingMixin):
     def __init__(self, exchange: Any, settings: ExchangeSettings, run_id: str, symbols: Sequence[str],
                  book: PaperAccount, *, open_orders: Sequence[SubmitOrder] = (),
                  logged_trades: Mapping[str, set[str]] | None = None, policy: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, cap: NotionalCap | None = None) -> None:
         self.exchange = exchange
+        self._cap = cap   # an order far beyond equity x the leverage cap is refused, never sent
         self.settings = settings
         self.run_id = run_id
         self.symbols = tuple(symbols)
@@ -120,6 +122,15 @@ class ExchangeExecutor(ReconcilingMixin):
     def _client_id(self, order: SubmitOrder) -> str:
         return client_order_id(self.run_id, order.bar_ms, self.exchange.market(order.symbol)["id"])
 
+    def taker_fee_rate(self, symbol: str) -> Decimal | None:
+        """The exchange's taker fee for ``symbol`` as a fraction of notional (ccxt's ``market["taker"]``, from
+        the markets loaded at start), or None when it does not say: the net-edge decision's cost."""
+        try:
+            taker = self.exchange.market(symbol).get("taker")
+        except Exception:   # noqa: BLE001 - ccxt raises several kinds for an unknown or unloaded market
+            return None
+        return None if taker is None else Decimal(str(taker))
+
     def _assets(self, symbol: str) -> tuple[str, str]:
         m = self.exchange.market(symbol)
         return m["base"], m["quote"]
@@ -138,6 +149,10 @@ class ExchangeExecutor(ReconcilingMixin):
         close = self._book.marks().get(order.symbol)
         if close is None:
             raise ExecutionError(f"order {order.order_id!r}: no close of {order.symbol} seen yet to price it")
+        why = self._cap.refusal(order, close, self._book.position(order.symbol)) if self._cap else None
+        if why is not None:
+            self._count("limits: notional beyond equity x leverage cap", f"{order.order_id}: {why}")
+            raise ExecutionError(f"order {order.order_id!r}: {why}")
         s = self.settings
         wanted = limit_price_for(order.side, close, s.limit_offset_bps) if s.order_type == "limit" else None
         try:
@@ -398,7 +413,10 @@ class ExchangeExecutor(ReconcilingMixin):
         return []  # spot has none; USDT-M funding is settled by the exchange and not logged (README)
 
     def mark(self, bar_ms: int, marks: Mapping[str, Decimal]) -> EquityMarked:
-        return self._book.mark(bar_ms, marks)
+        marked = self._book.mark(bar_ms, marks)
+        if self._cap is not None:
+            self._cap.observe(marked.equity)
+        return marked
 
     def position(self, symbol: str) -> Decimal:
         return self._book.position(symbol)

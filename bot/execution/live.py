@@ -21,11 +21,12 @@ import ccxt.async_support as ccxt_async
 from bot.config import ExchangeSettings, Settings
 from bot.errors import ConfigError, ExecutionError
 from bot.execution.exchange import ExchangeExecutor
+from bot.execution.limits import NotionalCap
 from bot.execution.reconcile import futures_holdings
 from bot.execution.paper import PaperAccount
 from bot.feeds.backfill import point_at
 from bot.feeds.retry import RetryPolicy, call_with_retry
-from bot.secrets import Credentials
+from bot.secrets import Credentials, require_live
 from bot.store import ResumeState
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,15 @@ def _policy(settings: Settings) -> RetryPolicy:
                        max_retry_after_s=f.rest_max_retry_after_s)
 
 
-async def open_exchange_executor(settings: Settings, credentials: Credentials, resume: ResumeState | None,
+async def open_exchange_executor(settings: Settings, credentials: Credentials | None, resume: ResumeState | None,
                                  logged_trades: Mapping[str, set[str]] | None = None,
-                                 exchange: Any = None) -> ExchangeExecutor:
-    """Load the markets, restore (or start) the book, reconcile with the exchange; close with ``aclose``."""
+                                 exchange: Any = None, *, live_flag: bool) -> ExchangeExecutor:
+    """Load the markets, restore (or start) the book, reconcile with the exchange; close with ``aclose``.
+
+    The live guard sits here, before any client exists: ``run.mode = "live"``, ``live_flag`` (the command
+    line's ``--live``) and ``credentials`` must all hold, or ConfigError (:func:`bot.secrets.require_live`).
+    """
+    credentials = require_live(settings.run.mode, live_flag, credentials)
     exchange = exchange if exchange is not None else make_trading_exchange(settings.exchange, credentials)
     symbols = settings.market.symbols
     policy = _policy(settings)
@@ -99,7 +105,8 @@ async def open_exchange_executor(settings: Settings, credentials: Credentials, r
             book = await _fresh_book(exchange, settings, quotes.pop(), policy)
         executor = ExchangeExecutor(exchange, settings.exchange, settings.run.id, symbols, book,
                                     open_orders=resume.open_orders if resume else (),
-                                    logged_trades=logged_trades, policy=policy)
+                                    logged_trades=logged_trades, policy=policy,
+                                    cap=NotionalCap.from_settings(settings))
         await executor.reconcile()
     except BaseException:
         await exchange.close()

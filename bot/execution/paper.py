@@ -81,6 +81,7 @@ from fractions import Fraction
 from bot.config import PaperSettings
 from bot.errors import ExecutionError
 from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, PositionMarked, Side, SubmitOrder
+from bot.execution.limits import NotionalCap
 from bot.execution.qty import rounded_qty
 
 log = logging.getLogger(__name__)
@@ -520,10 +521,15 @@ def _require(ok: bool, name: str, allowed: str, value: object, order_id: str | N
 
 
 class PaperExecutor:
-    """The :class:`bot.execution.Executor` of simulated fills, over a :class:`PaperAccount`."""
+    """The :class:`bot.execution.Executor` of simulated fills, over a :class:`PaperAccount`.
 
-    def __init__(self, account: PaperAccount) -> None:
+    With a :class:`~bot.execution.limits.NotionalCap` (the daemon and the backtest always give one), an
+    order far beyond equity × the leverage cap is refused with the reason, never filled.
+    """
+
+    def __init__(self, account: PaperAccount, cap: NotionalCap | None = None) -> None:
         self._account = account
+        self._cap = cap
 
     @classmethod
     def from_settings(cls, settings: PaperSettings, *, snapshot: PaperSnapshot | None = None,
@@ -535,6 +541,11 @@ class PaperExecutor:
         return self._account
 
     async def submit(self, order: SubmitOrder) -> SubmitOrder:
+        if self._cap is not None:
+            why = self._cap.refusal(order, self._account.marks().get(order.symbol),
+                                    self._account.position(order.symbol))
+            if why is not None:
+                raise ExecutionError(f"order {order.order_id!r}: {why}")
         self._account.submit(order)
         return order
 
@@ -561,7 +572,10 @@ class PaperExecutor:
         return self._account.apply_funding(bar_ms, marks)
 
     def mark(self, bar_ms: int, marks: Mapping[str, Decimal]) -> EquityMarked:
-        return self._account.mark(bar_ms, marks)
+        marked = self._account.mark(bar_ms, marks)
+        if self._cap is not None:
+            self._cap.observe(marked.equity)
+        return marked
 
     def cancel_open(self, reason: str, symbol: str | None = None) -> list[tuple[str, str]]:
         return self._account.cancel_open(reason, symbol)

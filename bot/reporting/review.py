@@ -126,7 +126,8 @@ def _model(log: TradeLog) -> str | None:
 def _outcomes(log: TradeLog) -> tuple[str | None, fq.Outcomes]:
     model = _model(log)
     rows = [(b, s, mu, sg) for b, s, m, mu, sg in log.forecasts if m == model]
-    return model, fq.join_outcomes(rows, log.closes, log.timeframe_ms)
+    shapes = {(b, s): v for (b, s, m), v in log.shapes.items() if m == model}
+    return model, fq.join_outcomes(rows, log.closes, log.timeframe_ms, shapes)
 
 
 def _held(log: TradeLog, bar_ms: int, symbol: str) -> float:
@@ -135,6 +136,8 @@ def _held(log: TradeLog, bar_ms: int, symbol: str) -> float:
 
 def _decision_outcomes(log: TradeLog, model: str | None) -> list[DecisionOutcome]:
     mus = {(b, s): mu for b, s, m, mu, _ in log.forecasts if m == model}
+    # A scored forecast's signal is the model's own mu: the gate's worth is what that would have earned.
+    mus.update({(b, s): mu_raw for b, s, m, _, mu_raw, _ in log.skill if m == model and math.isfinite(mu_raw)})
     equity = {b: float(e) for b, _, e in log.equity}
     out = []
     for d in log.decisions:
@@ -183,8 +186,37 @@ def format_review(r: Review) -> str:
     for name, st in (("long", r.long), ("short", r.short), ("all", s)):
         rows.append((name, *_stats_cells(st), "", "", ""))
     lines += _table(rows)
-    lines += _forecast_lines(r) + _gate_lines(r)
+    lines += _forecast_lines(r) + _skill_lines(r) + _gate_lines(r)
     return "\n".join(lines) + "\n"
+
+
+def skill_summary(log: TradeLog) -> list[tuple[str, str, int, float, float, list[str]]]:
+    """Per (model, symbol): forecasts scored, share with skill > 0, the last skill scale, the alarms fired."""
+    by: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for _, sym, m, k, _, alarm in log.skill:
+        by.setdefault((m, sym), []).append((k, alarm))
+    out = []
+    for (m, sym), rows in sorted(by.items()):
+        alarms: list[str] = []
+        for _, a in rows:
+            if a and (not alarms or alarms[-1] != a):
+                alarms.append(a)
+        out.append((m, sym, len(rows), sum(k > 0 for k, _ in rows) / len(rows), rows[-1][0], alarms))
+    return out
+
+
+def _skill_lines(r: Review) -> list[str]:
+    summary = skill_summary(r.log)
+    if not summary:
+        return []
+    lines = ["", "Demonstrated skill (mu = skill x the model's mu; 0: no skill shown, no trade) and skill alarms"]
+    rows = [("model", "symbol", "forecasts", "with skill", "last scale", "alarms")]
+    rows += [(m, sym, f"{n:,}", f"{share:.1%}", f"{last:.3f}", f"{len(alarms)}") for m, sym, n, share, last, alarms
+             in summary]
+    lines += _table(rows)
+    for m, sym, *_, alarms in summary:
+        lines += [f"  ALARM {m} {sym} {a}" for a in alarms]
+    return lines
 
 
 def _f(v: float | None, spec: str) -> str:

@@ -6,6 +6,7 @@ Schema versions 1 and 2 are read as they are (version 1 has no ``fills.trade_id`
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -52,6 +53,10 @@ class TradeLog:
     closes: dict[str, dict[int, float]]                           # symbol -> bar_ms -> close
     forecasts: list[tuple[int, str, str, float, float]]           # (bar_ms, symbol, model, mu, sigma)
     decisions: list[DecisionRow] = field(default_factory=list)
+    # (bar_ms, symbol, model) -> (z68, z95, nu) of calibrated forecasts (trade log version 3)
+    shapes: dict[tuple[int, str, str], tuple[float, float, float]] = field(default_factory=dict)
+    # (bar_ms, symbol, model, skill, mu_raw, alarm) of every scored forecast (version 3)
+    skill: list[tuple[int, str, str, float, float, str]] = field(default_factory=list)
 
 
 def load_trade_log(db_path: str | Path, run_id: str | None = None) -> TradeLog:
@@ -87,12 +92,22 @@ def _rows(conn: sqlite3.Connection, report: Report) -> TradeLog:
         closes[str(s)][int(b)] = float(c)
     forecasts = [(int(b), str(s), str(m), float(mu), float(sg)) for b, s, m, mu, sg in conn.execute(
         "SELECT bar_ms, symbol, model, mu, sigma FROM forecasts WHERE run_id = ? ORDER BY bar_ms, symbol", (rid,))]
+    shapes: dict[tuple[int, str, str], tuple[float, float, float]] = {}
+    skill: list[tuple[int, str, str, float, float, str]] = []
+    if "z68" in {row[1] for row in conn.execute("PRAGMA table_info(forecasts)")}:
+        for b, s, m, z68, z95, nu, k, mu_raw, alarm in conn.execute(
+                "SELECT bar_ms, symbol, model, z68, z95, nu, skill, mu_raw, alarm FROM forecasts WHERE run_id = ? "
+                "AND z68 IS NOT NULL ORDER BY bar_ms, symbol", (rid,)):
+            shapes[(int(b), str(s), str(m))] = (float(z68), float(z95), math.inf if nu is None else float(nu))
+            if k is not None:
+                skill.append((int(b), str(s), str(m), float(k), math.nan if mu_raw is None else float(mu_raw),
+                              alarm or ""))
     decisions = [DecisionRow(int(b), str(s), str(a), Decimal(t), str(r)) for b, s, a, t, r in conn.execute(
         "SELECT bar_ms, symbol, action, target_qty, reason FROM decisions WHERE run_id = ? ORDER BY bar_ms, symbol",
         (rid,))]
     return TradeLog(report=report, config=config, timeframe_ms=_timeframe_ms(config, equity), equity=equity,
                     positions=dict(positions), fills=fills, funding=funding, closes=dict(closes),
-                    forecasts=forecasts, decisions=decisions)
+                    forecasts=forecasts, decisions=decisions, shapes=shapes, skill=skill)
 
 
 def _timeframe_ms(config: dict[str, Any], equity: list[tuple[int, Decimal, Decimal]]) -> int:

@@ -19,7 +19,7 @@ from bot.walkforward import WalkForward, WalkForwardPlan
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 START_MS = 1_704_067_200_000
 H = 3_600_000
-RISK = {"gate": {"long_entry_strength": 0.0, "short_entry_strength": 0.0, "exit_strength": 0.0, "sigma_max": 1.0}}
+RISK = {"gate": {"rule": "strength", "long_entry_strength": 0.0, "short_entry_strength": 0.0, "exit_strength": 0.0, "sigma_max": 1.0}}
 TINY = {"name": "cnn_gru", "device": "cpu",
         "cnn_gru": {"lookback": 24, "conv_channels": 4, "gru_hidden": 8, "gru_layers": 2},
         "train": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 32}}
@@ -31,7 +31,8 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def settings(db: Path, **overrides: object) -> Settings:
-    base: dict[str, object] = {"market": {"symbols": SYMBOLS, "window": 64}, "risk": RISK}
+    base: dict[str, object] = {"market": {"symbols": SYMBOLS, "window": 64}, "risk": RISK,
+                               "forecast": {"skill": {"enabled": False}}}
     return Settings().with_overrides(run={"db": str(db), "id": "bt"}, **{**base, **overrides})
 
 
@@ -88,7 +89,7 @@ def test_walk_forward_decisions_do_not_move_when_the_future_changes(tmp_path: Pa
 def test_an_interrupted_backtest_resumes_to_the_same_log(tmp_path: Path) -> None:
     data = generate_market(SYMBOLS + ["XRP/USDT"], 400, START_MS, seed=8)
     syms = {"market": {"symbols": SYMBOLS + ["XRP/USDT"], "window": 64},
-            "risk": {"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}}}
+            "risk": {"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}}}
     whole = asyncio.run(run_backtest(settings(tmp_path / "whole.sqlite", **syms), data, commit_every=50))
     assert whole.bars == 400 - 64 and whole.stats.fills >= 5
 
@@ -173,7 +174,9 @@ def test_cli_summary_matches_the_trade_log(tmp_path: Path, capsys: pytest.Captur
         write_ohlcv_csv(tmp_path / f"{sym.replace('/', '')}-1h.csv", series)
     config = tmp_path / "c.toml"
     config.write_text('[market]\nsymbols = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]\nwindow = 64\n'
-                      "[risk.gate]\nlong_entry_strength = 0.05\nshort_entry_strength = 0.05\nexit_strength = 0.01\n")
+                      '[risk.gate]\nrule = "strength"\nlong_entry_strength = 0.05\nshort_entry_strength = 0.05\n'
+                      "exit_strength = 0.01\n[forecast.skill]\nenabled = false\n"
+                      "[forecast.calibration]\nenabled = false\n")   # Gaussian intervals: checked below as such
     db = tmp_path / "bt.sqlite"
     assert main(["backtest", "--config", str(config), "--data", str(tmp_path), "--db", str(db)]) == 0
     out = capsys.readouterr().out
@@ -233,10 +236,11 @@ def test_a_fold_traded_from_its_fit_in_memory_equals_the_backtest_of_its_checkpo
     series = [MarketSeries(s, data[s].open_ms, series_floats(data[s]), H) for s in SYMBOLS]
     split = START_MS + 400 * H
     base = settings(tmp_path / "unused.sqlite", model=TINY)
-    fitted = fit_range(FeatureStore(series, horizon=1), "cnn_gru", base.model, START_MS, split, "cpu")
+    store = FeatureStore(series, horizon=1)
+    fitted = fit_range(store, "cnn_gru", base.model, START_MS, split, "cpu")
     mem = base.with_overrides(run={"db": str(tmp_path / "mem.sqlite"), "id": "mem"})
     in_memory = asyncio.run(trade_range(mem, data, split, None,
-                                        serve_fitted(mem, "cnn_gru", fitted, series, START_MS, split, "cpu")))
+                                        serve_fitted(mem, "cnn_gru", fitted, store, START_MS, split, "cpu")))
     ckpt = tmp_path / "cnn_gru.pt"
     train_checkpoint(base, "cnn_gru", series, START_MS, split, ckpt, "cpu")   # CPU training is deterministic
     disk = base.with_overrides(run={"db": str(tmp_path / "disk.sqlite"), "id": "disk"},

@@ -26,14 +26,14 @@ from bot.store import TradeStore
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 START_MS = 1_704_067_200_000
 H = 3_600_000
-RISK = {"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}}
+RISK = {"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}}
 TABLES = ("candles", "forecasts", "decisions", "orders", "fills", "equity", "positions", "risk_state",
           "var_estimates", "deleverage_steps", "funding")
 
 
 def settings(db: Path) -> Settings:
     return Settings().with_overrides(run={"db": str(db), "id": "bt"}, market={"symbols": SYMBOLS, "window": 64},
-                                     risk=RISK)
+                                     risk=RISK, forecast={"skill": {"enabled": False}})
 
 
 def table(db: Path, name: str) -> list[tuple[object, ...]]:
@@ -104,7 +104,7 @@ def _cli_case(tmp_path: Path, bars: int = BARS) -> list[str]:
         write_ohlcv_csv(folder / f"{sym.replace('/', '')}-1h.csv", series)
     config = tmp_path / "config.toml"
     config.write_text('[market]\nsymbols = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]\nwindow = 64\n'
-                      '[risk.gate]\nlong_entry_strength = 0.05\nshort_entry_strength = 0.05\nexit_strength = 0.01\n')
+                      '[forecast.skill]\nenabled = false\n[risk.gate]\nrule = "strength"\nlong_entry_strength = 0.05\nshort_entry_strength = 0.05\nexit_strength = 0.01\n')
     cmd = [sys.executable, "-m", "bot", "backtest", "--config", str(config), "--data", str(folder),
            "--run-id", "bt", "--commit-every", "20"]
     subprocess.run(cmd + ["--db", str(tmp_path / "whole.sqlite")], check=True, capture_output=True, timeout=600)

@@ -105,7 +105,7 @@ async def test_report_of_a_hand_made_run(tmp_path: Path) -> None:
     assert dict(report.decisions) == {"buy": 2, "none": 6, "sell": 2}
     assert dict(report.orders) == {"cancelled": 1, "filled": 3}
     assert report.forecasts == 10
-    assert report.reconciles and len(report.checks) == 3
+    assert report.reconciles and len(report.checks) == 4
 
     text = format_report(report)
     assert "2024-01-01 00:00 UTC to 2024-01-01 04:00 UTC" in text
@@ -130,7 +130,7 @@ async def test_a_run_whose_books_do_not_balance_is_flagged(tmp_path: Path) -> No
     await write_run(path, records)
     report = load_report(path)
     assert not report.reconciles
-    assert [c.ok for c in report.checks] == [True, False, True]
+    assert [c.ok for c in report.checks] == [True, False, True, True]
     assert "FAIL  last bar: equity = cash + sum(qty * mark)" in format_report(report)
 
 
@@ -267,7 +267,9 @@ def test_symbol_pnl_sums_to_the_equity_change(initial: D, plan: list[Step]) -> N
         path = Path(tmp) / "t.sqlite"
         asyncio.run(write_run(path, records))
         report = load_report(path)
-    assert report.reconciles, [c.detail for c in report.checks if not c.ok]
+    # The books balance whatever the prices; random prices need not be plausible ones (checked apart below).
+    books = [c for c in report.checks if not c.name.startswith("equity path")]
+    assert all(c.ok for c in books), [c.detail for c in books if not c.ok]
     assert report.pnl == equity[-1] - equity[0]
     # The identity holds symbol by symbol against the simulation, not only in total.
     got = {s.symbol: s.pnl for s in report.symbols}
@@ -301,3 +303,23 @@ async def test_the_review_of_runs_without_candles_or_bars_still_writes_its_files
     assert (tmp_path / "r-round-trips.csv").read_text().count("\n") == 3     # header, BTC closed, ETH open
     assert main(["--db", str(path), "--run", "empty", "--html", str(out["html"])]) == 0
     assert "No bars written yet" in capsys.readouterr().out and "<img" not in out["html"].read_text()
+
+
+@pytest.mark.asyncio
+async def test_books_that_balance_on_an_absurd_price_are_flagged_as_implausible(tmp_path: Path) -> None:
+    """The issue's run: BTC marked at 99999999999999 for one bar balances to the last unit, but is no market."""
+    path = tmp_path / "t.sqlite"
+    records = hand_made_run()
+    absurd = D("99999999999999")
+    bar2 = records[2]
+    cash = bar2.equity.cash
+    positions = (PositionMarked(BTC, D(2), D(100), absurd), PositionMarked(ETH, D(10), D(20), D(21)))
+    records[2] = record(bar2.bar_ms, cash, cash + 2 * absurd + 210, positions, orders=bar2.orders,
+                        actions={BTC: "sell"}, fills=bar2.fills)
+    await write_run(path, records)
+    report = load_report(path)
+    assert [c.ok for c in report.checks] == [True, True, True, False] and not report.reconciles
+    text = format_report(report)
+    assert "FAIL  equity path is physically plausible" in text
+    assert "BTC/USDT marked 105 then 1e+14 at 2024-01-01 02:00 UTC" in text
+    assert "equity 10009.8 -> 2.00000e+14 at 2024-01-01 02:00 UTC" in text

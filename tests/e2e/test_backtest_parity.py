@@ -32,7 +32,7 @@ TABLES = ("candles", "forecasts", "decisions", "orders", "fills", "equity", "pos
           "var_estimates", "deleverage_steps", "funding")
 # Low thresholds and a tight VaR budget so that the runs trade, deleverage and pay funding: the
 # comparison must cover fills, not only "none" decisions.
-RISK = {"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01},
+RISK = {"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01},
         "var": {"budget_1": 0.01}}
 PAPER = {"funding_rate_8h": "0.0001"}
 
@@ -72,7 +72,8 @@ def assert_same_logs(daemon_db: Path, backtest_db: Path, bars: int) -> None:
 def test_backtest_matches_the_daemon_on_the_replay_exchange(tmp_path: Path) -> None:
     window, bars = 48, 200
     data = generate_market(SYMBOLS, window + bars, START_MS, seed=11)
-    overrides = {"market": {"symbols": SYMBOLS, "window": window}, "risk": RISK, "paper": PAPER}
+    overrides = {"market": {"symbols": SYMBOLS, "window": window}, "risk": RISK, "paper": PAPER,
+                 "forecast": {"skill": {"enabled": False}}}
     asyncio.run(daemon_run(data, tmp_path / "daemon.sqlite", window, bars, **overrides))
 
     # The CLI, from CSV files: the same strings, parsed as the exchange's JSON was.
@@ -80,7 +81,7 @@ def test_backtest_matches_the_daemon_on_the_replay_exchange(tmp_path: Path) -> N
     config = tmp_path / "config.toml"
     config.write_text(
         "[market]\nsymbols = [\"BTC/USDT\", \"ETH/USDT\", \"XRP/USDT\"]\nwindow = 48\n"
-        "[risk.gate]\nlong_entry_strength = 0.05\nshort_entry_strength = 0.05\nexit_strength = 0.01\n"
+        "[forecast.skill]\nenabled = false\n[risk.gate]\nrule = 'strength'\nlong_entry_strength = 0.05\nshort_entry_strength = 0.05\nexit_strength = 0.01\n"
         "[risk.var]\nbudget_1 = 0.01\n[paper]\nfunding_rate_8h = \"0.0001\"\n")
     db = tmp_path / "backtest.sqlite"
     assert main(["backtest", "--config", str(config), "--data", str(csv), "--db", str(db), "--run-id", "parity",
@@ -99,7 +100,7 @@ def test_backtest_matches_the_daemon_with_a_trained_cnn_gru(tmp_path: Path) -> N
     window, history, bars = 64, 500, 30
     # A two-step model's |mu|/sigma is small: any signal trades and every drift is rebalanced, so that
     # fills are compared too.
-    risk = {"gate": {"long_entry_strength": 0.0, "short_entry_strength": 0.0, "exit_strength": 0.0,
+    risk = {"gate": {"rule": "strength", "long_entry_strength": 0.0, "short_entry_strength": 0.0, "exit_strength": 0.0,
                      "sigma_max": 1.0}, "sizing": {"rebalance_tolerance": 0.0}}
     data = generate_market(SYMBOLS, history + bars, START_MS, seed=5)
     model = {"name": "cnn_gru", "device": "cpu",
@@ -119,7 +120,7 @@ def test_backtest_matches_the_daemon_with_a_trained_cnn_gru(tmp_path: Path) -> N
                     data_range=data_range(walk.store.series, walk.store.first_ms(), end), summary={},
                     settings_json="{}")
     overrides = {"market": {"symbols": SYMBOLS, "window": window}, "risk": risk,
-                 "model": {**model, "checkpoint": str(ckpt)}}
+                 "model": {**model, "checkpoint": str(ckpt)}, "forecast": {"skill": {"enabled": False}}}
     asyncio.run(daemon_run(data, tmp_path / "daemon.sqlite", history, bars, **overrides))
     settings = Settings().with_overrides(run={"db": str(tmp_path / "bt.sqlite"), "id": "parity"}, **overrides)
     # The backtest reads the CSV round trip too: exact strings in, the exchange's strings out.

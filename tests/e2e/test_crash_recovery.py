@@ -48,7 +48,10 @@ rest_url = "{exchange.rest_url}"
 assembly_timeout_s = 2.0
 [recovery]
 max_missed_bars = 100000
+[forecast.skill]
+enabled = false
 [risk.gate]
+rule = 'strength'
 long_entry_strength = 0.05
 short_entry_strength = 0.05
 exit_strength = 0.01

@@ -52,10 +52,11 @@ async def test_live_daemon_against_replay_and_rest_stub(tmp_path: Path, monkeypa
                 run={"db": str(db), "id": "live-e2e", "mode": "live"},
                 market={"symbols": SYMBOLS, "window": WINDOW},
                 feed={"ws_url": replay.ws_url, "rest_url": replay.rest_url, "assembly_timeout_s": 5.0},
-                risk={"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}},
+                forecast={"skill": {"enabled": False}},
+                risk={"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}},
                 exchange={"rest_url": stub.rest_url, "sandbox": False, "poll_interval_s": 0.0},
             )
-            result = await asyncio.wait_for(run_daemon(settings, asyncio.Event(), max_bars=BARS), timeout=120)
+            result = await asyncio.wait_for(run_daemon(settings, asyncio.Event(), max_bars=BARS, live=True), timeout=120)
             assert result.stats.bars == BARS
         signed = [p for m, path, p in stub.requests if path == "/api/v3/order" and m == "POST"]
         assert signed and all("signature" in p and p["newClientOrderId"].startswith("sb") for p in signed)
@@ -102,10 +103,11 @@ async def test_live_daemon_on_usdm_futures_against_the_futures_stub(tmp_path: Pa
                 run={"db": str(db), "id": "usdm-e2e", "mode": "live"},
                 market={"symbols": SYMBOLS, "window": WINDOW},
                 feed={"ws_url": replay.ws_url, "rest_url": replay.rest_url, "assembly_timeout_s": 5.0},
-                risk={"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}},
+                forecast={"skill": {"enabled": False}},
+                risk={"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}},
                 exchange={"rest_url": stub.rest_url, "sandbox": False, "poll_interval_s": 0.0, "market": "usdm"},
             )
-            result = await asyncio.wait_for(run_daemon(settings, asyncio.Event(), max_bars=BARS), timeout=120)
+            result = await asyncio.wait_for(run_daemon(settings, asyncio.Event(), max_bars=BARS, live=True), timeout=120)
             assert result.stats.bars == BARS
         assert stub.leverage_requests and {m for m, _ in stub.leverage_requests} <= {"BTCUSDT", "ETHUSDT", "XRPUSDT"}
 

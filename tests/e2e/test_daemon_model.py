@@ -63,7 +63,8 @@ def test_daemon_trades_with_the_trained_checkpoint(tmp_path):
 
     asyncio.run(run())
     with sqlite3.connect(db) as conn:
-        logged = conn.execute("SELECT bar_ms, symbol, model, mu, sigma FROM forecasts WHERE run_id='model' "
+        # The model's own outputs (mu_raw, sigma_raw): the decisions use them scaled by skill and calibrated.
+        logged = conn.execute("SELECT bar_ms, symbol, model, mu_raw, sigma_raw FROM forecasts WHERE run_id='model' "
                               "ORDER BY bar_ms, symbol").fetchall()
     assert len(logged) == BARS * len(SYMBOLS)
     assert {row[2] for row in logged} == {"cnn_gru"}

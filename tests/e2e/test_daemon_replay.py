@@ -52,7 +52,8 @@ def settings_for(exchange: ReplayExchange, db: Path) -> Settings:
         market={"symbols": SYMBOLS, "window": WINDOW},
         feed={"ws_url": exchange.ws_url, "rest_url": exchange.rest_url, "assembly_timeout_s": 5.0},
         # Thresholds low enough that the baseline trades often: the checks need fills.
-        risk={"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}},
+        forecast={"skill": {"enabled": False}},
+        risk={"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}},
     )
 
 

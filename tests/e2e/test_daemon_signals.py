@@ -33,7 +33,10 @@ window = {WINDOW}
 ws_url = "{exchange.ws_url}"
 rest_url = "{exchange.rest_url}"
 assembly_timeout_s = 2.0
+[forecast.skill]
+enabled = false
 [risk.gate]
+rule = 'strength'
 long_entry_strength = 0.05
 short_entry_strength = 0.05
 exit_strength = 0.01

@@ -30,7 +30,8 @@ def settings_for(exchange: ReplayExchange, db: Path) -> Settings:
               "reconnect_base_s": 0.01, "reconnect_max_s": 0.1, "silence_timeout_s": 0.4,
               "ping_interval_s": 0.3},
         recovery={"max_missed_bars": 100_000},
-        risk={"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}})
+        forecast={"skill": {"enabled": False}},
+        risk={"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}})
 
 
 async def replay(data: dict[str, Series], db: Path, bars: int, pace_s: float,

@@ -46,7 +46,8 @@ def trade_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
             settings = Settings().with_overrides(
                 run={"db": str(db), "id": "e2e"}, market={"symbols": SYMBOLS, "window": WINDOW},
                 feed={"ws_url": exchange.ws_url, "rest_url": exchange.rest_url, "assembly_timeout_s": 5.0},
-                risk={"gate": {"long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}})
+                forecast={"skill": {"enabled": False}},
+                risk={"gate": {"rule": "strength", "long_entry_strength": 0.05, "short_entry_strength": 0.05, "exit_strength": 0.01}})
             result = await asyncio.wait_for(run_daemon(settings, asyncio.Event(), max_bars=BARS), timeout=120)
         assert result.stats.bars == BARS
 

@@ -92,7 +92,7 @@ def generated_crash(bars: int, crash_at: int) -> dict[str, Series]:
 
 
 def scenario_settings(db: Path, paper: dict[str, Any] | None = None, **risk: dict[str, Any]) -> Settings:
-    base = {"gate": {"sigma_max": 0.5},
+    base = {"gate": {"sigma_max": 0.5, "rule": "strength"},   # a constant mu: the cost-blind rule trades it
             "state": {"reduce_drawdown": 0.98, "halt_drawdown": 0.99, "coverage_min_bars": 100_000}}
     for k, v in risk.items():
         base.setdefault(k, {}).update(v)

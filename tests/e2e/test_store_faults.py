@@ -65,7 +65,8 @@ async def test_unwritable_trade_log_blocks_new_exposure_and_loses_nothing(
     settings = Settings().with_overrides(
         run={"db": str(db), "id": "faults"}, market={"symbols": SYMBOLS, "window": WINDOW},
         feed={"backfill": False},
-        risk={"gate": {"long_entry_strength": 0.02, "short_entry_strength": 0.02, "exit_strength": 0.0}})
+        forecast={"skill": {"enabled": False}},
+        risk={"gate": {"rule": "strength", "long_entry_strength": 0.02, "short_entry_strength": 0.02, "exit_strength": 0.0}})
     async with ReplayExchange(data, timeframe="1h", bar_interval_s=0.03, start_index=0) as exchange:
         feed = KlineFeed(exchange.ws_url, SYMBOLS, "1h", H)
         # A short busy timeout: a locked log fails a write in 0.2 s instead of 5 s.

@@ -34,7 +34,8 @@ async def test_a_silent_exchange_is_recorded_as_an_outage_and_flattened(tmp_path
                   "reconnect_base_s": 0.01, "reconnect_max_s": 0.1, "silence_timeout_s": 5.0},
             watchdog={"stale_after_s": 0.6, "flatten": True},
             recovery={"max_missed_bars": 100_000},
-            risk={"gate": {"long_entry_strength": 0.02, "short_entry_strength": 0.02, "exit_strength": 0.0}})
+            forecast={"skill": {"enabled": False}},
+            risk={"gate": {"rule": "strength", "long_entry_strength": 0.02, "short_entry_strength": 0.02, "exit_strength": 0.0}})
         daemon = asyncio.create_task(run_daemon(settings, asyncio.Event(), stop_after_bar_ms=last_bar))
         try:
             while exchange.bars_sent < 50:

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.config import RiskSettings
+from bot.config import GateSettings, RiskSettings
 from bot.events import Forecast
 from risk.manager import RiskManager, logged_state, restored_state
 from risk.state import RiskState, TradingState
@@ -30,9 +30,13 @@ def windows(n: int = 3, length: int = 128, vol: float = 0.01, seed: int = 0) -> 
     return w
 
 
+# These tests exercise the cost-blind |mu|/sigma rule; tests/risk/test_edge_gate.py covers the default.
+STRENGTH = RiskSettings(gate=GateSettings(rule="strength"))
+
+
 def manager(risk: RiskSettings | None = None, state: TradingState = TradingState.ACTIVE) -> RiskManager:
     st_ = replace(RiskState.initial(Decimal("10000")), state=state, since_bar_ms=0, reason="test")
-    return RiskManager(risk or RiskSettings(), SYMBOLS, H, STEP, st_)
+    return RiskManager(risk or STRENGTH, SYMBOLS, H, STEP, st_)
 
 
 def forecasts(mus: list[float], sigma: float = 0.005, bar: int = 10 * H) -> list[Forecast]:
@@ -68,7 +72,7 @@ def test_halted_flattens_everything() -> None:
 
 def test_a_tight_var_budget_is_met_by_cutting_the_largest_contributor_first() -> None:
     w = windows(vol=0.02)
-    risk = RiskSettings()
+    risk = STRENGTH
     risk = replace(risk, var=replace(risk.var, budget_1=0.002, budget_24=0.01),
                    gate=replace(risk.gate, sigma_max=0.5))
     m = manager(risk)
@@ -107,7 +111,7 @@ def test_state_round_trips_through_its_logged_form() -> None:
 
 def test_minimum_hold_counts_from_the_bar_a_position_took_its_direction() -> None:
     w = windows()
-    risk = RiskSettings()
+    risk = STRENGTH
     risk = replace(risk, gate=replace(risk.gate, min_hold_bars=3))
     m = manager(risk)
     held = {"BTC/USDT": Decimal("10")}

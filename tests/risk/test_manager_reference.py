@@ -16,7 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.config import RiskSettings
+from bot.config import GateSettings, RiskSettings
+
+# The reference implements the cost-blind |mu|/sigma rule (risk.gate.rule = "strength").
+STRENGTH = RiskSettings(gate=GateSettings(rule="strength"))
 from bot.events import Forecast
 from risk import manager as live
 from risk.state import RiskState, TradingState
@@ -80,7 +83,7 @@ equities = st.one_of(st.decimals(1, 10**7, places=4, allow_nan=False, allow_infi
 
 @st.composite
 def risk_settings(draw: st.DrawFn) -> RiskSettings:
-    r = RiskSettings()
+    r = STRENGTH
     gate = replace(r.gate, sigma_max=draw(st.sampled_from([0.02, 0.05, 0.01])),
                    min_hold_bars=draw(st.sampled_from([0, 0, 2, 5])),
                    long_entry_strength=draw(st.sampled_from([0.1, 0.0, 0.5])),
@@ -173,7 +176,7 @@ def test_decide_is_identical_on_a_realistic_trajectory() -> None:
 
 def test_decide_is_identical_with_a_symbol_given_twice() -> None:
     syms = ["A/USDT", "B/USDT"]
-    pair = both(RiskSettings(), syms, D("0.001"), RiskState.initial(D("1000")))
+    pair = both(STRENGTH, syms, D("0.001"), RiskState.initial(D("1000")))
     rng = np.random.default_rng(1)
     fc = [Forecast("A/USDT", 10 * H, 0.01, 0.01, "t"), Forecast("B/USDT", 10 * H, -0.02, 0.01, "t"),
           Forecast("A/USDT", 10 * H, -0.02, 0.012, "t")]
@@ -183,7 +186,7 @@ def test_decide_is_identical_with_a_symbol_given_twice() -> None:
 
 @pytest.mark.parametrize("qty_step", [D(0), D("-1"), D("NaN")])
 def test_the_same_error_on_a_bad_step(qty_step: Decimal) -> None:
-    pair = both(RiskSettings(), ["A/USDT"], qty_step, RiskState.initial(D("1000")))
+    pair = both(STRENGTH, ["A/USDT"], qty_step, RiskState.initial(D("1000")))
     fc = [Forecast("A/USDT", 10 * H, 0.0, 0.01, "t")]
     status, text, _ = run_both(pair, 10 * H, fc, price_windows(np.random.default_rng(2), 1, 40, 0.01),
                             {"A/USDT": D(0)}, {"A/USDT": D("10")}, D("1000"))
@@ -205,7 +208,7 @@ def test_the_same_outcome_on_odd_prices_and_positions() -> None:
     ]
     for prices, positions, equity in cases:
         for mu in (0.0, 0.01, -0.01):
-            pair = both(RiskSettings(), ["A/USDT", "B/USDT"], D("0.001"), RiskState.initial(D("1000")))
+            pair = both(STRENGTH, ["A/USDT", "B/USDT"], D("0.001"), RiskState.initial(D("1000")))
             fc = [Forecast("A/USDT", 10 * H, mu, 0.01, "t"), Forecast("B/USDT", 10 * H, -mu, 0.01, "t")]
             run_both(pair, 10 * H, fc, w, positions, prices, equity)
 
@@ -220,7 +223,7 @@ def test_the_same_outcome_on_odd_prices_and_positions() -> None:
 def test_orders_are_identical_at_the_rebalance_tolerance(rows: list[Any], tolerance: float, step: Decimal,
                                                          equity: Decimal) -> None:
     """Targets and positions on whole steps, so that |target − current| lands exactly on the tolerance."""
-    r = RiskSettings()
+    r = STRENGTH
     r = replace(r, sizing=replace(r.sizing, rebalance_tolerance=tolerance))
     syms = [f"S{i}/USDT" for i in range(len(rows))]
     positions = {s: row[1] * step for s, row in zip(syms, rows)}

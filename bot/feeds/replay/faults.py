@@ -10,6 +10,8 @@ attributes of the exchange:
   sent and nothing read (pings go unanswered) while the clock and REST go on.
 * :meth:`FaultInjection.duplicate_closed`, :meth:`FaultInjection.reorder_next_bar`,
   :meth:`FaultInjection.skip_closed` — repeated, out-of-order and missing closed klines.
+* :meth:`FaultInjection.falsify_closed` — a well-formed but false closed kline (an absurd price), alone or
+  followed by the true one (a conflicting duplicate); REST keeps serving the true bar.
 * :meth:`FaultInjection.send_server_shutdown` — Binance's ``serverShutdown`` event, then a close.
 * :meth:`FaultInjection.inject_frame` — any frame, of any size, to every client.
 * :meth:`FaultInjection.fail_next_rest`, :meth:`FaultInjection.rest_hostile` — REST error
@@ -30,7 +32,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
@@ -127,6 +129,8 @@ class FaultInjection:
         self._duplicates_left = 0
         self._reorder_next = False
         self._skips: Counter[str] = Counter()  # market id → closed klines still to withhold
+        self._falsify: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {}  # market id → (change, then true)
+        self.closed_falsified = 0  # closed klines sent altered by falsify_closed
         self._previous_closed: list[_Event] = []
         self._rest_faults: deque[_RestFault] = deque()
         self._rest_transforms: deque[Callable[[list[list[Any]]], Any]] = deque()
@@ -224,11 +228,28 @@ class FaultInjection:
         """Withhold the next ``count`` closed klines of ``symbol`` from the websocket; REST still serves them."""
         self._skips[symbol.replace("/", "").upper()] += max(0, count)
 
+    def falsify_closed(self, symbol: str, change: Callable[[dict[str, Any]], None], then_true: bool = False) -> None:
+        """Send the next closed kline of ``symbol`` with its ``k`` fields changed in place by ``change``
+        (e.g. ``lambda k: k.update(h="99999999999999", c="99999999999999")``); with ``then_true`` the
+        recorded kline follows it: two different closed klines for one bar, the false one first."""
+        self._falsify[symbol.replace("/", "").upper()] = (change, then_true)
+
+    def _falsified(self, ev: _Event, change: Callable[[dict[str, Any]], None]) -> _Event:
+        data = json.loads(ev.data)
+        change(data["k"])
+        self.closed_falsified += 1
+        return replace(ev, data=json.dumps(data, separators=(",", ":")))
+
     def _closed_faults(self, events: list[_Event]) -> list[_Event]:
-        """A bar's closed klines as the armed faults send them: skipped, doubled, reordered."""
+        """A bar's closed klines as the armed faults send them: falsified, skipped, doubled, reordered."""
         out: list[_Event] = []
         for ev in events:
             market_id = ev.stream.split("@", 1)[0].upper()
+            if market_id in self._falsify:
+                change, then_true = self._falsify.pop(market_id)
+                out.append(self._falsified(ev, change))
+                if not then_true:
+                    continue
             if self._skips[market_id] > 0:
                 self._skips[market_id] -= 1
                 self.closed_skipped += 1

@@ -52,7 +52,7 @@ def settings_for(stub: BinanceSpotStub, run_id: str = "live-test", **exchange: A
 
 async def open_executor(stub: BinanceSpotStub, resume: ResumeState | None = None,
                         logged: Mapping[str, set[str]] | None = None, **exchange: Any) -> ExchangeExecutor:
-    return await open_exchange_executor(settings_for(stub, **exchange), CREDS, resume, logged)
+    return await open_exchange_executor(settings_for(stub, **exchange), CREDS, resume, logged, live_flag=True)
 
 
 def candle(symbol: str, open_ms: int, price: str) -> Candle:

@@ -258,7 +258,8 @@ async def test_wrong_secret_is_an_authentication_error_from_the_signature_check(
 
     async with make_stub() as stub:
         with pytest.raises(Exception, match="Signature for this request is not valid"):
-            await open_exchange_executor(settings_for(stub), Credentials("stub-key-0123456789", "wrong"), None)
+            await open_exchange_executor(settings_for(stub), Credentials("stub-key-0123456789", "wrong"), None,
+                                         live_flag=True)
 
 
 def test_sides() -> None:

@@ -313,4 +313,4 @@ async def test_a_config_symbol_without_a_usdm_perpetual_is_a_config_error() -> N
     async with make_usdm_stub() as stub:
         s = settings_for(stub, **USDM).with_overrides(market={"symbols": [BTC, "DOGE/USDT"]})
         with pytest.raises(ConfigError, match="DOGE/USDT not traded on binance usdm"):
-            await open_exchange_executor(s, CREDS, None)
+            await open_exchange_executor(s, CREDS, None, live_flag=True)

@@ -1,0 +1,31 @@
+"""The cost one fill carries into the net-edge decision: the paper fee and slippage, or the exchange's own fee."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from bot.config import Settings
+from bot.daemon import build_risk, fill_costs, paper_fill_cost
+
+
+class _Exchange:
+    """The one method of the exchange executor the cost needs, answering as ccxt's markets would."""
+
+    def taker_fee_rate(self, symbol: str) -> Decimal | None:
+        return {"BTC/USDT": Decimal("0.00075"), "ETH/USDT": None}.get(symbol)
+
+
+def test_paper_costs_are_the_fee_plus_slippage() -> None:
+    s = Settings().with_overrides(paper={"taker_fee_bps": "7", "slippage_bps": "3"})
+    assert paper_fill_cost(s) == pytest.approx(0.001)
+    assert fill_costs(s, object()) == pytest.approx(0.001)
+    assert build_risk(s, None).costs == pytest.approx(0.001)
+
+
+def test_live_costs_take_the_exchanges_fee_per_symbol_and_fall_back_to_the_configured_one() -> None:
+    s = Settings().with_overrides(market={"symbols": ["BTC/USDT", "ETH/USDT"]},
+                                  paper={"taker_fee_bps": "10", "slippage_bps": "2"})
+    costs = fill_costs(s, _Exchange())
+    assert costs == {"BTC/USDT": pytest.approx(0.00095), "ETH/USDT": pytest.approx(0.0012)}
