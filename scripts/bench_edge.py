@@ -23,10 +23,11 @@ read back from the trade log by :func:`bot.reporting.summary.trading_summary` (t
 slippage stays in the fill prices).
 
 Two decisions named ``default`` and ``cost-blind`` are compared; their TOML is the one place to change
-what they mean.  With ``--blind-keys legacy`` (today's code) the cost-blind decision *is* the shipped
-config, so it is the same run as the default (run once, reported in both rows); with ``--blind-keys new``
-the cost-blind decision switches off the net-edge rule, skill scaling, calibration and the skill monitor.
-A decision whose settings equal another's is run once.
+what they mean.  With ``--blind-keys legacy`` (code before issue 12) the cost-blind decision *is* the
+shipped config, so it is the same run as the default (run once, reported in both rows); with
+``--blind-keys new`` the cost-blind decision switches off the net-edge rule, skill scaling, calibration and
+the skill monitor.  The default is ``new`` where the config knows a ``[forecast]`` section.  A decision
+whose settings equal another's is run once.
 
 CPU training limits (``TRAIN`` and ``--quick`` below) keep the whole script within minutes on two cores;
 the model shapes are the shipped defaults.  Timings of every stage are printed as it ends.
@@ -37,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -64,7 +66,7 @@ exit_strength = 0.03
 min_hold_bars = 0
 """
 DECISIONS: dict[str, dict[str, str]] = {
-    # Today's code: the shipped config is the cost-blind decision.
+    # Code before issue 12: the shipped config is the cost-blind decision.
     "legacy": {"default": "", "cost-blind": ""},
     # After issue 12: the shipped config decides on net edge; the cost-blind one is today's behaviour.
     "new": {
@@ -151,6 +153,11 @@ def build_settings(decision: str, keys: str, extra: dict[str, Any], train: dict[
     data = merge(data, {"model": {"train": train}})
     # with_overrides validates every section as a config file is (unknown keys stop here, named).
     return Settings().with_overrides(**data)
+
+
+def default_keys() -> str:
+    """``new`` on code whose config knows issue 12's ``[forecast]`` section, else ``legacy``."""
+    return "new" if "forecast" in json.loads(Settings().to_json()) else "legacy"
 
 
 def decided_config(s: Settings) -> str:
@@ -302,11 +309,12 @@ def _pct(v: Any, spec: str = ".2%") -> str:
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
     head = ("| market | model | decision | bars with a fill | fills | fees / start equity | net return | "
-            "before fees | turnover | Sharpe | NLL | EWMA NLL (same) | NLL - EWMA | 68 % cov. | 95 % cov. |")
-    lines = [head, "|" + "---|" * 3 + "---:|" * 12]
+            "before fees | turnover | Sharpe | NLL | EWMA NLL (same) | NLL - EWMA | 68 % cov. | 95 % cov. | "
+            "skill alarms |")
+    lines = [head, "|" + "---|" * 3 + "---:|" * 13]
     for r in rows:
         if "net_return" not in r:
-            lines.append(f"| {r['market']} | {r['model']} | {r['decision']} | no equity mark |" + " |" * 11)
+            lines.append(f"| {r['market']} | {r['model']} | {r['decision']} | no equity mark |" + " |" * 12)
             continue
         gap = (None if r["baseline_nll"] is None or r["model_nll_same"] is None
                else r["model_nll_same"] - r["baseline_nll"])
@@ -315,7 +323,7 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
             f"| {_pct(r['fill_share'], '.1%')} | {r['fills']:,} | {_pct(r['fees_share'])} | "
             f"**{_pct(r['net_return'], '+.2%')}** | {_pct(r['before_fees'], '+.2%')} | {r['turnover']:.1f}x | "
             f"{_pct(r['sharpe'], '.2f')} | {_pct(r['nll'], '.4f')} | {_pct(r['baseline_nll'], '.4f')} | "
-            f"{_pct(gap, '+.4f')} | {_pct(r['cov68'], '.1%')} | {_pct(r['cov95'], '.1%')} |")
+            f"{_pct(gap, '+.4f')} | {_pct(r['cov68'], '.1%')} | {_pct(r['cov95'], '.1%')} | {r['skill_alarms']} |")
     return "\n".join(lines)
 
 
@@ -323,9 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     ap.add_argument("--markets", nargs="+", choices=MARKETS, default=list(MARKETS))
-    ap.add_argument("--blind-keys", choices=tuple(DECISIONS), default="legacy",
-                    help="config keys of the cost-blind decision: legacy (today's code: the shipped config) or "
-                         "new (issue 12's keys switched off)")
+    ap.add_argument("--blind-keys", choices=tuple(DECISIONS), default=default_keys(),
+                    help="config keys of the cost-blind decision: legacy (code before issue 12: the shipped config) "
+                         "or new (issue 12's keys switched off); default: new where the config has a [forecast] "
+                         f"section, else legacy (here: {default_keys()})")
     ap.add_argument("--quick", action="store_true",
                     help=f"smoke run: {QUICK_TRAIN} training, {QUICK_BARS} generated bars, real test to "
                          f"{QUICK_REAL_END}")
@@ -337,9 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="torch CPU threads (default 1: on a shared 2-core machine one thread trains and serves "
                          "the models 3-6x faster than two, and the backtest's writer process has a core)")
     ap.add_argument("--out", type=Path, default=None, help="keep CSV files, checkpoints and trade logs here")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="log the engine's warnings (skill alarms etc.); they are counted in the table either way")
     ap.add_argument("--json", type=Path, default=None, help="write rows, timings and settings as JSON here")
     args = ap.parse_args(argv)
 
+    logging.basicConfig(level=logging.WARNING if args.verbose else logging.ERROR,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     train = dict(QUICK_TRAIN if args.quick else TRAIN)
     if args.epochs is not None:
         train["epochs"] = args.epochs

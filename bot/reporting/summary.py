@@ -13,6 +13,7 @@ review ``bot report`` prints), so the three never disagree:
     Sharpe          annualised, of the equity marks' simple returns (see bot.analytics.performance)
     NLL, coverage   of the traded model's forecasts against the next bar's log return, beside the
                     persistence/EWMA baseline's NLL on the same forecasts (bot.analytics.forecasts)
+    skill alarms    the skill monitor's alarms over the run (the review's skill summary)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 from bot.analytics.trades import TradeFill, bars_with_fill
-from bot.reporting.review import Review
+from bot.reporting.review import Review, skill_summary
 
 _PRECISION = 60
 
@@ -52,6 +53,7 @@ class TradingSummary:
     cov68: float | None
     cov95: float | None
     buy_and_hold: float | None = None   # equal-weight hold of the traded symbols, no costs (the review's)
+    skill_alarms: int = 0               # skill-monitor alarms raised (the review's skill summary)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values; Decimals as their exact strings."""
@@ -79,7 +81,8 @@ def trading_summary(r: Review) -> TradingSummary | None:
         time_in_market=r.time_in_market, sharpe=r.perf.sharpe, max_drawdown=dd.depth if dd else 0.0,
         forecasts=q.n if q else 0, nll=q.nll if q else None, baseline_nll=q.baseline_nll if q else None,
         model_nll_same=q.model_nll_same if q else None, cov68=q.cov68 if q else None,
-        cov95=q.cov95 if q else None, buy_and_hold=r.bench.total_return if r.bench else None)
+        cov95=q.cov95 if q else None, buy_and_hold=r.bench.total_return if r.bench else None,
+        skill_alarms=sum(len(alarms) for *_, alarms in skill_summary(r.log)))
 
 
 def format_summary(s: TradingSummary) -> list[str]:
@@ -99,5 +102,6 @@ def format_summary(s: TradingSummary) -> list[str]:
         base = ("" if s.baseline_nll is None or s.model_nll_same is None else
                 f"; persistence/EWMA {s.baseline_nll:.4f} vs the model's {s.model_nll_same:.4f} on the same forecasts")
         lines.append(f"forecasts ({s.model}): {s.forecasts} scored, NLL {s.nll:.4f}{base}; coverage 68% "
-                     f"{s.cov68:.2%}, 95% {s.cov95:.2%}")
+                     f"{s.cov68:.2%}, 95% {s.cov95:.2%}"
+                     + (f"; skill alarms {s.skill_alarms} (see bot report)" if s.skill_alarms else ""))
     return lines
