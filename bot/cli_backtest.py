@@ -8,7 +8,8 @@
 The symbols are the config's ``market.symbols`` (or ``--symbols``), each found among the files given, as
 ``bot train`` does; everything else — window, model, risk, paper account — comes from the config.  The result is an ordinary trade log: ``bot report`` reads it.  A run
 id already in ``--db`` is resumed after its last committed bar (same config required), which is how
-an interrupted backtest is finished.
+an interrupted backtest is finished.  A finished run prints its summary from the trade log (net return,
+fees, turnover, share of bars with a fill, Sharpe, forecast NLL and coverage; :mod:`bot.reporting.summary`).
 """
 
 from __future__ import annotations
@@ -118,8 +119,20 @@ async def _backtest(args: argparse.Namespace) -> int:
     if result.stopped:
         print("interrupted: the decided bars are committed; run the same command again to finish")
         return 130
+    for line in summary_lines(settings.run.db, settings.run.id):
+        print(line)
     print(f"report: bot report --db {settings.run.db} --run {settings.run.id}")
     return 0
+
+
+def summary_lines(db: str, run_id: str) -> list[str]:
+    """What the run earned, paid and forecast, read back from its trade log as ``bot report`` reads it."""
+    from bot.reporting.review import build_review
+    from bot.reporting.summary import format_summary, trading_summary
+    from bot.reporting.tradelog import load_trade_log
+
+    summary = trading_summary(build_review(load_trade_log(db, run_id)))
+    return ["no equity mark in the trade log"] if summary is None else format_summary(summary)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ The model's shape and training settings come from ``[model]`` of the config.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -132,13 +133,33 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def train_checkpoint(settings: Settings, model: str, series: Sequence[Any], start_ms: int, end_ms: int,
+                     out: Path, device: Any, progress: Any = None) -> dict[str, Any]:
+    """Fit ``model`` on ``[start_ms, end_ms)`` of ``series`` and save its checkpoint to ``out``; the fit's summary.
+
+    What ``bot train`` does between loading the CSV files and printing a first forecast.
+    """
     from strategies.checkpoint import save_checkpoint
     from strategies.dataset import FeatureStore
-    from strategies.predictor import TorchPredictor, resolve_device
     from strategies.workflow import assessment_seed, data_range, fit_range, model_horizon
 
+    store = FeatureStore(list(series), horizon=model_horizon(model, settings.model))
+    t0 = time.perf_counter()
+    fitted = fit_range(store, model, settings.model, start_ms, end_ms, device, progress)
+    seconds = time.perf_counter() - t0
+    summary = {**fitted.summary, "train_range": list(fitted.train_range), "val_range": list(fitted.val_range),
+               "seconds": round(seconds, 1), "device": str(device), "assessment": assessment_seed(fitted, store)}
+    model_json = json.dumps(json.loads(settings.to_json())["model"], sort_keys=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, fitted.forecaster, scaler=fitted.scaler, symbols=tuple(s.symbol for s in series),
+                    timeframe=settings.market.timeframe, data_range=data_range(series, start_ms, end_ms),
+                    summary=summary, settings_json=model_json)
+    return summary
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     from bot.outputs import check_output_file
+    from strategies.predictor import TorchPredictor, resolve_device
 
     settings = _settings(args)
     first_day, end_day = parse_day(args.start), parse_day(args.end)   # before the data is read
@@ -147,26 +168,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     symbols = tuple(args.symbols) if args.symbols else settings.market.symbols
     series = load_market(args.data, symbols, timeframe)
     device = resolve_device(args.device or settings.model.device)
-    store = FeatureStore(series, horizon=model_horizon(args.model, settings.model))
     tf = TIMEFRAMES_MS[timeframe]
-    start = first_day or store.first_ms()
-    end = end_day or store.last_ms() + tf
+    # Default range: the bars every symbol has (FeatureStore.first_ms .. last_ms).
+    start = first_day or max(int(s.open_ms[0]) for s in series)
+    end = end_day or min(int(s.open_ms[-1]) for s in series) + tf
     print(f"training {args.model} on {', '.join(symbols)} ({timeframe}), device {device}")
-    t0 = time.perf_counter()
     with _ProgressBars(f"{args.model} epochs") as bars:
-        fitted = fit_range(store, args.model, settings.model, start, end, device, bars)
-    seconds = time.perf_counter() - t0
-    summary = {**fitted.summary, "train_range": list(fitted.train_range), "val_range": list(fitted.val_range),
-               "seconds": round(seconds, 1), "device": str(device), "assessment": assessment_seed(fitted, store)}
+        summary = train_checkpoint(settings, args.model, series, start, end, out, device, bars)
+    seconds = summary["seconds"]
     for sym, a in summary["assessment"].items():
         from strategies.skill import SkillStats
 
         beta, se = SkillStats.from_list(a["skill"]).beta()
         print(f"  validation {sym}: skill slope {beta:.3f} (se {se:.3f}); 68 %/95 % multipliers "
               f"{a['calibration'][0]:.3f}/{a['calibration'][1]:.3f}")
-    model_json = json.dumps(json.loads(settings.to_json())["model"], sort_keys=True)
-    save_checkpoint(out, fitted.forecaster, scaler=fitted.scaler, symbols=symbols, timeframe=timeframe,
-                    data_range=data_range(series, start, end), summary=summary, settings_json=model_json)
     best = summary.get("best_val_nll")
     print(f"saved {out} after {seconds:.1f} s" + (f"; best validation NLL {best:.4f} per bar (percent returns)"
                                                   if isinstance(best, float) else ""))
@@ -212,6 +227,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = {"scores": r.scores, "fits": r.fits, "folds": r.folds, "seconds": round(time.perf_counter() - t0, 1),
               "device": str(device), "command": "bot " + " ".join(args.argv)}
     print(format_table(result))
+    if args.trading:
+        t1 = time.perf_counter()
+        result["trading"] = evaluate_trading(settings, specs, r.folds, args.data, args.symbols, args.trading,
+                                             str(device))
+        result["trading_seconds"] = round(time.perf_counter() - t1, 1)
+        print(format_trading(result["trading"], args.trading))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         print(f"wrote {args.json}")
@@ -219,6 +240,63 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 BASELINES = ("persistence", "garch")
+
+
+def evaluate_trading(settings: Settings, specs: Sequence[tuple[str, str, Any]], folds: Sequence[dict[str, Any]],
+                     paths: Sequence[Path], symbols: Sequence[str] | None, db: str,
+                     device: str = "cpu") -> list[dict[str, Any]]:
+    """Trade the held-out range with each evaluated model (and the baseline predictor) through the engine.
+
+    Each model is refitted per fold on the fold's training range, as the evaluation fitted it (the same
+    weights on the CPU, where training is deterministic), and serves that fold's test block
+    (:class:`bot.walkforward.FoldSchedule`); the config's risk and paper settings decide.  One run per
+    model in the trade log ``db`` (run id ``evaluate-LABEL``; ``bot report`` reads it), summarised by
+    :func:`bot.reporting.summary.trading_summary`.
+    """
+    from bot.feeds.replay.csvdata import load_ohlcv_csv
+    from bot.walkforward import FoldSchedule, trade_range
+    from strategies.features import N_FEATURES, WARMUP
+    from strategies.models.registry import new_forecaster
+
+    timeframe = settings.market.timeframe
+    files = find_csv(list(paths), symbols, timeframe)
+    data = {s: load_ohlcv_csv(p, TIMEFRAMES_MS[timeframe]) for s, p in files.items()}
+    ranges = [(tuple(f["train"]), tuple(f["test"])) for f in folds]
+    start, end = ranges[0][1][0], ranges[-1][1][1]
+    out = []
+    for label, kind, model in [("baseline", "baseline", settings.model), *specs]:
+        window = settings.market.window
+        if kind != "baseline":
+            lookback = new_forecaster(kind, model, N_FEATURES, tuple(data)).lookback
+            window = max(window, lookback + WARMUP)
+        s = settings.with_overrides(run={"db": db, "id": f"evaluate-{label}"},
+                                    market={"symbols": list(data), "window": window},
+                                    model={"name": kind, "device": device})
+        schedule = None if kind == "baseline" else FoldSchedule(s, kind, model, data, ranges)  # type: ignore[arg-type]
+        summary = asyncio.run(trade_range(s, data, start, end, schedule.predictor if schedule else None,
+                                          schedule.before_bar if schedule else None))
+        figures = summary.to_json() if summary else {}
+        figures["forecast_model"] = figures.pop("model", None)
+        out.append({**figures, "model": label, "run_id": s.run.id, "refits": schedule.fitted if schedule else []})
+        log.info("traded %s on the held-out range", label)
+    return out
+
+
+def format_trading(rows: Sequence[dict[str, Any]], db: str) -> str:
+    """The trading value of each model on the held-out range, as a text table."""
+    cols = ("bars w/ fill", "fills", "fees/E0", "net", "before fees", "turnover", "Sharpe", "NLL", "cov68", "cov95")
+    lines = [f"trading the held-out range through the engine (config's risk and costs; trade log {db}):",
+             f"{'model':<16} " + " ".join(f"{c:>12}" for c in cols)]
+    for r in rows:
+        if "net_return" not in r:
+            lines.append(f"{r['model']:<16} no equity mark")
+            continue
+        cells = (f"{r['fill_share']:.1%}", f"{r['fills']}", f"{r['fees_share']:.2%}", f"{r['net_return']:+.2%}",
+                 f"{r['before_fees']:+.2%}", f"{r['turnover']:.1f}x",
+                 "-" if r["sharpe"] is None else f"{r['sharpe']:.2f}", "-" if r["nll"] is None else f"{r['nll']:.4f}",
+                 "-" if r["cov68"] is None else f"{r['cov68']:.3f}", "-" if r["cov95"] is None else f"{r['cov95']:.3f}")
+        lines.append(f"{r['model']:<16} " + " ".join(f"{c:>12}" for c in cells))
+    return "\n".join(lines)
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -260,6 +338,10 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--rolling-bars", type=int, default=17_520, help="training bars of a rolling fold")
     e.add_argument("--json", default=None, help="write the scores as JSON here")
     e.add_argument("--jobs", type=int, default=1, help="models trained at once, in separate processes")
+    e.add_argument("--trading", default=None, metavar="DB",
+                   help="also trade the held-out range with each model (refitted per fold, as evaluated) and the "
+                        "baseline through the engine, into this trade log; prints net return, fees, turnover, "
+                        "share of bars traded, Sharpe")
     e.add_argument("--config", type=Path, default=None)
     e.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
     e.add_argument("--epochs", type=int, default=None, help="override model.train.epochs")

@@ -19,6 +19,7 @@ which refits at the last scheduled bar before it — trades with the same models
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -134,10 +135,7 @@ class WalkForward:
 
     def fit(self, at_ms: int) -> Retrain:
         """Fit on the configured window strictly before ``at_ms`` and serve it from bar ``at_ms`` on."""
-        from strategies.checkpoint import Checkpoint
-        from strategies.features import FEATURES
-        from strategies.predictor import TorchPredictor
-        from strategies.workflow import data_range, fit_range
+        from strategies.workflow import fit_range
 
         tf = self.settings.market.timeframe_ms
         first = self.store.first_ms()
@@ -146,12 +144,8 @@ class WalkForward:
         fitted = fit_range(self.store, self.plan.model, self.settings.model, start, at_ms, self.device)
         seconds = time.perf_counter() - t0
         best = fitted.summary.get("best_val_nll")
-        ckpt = Checkpoint(self.plan.model, fitted.forecaster, fitted.scaler, tuple(self.settings.market.symbols),
-                          tuple(FEATURES), self.settings.market.timeframe,
-                          data_range(self.store.series, start, at_ms), "walk-forward",
-                          dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), dict(fitted.summary), "{}")
-        self.predictor.swap(TorchPredictor(ckpt, self.device, cuda_graph=self.settings.model.cuda_graph,
-                                           sigma_floor=self.predictor.sigma_floor), at_ms)
+        self.predictor.swap(serve_fitted(self.settings, self.plan.model, fitted, self.store, start, at_ms,
+                                         self.device), at_ms)
         r = Retrain(at_ms, start, at_ms, fitted.train_range, fitted.val_range,
                     float(best) if isinstance(best, (int, float)) else None, seconds)
         self.retrains.append(r)
@@ -159,3 +153,83 @@ class WalkForward:
                  at_ms, *r.train_range, *r.val_range, "n/a" if r.best_val_nll is None else f"{r.best_val_nll:.4f}",
                  seconds)
         return r
+
+
+def serve_fitted(settings: Settings, kind: str, fitted: Any, store: Any, start_ms: int, end_ms: int,
+                 device: Any) -> Any:
+    """A predictor serving ``fitted`` (what :func:`strategies.workflow.fit_range` returned for ``[start_ms,
+    end_ms)`` of ``store``) from memory, as the checkpoint ``bot train`` would save of it is served: with its
+    validation range's skill and calibration as the scoring stage's seed."""
+    from strategies.checkpoint import Checkpoint
+    from strategies.features import FEATURES
+    from strategies.predictor import TorchPredictor
+    from strategies.workflow import assessment_seed, data_range
+
+    summary = {**fitted.summary, "assessment": assessment_seed(fitted, store)}
+    ckpt = Checkpoint(kind, fitted.forecaster, fitted.scaler, tuple(s.symbol for s in store.series),
+                      tuple(FEATURES), settings.market.timeframe, data_range(store.series, start_ms, end_ms),
+                      "walk-forward", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), summary, "{}")
+    return TorchPredictor(ckpt, device, cuda_graph=settings.model.cuda_graph,
+                          sigma_floor=settings.model.baseline.sigma_floor)
+
+
+class FoldSchedule:
+    """Each evaluation fold's model served on its own test block: the walk-forward backtest of ``bot evaluate``.
+
+    ``folds`` are ``((train_from, train_to), (test_from, test_to))`` ranges as
+    :func:`strategies.evaluate.make_folds` cuts them.  Before the first bar of a test block the model is fitted
+    on that fold's training range with :func:`strategies.workflow.fit_range` — the call the evaluation makes,
+    so on the CPU (deterministic training) it is the same model the scores are of — and swapped in;
+    :class:`WalkForwardPredictor` refuses a bar its model's range reaches.
+    """
+
+    def __init__(self, settings: Settings, kind: str, model: Any, data: Mapping[str, Series],
+                 folds: Sequence[tuple[tuple[int, int], tuple[int, int]]]) -> None:
+        from bot.backtest import series_floats
+        from strategies.dataset import FeatureStore, MarketSeries
+        from strategies.predictor import resolve_device
+        from strategies.workflow import model_horizon
+
+        self.settings, self.kind, self.model, self.folds = settings, kind, model, list(folds)
+        tf = settings.market.timeframe_ms
+        series = [MarketSeries(s, data[s].open_ms, series_floats(data[s]), tf) for s in settings.market.symbols]
+        self.store = FeatureStore(series, horizon=model_horizon(kind, model))
+        self.device = resolve_device(settings.model.device)
+        self.predictor = WalkForwardPredictor(kind, settings.model.baseline.sigma_floor)
+        self.fitted: list[dict[str, Any]] = []
+        self._next = 0
+
+    async def before_bar(self, k: int, t_ms: int) -> None:
+        """Fit and swap in the fold whose test block the bar ``t_ms`` is in (folds before it are skipped)."""
+        from strategies.workflow import fit_range
+
+        fold = None
+        while self._next < len(self.folds) and t_ms >= self.folds[self._next][1][0]:
+            fold, self._next = self._next, self._next + 1
+        if fold is None:
+            return
+        (start, end), test = self.folds[fold]
+        t0 = time.perf_counter()
+        fitted = fit_range(self.store, self.kind, self.model, start, end, self.device)
+        self.predictor.swap(serve_fitted(self.settings, self.kind, fitted, self.store, start, end, self.device),
+                            end)
+        self.fitted.append({"fold": fold, "train": [start, end], "test": list(test),
+                            "seconds": round(time.perf_counter() - t0, 2)})
+
+
+async def trade_range(settings: Settings, data: Mapping[str, Series], start_ms: int | None, end_ms: int | None,
+                      predictor: Any = None, before_bar: Any = None) -> Any:
+    """Backtest ``[start_ms, end_ms)`` into ``run.db`` (with ``predictor``, else the config's model) and read
+    the run back: its :class:`~bot.reporting.summary.TradingSummary` (None without an equity mark).
+
+    The trading value of one evaluation fold: a model fitted on the fold's history, served by
+    :func:`serve_fitted`, traded on the fold's test block through the engine ``bot backtest`` runs.
+    """
+    from bot.backtest import run_backtest
+    from bot.reporting.review import build_review
+    from bot.reporting.summary import trading_summary
+    from bot.reporting.tradelog import load_trade_log
+
+    await run_backtest(settings, data, start_ms, end_ms, predictor=predictor, before_bar=before_bar)
+    return await asyncio.to_thread(lambda: trading_summary(build_review(load_trade_log(settings.run.db,
+                                                                                       settings.run.id))))

@@ -197,3 +197,8 @@ def traded_notional(fills: Iterable[TradeFill]) -> dict[str, Decimal]:
         for f in fills:
             out[f.symbol] = out.get(f.symbol, _ZERO) + f.qty * f.price
     return out
+
+
+def bars_with_fill(fills: Iterable[TradeFill]) -> int:
+    """Distinct bars at which at least one fill happened (liquidations included)."""
+    return len({f.bar_ms for f in fills})

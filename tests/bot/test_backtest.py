@@ -156,3 +156,99 @@ def test_cli_trades_the_config_symbols_among_the_files_given(tmp_path):
     assert traded == {"BTC/USDT", "SOL/USDT"}
     assert main(["backtest", "--config", str(config), "--data", str(tmp_path), "--db", str(tmp_path / "x.sqlite"),
                  "--symbols", "DOGE/USDT"]) == 3
+
+
+def test_cli_summary_matches_the_trade_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The printed summary against figures computed here straight from the trade log's rows."""
+    import math
+    import re
+    from statistics import NormalDist
+
+    import numpy as np
+
+    from bot.cli import main
+    from bot.feeds.replay.csvdata import write_ohlcv_csv
+
+    symbols = SYMBOLS + ["XRP/USDT"]
+    for sym, series in generate_market(symbols, 400, START_MS, seed=8).items():
+        write_ohlcv_csv(tmp_path / f"{sym.replace('/', '')}-1h.csv", series)
+    config = tmp_path / "c.toml"
+    config.write_text('[market]\nsymbols = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]\nwindow = 64\n'
+                      '[risk.gate]\nrule = "strength"\nlong_entry_strength = 0.05\nshort_entry_strength = 0.05\n'
+                      "exit_strength = 0.01\n[forecast.skill]\nenabled = false\n"
+                      "[forecast.calibration]\nenabled = false\n")   # Gaussian intervals: checked below as such
+    db = tmp_path / "bt.sqlite"
+    assert main(["backtest", "--config", str(config), "--data", str(tmp_path), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+
+    def grab(pattern: str) -> tuple[str, ...]:
+        m = re.search(pattern, out)
+        assert m, (pattern, out)
+        return m.groups()
+
+    equity = rows(db, "SELECT bar_ms, equity FROM equity ORDER BY bar_ms")
+    e0, e1 = Decimal(str(equity[0][1])), Decimal(str(equity[-1][1]))
+    fees = sum((Decimal(str(f)) for (f,) in rows(db, "SELECT fee FROM fills")), Decimal(0))
+    fills = rows(db, "SELECT bar_ms, qty, price FROM fills")
+    assert len(fills) >= 10 and fees > 0
+
+    net, start, end, before = grab(r"net return ([-+.\d]+)% \(equity (\S+) -> (\S+)\), before fees ([-+.\d]+)%")
+    assert (Decimal(start), Decimal(end)) == (e0, e1)
+    assert float(net) == pytest.approx(float((e1 / e0 - 1) * 100), abs=0.006)
+    assert float(before) == pytest.approx(float((e1 - e0 + fees) / e0 * 100), abs=0.006)
+
+    fee_text, share, n_fills, with_fill, bars, turnover = grab(
+        r"fees (\S+) = ([.\d]+)% of the starting equity; (\d+) fills on (\d+) of (\d+) bars .*turnover ([.\d]+)x")
+    assert Decimal(fee_text) == fees
+    assert float(share) == pytest.approx(float(fees / e0 * 100), abs=0.006)
+    assert (int(n_fills), int(with_fill), int(bars)) == (len(fills), len({b for b, _, _ in fills}), len(equity))
+    marks = np.array([float(e) for _, e in equity])
+    notional = sum(abs(float(Decimal(str(q)) * Decimal(str(p)))) for _, q, p in fills)
+    assert float(turnover) == pytest.approx(notional / marks.mean(), abs=0.006)
+    r = marks[1:] / marks[:-1] - 1
+    (sharpe,) = grab(r"Sharpe ([-.\d]+);")
+    assert float(sharpe) == pytest.approx(r.mean() / r.std(ddof=1) * math.sqrt(8760), abs=0.006)
+
+    closes = {(s, b): float(c) for s, b, c in rows(db, "SELECT symbol, bar_ms, close FROM candles")}
+    scored = [(mu, sd, math.log(closes[(s, b + H)] / closes[(s, b)]))
+              for b, s, mu, sd in rows(db, "SELECT bar_ms, symbol, mu, sigma FROM forecasts")
+              if (s, b + H) in closes]
+    mu, sd, y = (np.array(c) for c in zip(*scored))
+    nll = np.mean(0.5 * math.log(2 * math.pi) + np.log(sd) + 0.5 * ((y - mu) / sd) ** 2)
+    n, nll_text, c68, c95 = grab(r"forecasts \(baseline_ewma\): (\d+) scored, NLL ([-.\d]+)"
+                                 r".*68% ([.\d]+)%, 95% ([.\d]+)%")
+    assert int(n) == len(y)
+    assert float(nll_text) == pytest.approx(nll, abs=6e-5)
+    for text, level in ((c68, 0.68), (c95, 0.95)):
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        assert float(text) == pytest.approx(np.mean(np.abs(y - mu) <= z * sd) * 100, abs=0.006)
+
+
+def test_a_fold_traded_from_its_fit_in_memory_equals_the_backtest_of_its_checkpoint(tmp_path: Path) -> None:
+    """trade_range + serve_fitted (an evaluation fold's trading value) = bot train's checkpoint, backtested."""
+    from bot.backtest import series_floats
+    from bot.cli_models import train_checkpoint
+    from bot.walkforward import serve_fitted, trade_range
+    from strategies.dataset import FeatureStore, MarketSeries
+    from strategies.workflow import fit_range
+
+    data = generate_market(SYMBOLS, 430, START_MS, seed=4)
+    series = [MarketSeries(s, data[s].open_ms, series_floats(data[s]), H) for s in SYMBOLS]
+    split = START_MS + 400 * H
+    base = settings(tmp_path / "unused.sqlite", model=TINY)
+    store = FeatureStore(series, horizon=1)
+    fitted = fit_range(store, "cnn_gru", base.model, START_MS, split, "cpu")
+    mem = base.with_overrides(run={"db": str(tmp_path / "mem.sqlite"), "id": "mem"})
+    in_memory = asyncio.run(trade_range(mem, data, split, None,
+                                        serve_fitted(mem, "cnn_gru", fitted, store, START_MS, split, "cpu")))
+    ckpt = tmp_path / "cnn_gru.pt"
+    train_checkpoint(base, "cnn_gru", series, START_MS, split, ckpt, "cpu")   # CPU training is deterministic
+    disk = base.with_overrides(run={"db": str(tmp_path / "disk.sqlite"), "id": "disk"},
+                               model={**TINY, "checkpoint": str(ckpt)})
+    from_checkpoint = asyncio.run(trade_range(disk, data, split, None))
+    assert in_memory is not None and from_checkpoint is not None
+    assert in_memory.bars == 30 and in_memory.model == "cnn_gru" and in_memory.forecasts > 0
+    assert in_memory.fills > 0
+    assert {**in_memory.to_json(), "run_id": ""} == {**from_checkpoint.to_json(), "run_id": ""}
+    sql = "SELECT bar_ms, symbol, mu, sigma FROM forecasts ORDER BY 1, 2"
+    assert rows(tmp_path / "mem.sqlite", sql) == rows(tmp_path / "disk.sqlite", sql)

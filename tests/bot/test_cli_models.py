@@ -122,3 +122,31 @@ def test_parallel_jobs_give_the_same_scores_as_one_process(data_dir, tmp_path):
     for sym, by_model in outs[0].items():
         for name, m in by_model.items():
             assert outs[1][sym][name] == pytest.approx(m, rel=1e-6, abs=1e-9), (sym, name)
+
+
+def test_evaluate_trading_trades_the_held_out_range_with_each_fold_model(data_dir, tmp_path, capsys):
+    import sqlite3
+
+    out, db = tmp_path / "eval.json", tmp_path / "trading.sqlite"
+    rc = main(["evaluate", "--data", str(data_dir), "--models", "cnn_gru", "multi_asset", "--folds", "2",
+               "--json", str(out), "--config", str(data_dir / "config.toml"), "--trading", str(db)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    folds = result["folds"]
+    start, end = folds[0]["test"][0], folds[-1]["test"][1]
+    by_model = {r["model"]: r for r in result["trading"]}
+    assert list(by_model) == ["baseline", "cnn_gru", "multi_asset"]
+    with sqlite3.connect(db) as conn:
+        for label, r in by_model.items():
+            marks = conn.execute("SELECT MIN(bar_ms), MAX(bar_ms), COUNT(*) FROM equity WHERE run_id = ?",
+                                 (r["run_id"],)).fetchone()
+            assert marks == (start, end - 3_600_000, (end - start) // 3_600_000) == (marks[0], marks[1], r["bars"])
+            models = {m for (m,) in conn.execute("SELECT DISTINCT model FROM forecasts WHERE run_id = ?",
+                                                 (r["run_id"],))}
+            assert models == ({"baseline_ewma"} if label == "baseline" else {label})
+            assert -1.0 < r["net_return"] and 0.0 <= r["fill_share"] <= 1.0
+    # One refit per fold, each on the fold's own training range, served from its test block on.
+    for label in ("cnn_gru", "multi_asset"):
+        assert [(f["train"], f["test"]) for f in by_model[label]["refits"]] == [(f["train"], f["test"]) for f in folds]
+    text = capsys.readouterr().out
+    assert "trading the held-out range" in text and "multi_asset" in text.split("trading the held-out range")[1]

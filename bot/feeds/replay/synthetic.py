@@ -33,6 +33,13 @@ of about six significant digits at the start (at least two decimals); high is
 rounded up and low down to the tick, so rounding never breaks OHLC consistency.
 The output is a pure function of ``(symbols in order, n_bars, start_ms,
 timeframe_ms, seed, model)``.
+
+The conditional mean of every return is zero: nothing in the past predicts the
+next return's sign (GARCH and the seasonality move only its size), so no
+strategy has an edge on this market before costs.  :func:`generate_lead_lag_market`
+plants one: the second symbol's next return is ``beta`` (0.3) times the first
+symbol's last return plus its own GARCH-t shock, a lead-lag that a model
+reading both symbols can learn.
 """
 
 from __future__ import annotations
@@ -98,7 +105,31 @@ def generate_market(symbols: list[str] | tuple[str, ...], n_bars: int, start_ms:
                     timeframe_ms: int = HOUR_MS, seed: int = 0,
                     model: MarketModel | None = None) -> dict[str, Series]:
     """Simulate ``n_bars`` aligned bars for each symbol from ``start_ms`` (see the module docstring)."""
-    m = model or MarketModel()
+    return _simulate(symbols, n_bars, start_ms, timeframe_ms, seed, model or MarketModel(), None)
+
+
+def generate_lead_lag_market(symbols: list[str] | tuple[str, ...], n_bars: int, start_ms: int,
+                             timeframe_ms: int = HOUR_MS, seed: int = 0, beta: float = 0.3,
+                             model: MarketModel | None = None) -> dict[str, Series]:
+    """Simulate a market with a planted, learnable edge: the second symbol follows the first with a lag.
+
+    Every symbol is simulated as in :func:`generate_market` (same seed, same draws); then the second
+    symbol's log return gains ``beta`` times the first symbol's return of the bar before::
+
+        r[B, t] = beta · r[A, t−1] + ε[B, t]        ε[B, ·]: B's own GARCH-t return of the model above
+
+    so ``E[r[B, t] | bars up to t−1] = beta · r[A, t−1]``: B's next return is predictable from A's last
+    one, and from nothing else.  The first symbol (and any third or later) stays a random walk.  The
+    high-low range of B is drawn around its whole move with the variance of its own shock ε.
+    """
+    if len(symbols) < 2:
+        raise ValueError(f"a lead-lag market needs at least two symbols, got {len(symbols)}")
+    return _simulate(symbols, n_bars, start_ms, timeframe_ms, seed, model or MarketModel(), (0, 1, beta))
+
+
+def _simulate(symbols: list[str] | tuple[str, ...], n_bars: int, start_ms: int, timeframe_ms: int, seed: int,
+              m: MarketModel, lead_lag: tuple[int, int, float] | None) -> dict[str, Series]:
+    """The market of the module docstring; ``lead_lag = (leader, follower, beta)`` plants a lagged edge."""
     if n_bars < 1:
         raise ValueError(f"n_bars must be at least 1, got {n_bars}")
     if start_ms % timeframe_ms:
@@ -135,6 +166,9 @@ def generate_market(symbols: list[str] | tuple[str, ...], n_bars: int, start_ms:
     k = np.array([m.vol_scale.get(_base(s), m.default_vol_scale) for s in symbols])
     bar_var = (k**2) * bar_hours * s_vol2 * h  # variance of the bar's log move
     r = m.drift_per_hour * bar_hours + np.sqrt(bar_var / h) * u
+    if lead_lag is not None:
+        leader, follower, beta = lead_lag
+        r[1:, follower] += beta * r[:-1, leader]
     # Exact extremes of a Brownian bridge from 0 to r with variance bar_var.
     hi_log = (r + np.sqrt(r**2 - 2.0 * bar_var * np.log1p(-u_hi))) / 2.0
     lo_log = (r - np.sqrt(r**2 - 2.0 * bar_var * np.log1p(-u_lo))) / 2.0

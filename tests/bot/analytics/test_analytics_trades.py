@@ -7,7 +7,7 @@ from decimal import Decimal, localcontext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.analytics.trades import TradeFill, round_trips, trade_stats, traded_notional
+from bot.analytics.trades import TradeFill, bars_with_fill, round_trips, trade_stats, traded_notional
 from bot.report import symbol_pnl
 
 D = Decimal
@@ -78,3 +78,10 @@ def test_round_trip_pnl_sums_to_the_symbol_pnl_exactly(plan, final_mark: Decimal
             assert sum((t.pnl for t in mine), D(0)) == expected.get(symbol, D(0))
             assert sum(1 for t in mine if not t.closed) == (qty[symbol] != 0)
             assert sum((t.fees for t in mine), D(0)) == sum((f.fee for f in fills if f.symbol == symbol), D(0))
+
+
+def test_bars_with_fill_counts_each_bar_once() -> None:
+    d = Decimal
+    fills = [TradeFill("BTC/USDT", 1, "buy", d(1), d(10), d(0)), TradeFill("ETH/USDT", 1, "sell", d(1), d(10), d(0)),
+             TradeFill("BTC/USDT", 3, "sell", d(1), d(11), d(0), "liquidation")]
+    assert bars_with_fill(fills) == 2 and bars_with_fill([]) == 0

@@ -17,7 +17,7 @@ from bot.feeds.replay.csvdata import (
     timeframe_from_filename,
     write_ohlcv_csv,
 )
-from bot.feeds.replay.synthetic import generate_market, price_decimals
+from bot.feeds.replay.synthetic import generate_lead_lag_market, generate_market, price_decimals
 
 H = 3_600_000
 START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
@@ -232,3 +232,47 @@ def test_real_binance_files_load_and_validate() -> None:
         first = f.readline().strip().split(",")
     assert list(s.row(0)[1:]) == first[1:]
     assert_ohlc_consistent(s.slice(0, 500))
+
+
+# -- edge: none on the random walk, a planted lead-lag on the other ---------------
+
+def lag_regression(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """OLS slope of y[t] on x[t−1] and its heteroskedasticity-robust (White) standard error.
+
+    GARCH-t returns have no finite fourth moment, so the textbook 1/√n band is far too narrow."""
+    xc = x[:-1] - x[:-1].mean()
+    yc = y[1:] - y[1:].mean()
+    sxx = float(xc @ xc)
+    slope = float(xc @ yc) / sxx
+    resid = yc - slope * xc
+    return slope, float(np.sqrt(np.sum(xc**2 * resid**2)) / sxx)
+
+
+def test_the_random_walk_has_no_predictable_mean(long_market: dict[str, Series]) -> None:
+    """Every lag-1 regression (own and cross) is ~0: within 4 robust standard errors and below 0.05."""
+    r = {sym: log_returns(s) for sym, s in long_market.items()}
+    for a in r:
+        for b in r:
+            slope, se = lag_regression(r[a], r[b])
+            assert abs(slope) < 4 * se and abs(slope) < 0.05, (a, b, slope, se)
+
+
+def test_the_planted_lead_lag_coefficient_is_recovered_by_regression() -> None:
+    n = 20_000
+    m = generate_lead_lag_market(["BTC/USDT", "ETH/USDT"], n, START_MS, seed=11, beta=0.3)
+    a, b = log_returns(m["BTC/USDT"]), log_returns(m["ETH/USDT"])
+    slope, se = lag_regression(a, b)
+    assert abs(slope - 0.3) < 4 * se and se < 0.03, (slope, se)
+    # Nothing else is predictable: A does not follow B, and neither follows itself.
+    for x, y in ((b, a), (a, a)):
+        slope, se = lag_regression(x, y)
+        assert abs(slope) < 4 * se and abs(slope) < 0.05, (slope, se)
+    # The leader is the same random walk as in the plain market with the same seed.
+    plain = generate_market(["BTC/USDT", "ETH/USDT"], n, START_MS, seed=11)
+    assert list(plain["BTC/USDT"].rows()) == list(m["BTC/USDT"].rows())
+    assert_ohlc_consistent(m["ETH/USDT"].slice(0, 4000))
+
+
+def test_a_lead_lag_market_needs_two_symbols() -> None:
+    with pytest.raises(ValueError, match="two symbols"):
+        generate_lead_lag_market(["BTC/USDT"], 10, START_MS)
