@@ -283,11 +283,13 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
         k0 = first if last is None else max(first, bars.index(last + 1))
         if last is not None:
             log.info("resuming backtest %r after bar %d", settings.run.id, last)
+        edges = await store.recent_edges(settings.run.id, settings.risk.gate.band_bars)
         writer = await BarWriter(store).start() if write_behind else None
         executor = PaperExecutor(build_account(settings, resume), NotionalCap.from_settings(settings))
         engine = Engine(settings, settings.run.id, writer or store, executor,
                         assess(settings, predictor, resume.forecasts if resume is not None else ()),
-                        build_risk(settings, resume), last, history=bars)
+                        build_risk(settings, resume, edges=edges),
+                        last, history=bars)
         engine.offload_predict = False
         engine.commit_every = commit_every
         reason = "error"

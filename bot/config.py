@@ -138,6 +138,9 @@ class GateSettings:
     exit_margin: float = _key("net_edge: a position is kept while the edge in its direction exceeds this many "
                               "standard errors (0: while staying is expected to earn anything; leaving costs the "
                               "same exit fee now or later)", default=0.0, lo=-100.0, hi=100.0)
+    band_bars: int = _key("net_edge: the recent edges whose distribution values holding a position beyond one "
+                          "bar (risk/band.py); 0: no history, enter only when one forecast pays the round trip",
+                          default=720, lo=0, hi=100_000)
     extra_cost_bps: float = _key("net_edge: cost per fill added to the executor's fee and slippage (spread, "
                                  "impact the paper fill does not model), basis points", default=0.0, lo=0.0,
                                  hi=1000.0)

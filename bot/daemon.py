@@ -58,7 +58,8 @@ def build_account(settings: Settings, resume: ResumeState | None) -> PaperAccoun
 
 
 def build_risk(settings: Settings, resume: ResumeState | None, initial_equity: Decimal | None = None,
-               costs: Mapping[str, float] | float | None = None) -> RiskManager:
+               costs: Mapping[str, float] | float | None = None,
+               edges: Mapping[str, Sequence[float]] | None = None) -> RiskManager:
     """A risk manager in the trading state the trade log left, or ACTIVE at the initial equity
     (paper: ``initial_cash``; live: the account's cash at the start)."""
     logged = resume.risk_state if resume is not None else None
@@ -70,7 +71,7 @@ def build_risk(settings: Settings, resume: ResumeState | None, initial_equity: D
                     state.reason)
     return RiskManager(settings.risk, settings.market.symbols, settings.market.timeframe_ms,
                        settings.paper.qty_step, state, entries, resume.forecasts if resume is not None else (),
-                       costs if costs is not None else paper_fill_cost(settings))
+                       costs if costs is not None else paper_fill_cost(settings), edges)
 
 
 def paper_fill_cost(settings: Settings) -> float:
@@ -232,7 +233,8 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         logged = resume.forecasts if resume is not None else ()
         engine = Engine(settings, run_id, store, executor, assess(settings, predictor, logged),
                         build_risk(settings, resume, None if settings.run.mode != "live" else executor.cash,
-                                   fill_costs(settings, executor)),
+                                   fill_costs(settings, executor),
+                                   await store.recent_edges(run_id, settings.risk.gate.band_bars)),
                         last_bar, history=source, rejections=tally)
         engine.accept_commands = True
         await engine.restore_operator_block()

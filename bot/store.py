@@ -403,6 +403,23 @@ class TradeStore:
                 "SELECT MIN(bar_ms), MAX(bar_ms) FROM equity WHERE run_id = ?", (run_id,))
         return None if first is None else (int(first), int(last))
 
+    async def recent_edges(self, run_id: str, n: int) -> dict[str, list[float]]:
+        """Each symbol's last ``n`` expected returns (``edge``, else ``mu``), oldest first: the history the risk
+        manager's no-trade band resumes from (non-finite values as 0, as the manager keeps them)."""
+        if n <= 0:
+            return {}
+        db = self._conn()
+        out: dict[str, list[float]] = {}
+        async with self._lock:
+            symbols = [s for (s,) in await db.execute_fetchall(
+                "SELECT DISTINCT symbol FROM forecasts WHERE run_id = ?", (run_id,))]
+            for sym in symbols:
+                rows = await db.execute_fetchall(
+                    "SELECT COALESCE(edge, mu) FROM forecasts WHERE run_id = ? AND symbol = ? "
+                    "ORDER BY bar_ms DESC LIMIT ?", (run_id, sym, n))
+                out[sym] = [float(e) if e is not None and math.isfinite(e) else 0.0 for (e,) in reversed(rows)]
+        return out
+
     async def resume_state(self, run_id: str) -> ResumeState | None:
         """The account as of the last bar written for ``run_id``; None if no bar is."""
         db = self._conn()

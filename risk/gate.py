@@ -7,13 +7,16 @@ slippage, as a log return).  Since every position is eventually closed, entering
 later; leaving pays c now instead of later:
 
 * σ above ``sigma_max`` (or not a positive number): flat — the model is unsure; a risk exit.
-* enter (or flip to) direction d = sign(E) when d·E − 2c ≥ m_d · se(E) and d·E − 2c > 0, with
-  m_d = ``long_entry_margin`` or ``short_entry_margin`` (a flip pays the exit of the old position and
-  both fills of the new one: against exiting, it needs the same d·E − 2c > 0);
-* keep an open position while its direction's edge cur·E > ``exit_margin`` · se(E): staying is
-  expected to earn something, and leaving saves nothing (its fee is due either way);
-* otherwise flat.  The band −2c − m·se < E < 2c + m·se trades nothing: the no-trade band that costs
-  imply, with no hand-set strengths.
+* each position x ∈ {short, flat, long} is worth x·E′ − c·|x − current| + h(x), where h are the
+  positions' relative values given costs and the symbol's recent edges (:mod:`risk.band`: what holding
+  a position is worth beyond this bar — free bars while the signal agrees, a second fee saved when it
+  would be wanted again soon) and E′ is the edge judged conservatively: a new long at
+  E − ``long_entry_margin``·se(E), a new short at E + ``short_entry_margin``·se(E), the position held
+  at its ``exit_margin``.  The best position is taken; a tie keeps the current one.  With no history
+  h(±1) = −c, and this is "enter when the edge pays the round trip 2c, keep while it is positive";
+* the no-trade band — where staying wins — comes from costs and the signal's own distribution, with
+  no hand-set strengths;
+* no demonstrated skill (scale 0): flat, and no position is kept;
 * a position younger than ``min_hold_bars`` is neither closed nor flipped by the signal.
 
 **strength** (:func:`gate_parts`), the cost-blind rule of earlier versions, kept for comparison:
@@ -38,6 +41,7 @@ import math
 from dataclasses import dataclass
 
 from bot.config import GateSettings
+from risk.band import Values, best_position, static_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,34 +90,49 @@ def gate_parts(mu: float, sigma: float, current: int, held_bars: int | None, s: 
 
 
 def edge_gate_parts(edge: float, edge_se: float, sigma: float, cost: float, current: int, held_bars: int | None,
-                    s: GateSettings, skill: float = math.nan) -> tuple[int, float, str, bool]:
-    """The net-edge rule: (direction, net edge d·E − 2c of the best direction, reason, keep).
+                    s: GateSettings, skill: float = math.nan, values: Values | None = None
+                    ) -> tuple[int, float, str, bool]:
+    """The net-edge rule: (direction, net value of the best move over staying, reason, keep).
+
+    ``keep``: the position stays as it is (held, or too young to change): not resized for a new mu.
 
     ``edge`` is the expected log return over the forecast's horizon, ``edge_se`` its standard error,
-    ``cost`` one fill's fee and slippage as a log return; ``skill`` only enters the reason.
+    ``cost`` one fill's fee and slippage as a log return, ``values`` the positions' relative values
+    (:func:`risk.band.band_values` of the symbol's recent edges; None: no history, the one-bar rule
+    "enter when the edge pays 2 × cost"); ``skill`` only enters the reason.
     """
     if not (math.isfinite(edge) and math.isfinite(sigma) and sigma > 0 and cost >= 0 and edge_se >= 0):
         return 0, 0.0, f"unusable forecast edge={edge} se={edge_se} sigma={sigma}: flat", False
-    direction = (edge > 0) - (edge < 0)
-    net = abs(edge) - 2.0 * cost
+    h = values if values is not None else static_values(cost)
     skill_note = "" if math.isnan(skill) else f" skill={skill:.3f}"
-    facts = f"edge={edge:.6f} se={edge_se:.6f} cost 2x{cost:.6f} net={net:.6f}{skill_note}"
+    facts = (f"edge={edge:.6f} se={edge_se:.6f} cost={cost:.6f}/fill band h={h[2] - h[1]:+.6f}/"
+             f"{h[0] - h[1]:+.6f}{skill_note}")
     if sigma > s.sigma_max:
-        return 0, net, f"gated: sigma {sigma:.6f} > sigma_max {s.sigma_max}: flat", False
+        return 0, 0.0, f"gated: sigma {sigma:.6f} > sigma_max {s.sigma_max}: flat", False
     young = current != 0 and held_bars is not None and held_bars < s.min_hold_bars
-    margin = s.long_entry_margin if direction > 0 else s.short_entry_margin
-    if direction != 0 and net > 0 and net >= margin * edge_se:
-        if current not in (0, direction) and young:
-            return current, net, (f"min hold: {facts} would flip, held {held_bars} of {s.min_hold_bars} bars: "
+    if skill == 0:
+        # No demonstrated skill: the position is risk without an expected return, whatever the band says.
+        if young:
+            return current, 0.0, (f"min hold: no skill: {facts}, held {held_bars} of {s.min_hold_bars} bars: "
                                   f"keep {_NAMES[current]}"), True
-        return direction, net, f"edge: {facts} >= {_NAMES[direction]} margin {margin} x se", False
-    if current != 0 and current * edge > s.exit_margin * edge_se:
-        return current, net, f"hold: {facts}; staying earns more than leaving", False
-    if young:
-        return current, net, (f"min hold: {facts}, held {held_bars} of {s.min_hold_bars} bars: "
-                              f"keep {_NAMES[current]}"), True
-    if current != 0:
-        return 0, net, f"exit: {facts}; no edge left in the position's direction: flat", False
-    if skill == 0 or edge_se == math.inf:
-        return 0, net, f"no skill: {facts}: no demonstrated skill, no trade: flat", False
-    return 0, net, f"weak: {facts} inside the no-trade band: flat", False
+        if current != 0:
+            return 0, 0.0, f"exit: no skill: {facts}: no demonstrated skill, no exposure: flat", False
+        return 0, 0.0, f"no skill: {facts}: no demonstrated skill, no trade: flat", False
+
+    def shaded(margin: float, sign: int) -> float:
+        """The edge judged ``margin`` standard errors against a position of ``sign`` (0 × inf is 0)."""
+        return edge - sign * margin * edge_se if margin else edge
+
+    best, value = best_position(current, shaded(s.long_entry_margin, 1), shaded(s.short_entry_margin, -1),
+                                shaded(s.exit_margin, current), cost, h)
+    gain = value[best] - value[current]
+    if best != current and young:
+        return current, gain, (f"min hold: {facts}: would go {_NAMES[best]}, held {held_bars} of "
+                               f"{s.min_hold_bars} bars: keep {_NAMES[current]}"), True
+    if best == current:
+        if current != 0:
+            return current, 0.0, f"hold: {facts}; staying is worth more than leaving", True
+        return 0, 0.0, f"weak: {facts} inside the no-trade band: flat", False
+    if best == 0:
+        return 0, gain, f"exit: {facts}; leaving is worth {gain:.6f} more than staying: flat", False
+    return best, gain, f"edge: {facts}; {_NAMES[best]} is worth {gain:.6f} more than {_NAMES[current]}", False

@@ -21,6 +21,7 @@ deleveraging step is kept with the VaR before and after.  Pure: no I/O.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -31,6 +32,7 @@ import numpy as np
 from bot.config import RiskSettings
 from bot.events import Decision, Delevered, Forecast, RiskStateLogged
 from bot.execution.qty import rounded_qty, to_step
+from risk.band import Values, band_values
 from risk.deleverage import deleverage
 from risk.gate import edge_gate_parts, gate_parts
 from risk.sizing import fraction_of, gross_factor, position_leverage, vol_per_bar
@@ -39,6 +41,9 @@ from risk.var import VarEstimate, WindowRisk
 from strategies.base import CLOSE
 
 HORIZONS = (1, 24)
+# Edges a symbol needs before their distribution values holding a position (a week of hours, as the skill's
+# min_bars): fewer, and one strong forecast would look like a signal that always comes back.
+BAND_MIN_HISTORY = 168
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +119,17 @@ def _no_new_exposure(target: list[float], current: list[float], syms: Sequence[s
 class RiskManager:
     def __init__(self, settings: RiskSettings, symbols: Sequence[str], timeframe_ms: int, qty_step: Decimal,
                  state: RiskState, entry_bars: Mapping[str, int] | None = None,
-                 previous: Sequence[Forecast] = (), costs: Mapping[str, float] | float = 0.0) -> None:
+                 previous: Sequence[Forecast] = (), costs: Mapping[str, float] | float = 0.0,
+                 edges: Mapping[str, Sequence[float]] | None = None) -> None:
         """``costs``: one fill's fee and slippage as a fraction of notional, per symbol or for all (the
-        net-edge rule's round trip is twice that)."""
+        net-edge rule's round trip is twice that); ``edges``: each symbol's recent expected returns, oldest
+        first, as the trade log has them (a restart resumes the no-trade band where it was)."""
         self.s = settings
         self.costs = costs
+        n = settings.gate.band_bars
+        self._edges: dict[str, deque[float]] = {s: deque((edges or {}).get(s, ())[-n:] if n else (), maxlen=n or 1)
+                                                for s in symbols}
+        self._values: dict[str, tuple[float, Values]] = {}    # symbol -> (cost, values) of its current edges
         self.symbols = tuple(symbols)
         self.tf_ms = timeframe_ms
         self.qty_step = qty_step
@@ -217,15 +228,21 @@ class RiskManager:
             entry = entry_bars.get(f.symbol)
             held = None if entry is None else (bar_ms - entry) // tf
             if net_edge:
-                cost = costs if isinstance(costs, float) else costs.get(f.symbol, 0.0)
-                direction, _, reason, keep = edge_gate_parts(f.expected, f.edge_se, f.sigma,
-                                                             cost + gs.extra_cost_bps / 1e4,
-                                                             (cur > 0) - (cur < 0), held, gs, f.skill)
+                cost = (costs if isinstance(costs, float) else costs.get(f.symbol, 0.0)) + gs.extra_cost_bps / 1e4
+                values = self._band(f.symbol, f.expected, cost)
+                direction, _, reason, keep = edge_gate_parts(f.expected, f.edge_se, f.sigma, cost,
+                                                             (cur > 0) - (cur < 0), held, gs, f.skill, values)
             else:
                 direction, _, reason, keep = gate_parts(f.mu, f.sigma, (cur > 0) - (cur < 0), held, gs)
-            # (a kept position's fraction is a numpy scalar, as it always was: Σ|f| then sums the same types)
-            raw.append(np.float64(cur) / eq if keep and eq > 0
-                       else fraction_of(direction, f.mu, f.sigma, sz, bar_vol) if direction else 0.0)
+            if net_edge and keep and eq > 0 and direction:
+                # A held position keeps its size: Kelly sized the entry, and resizing it with every wobble of
+                # mu pays fees the edge never priced.  The risk caps still bind (volatility target, per-symbol cap).
+                cap = min(bar_vol / f.sigma, sz.max_position_fraction) if f.sigma > 0 else 0.0
+                raw.append(direction * min(abs(cur) / eq, cap))
+            else:
+                # (a kept position's fraction is a numpy scalar, as it always was: Σ|f| then sums the same types)
+                raw.append(np.float64(cur) / eq if keep and eq > 0
+                           else fraction_of(direction, f.mu, f.sigma, sz, bar_vol) if direction else 0.0)
             why.append(reason)
         reasons = {s: [r] for s, r in zip(syms, why)}
         # The gross cap counts each symbol once, with its last value (a symbol given twice is one position).
@@ -271,6 +288,24 @@ class RiskManager:
                                           reasons, signs)
         return RiskDecision(tuple(decisions), tuple(intents), estimates, tuple(steps), self.state,
                             dict(self.entry_bars))
+
+    def _band(self, symbol: str, edge: float, cost: float) -> Values | None:
+        """The positions' values for ``symbol`` after adding this bar's edge to its history (None: no history
+        kept, ``band_bars`` = 0).  Recomputed only when the history's contents or the cost changed."""
+        if not self.s.gate.band_bars:
+            return None
+        history = self._edges.setdefault(symbol, deque(maxlen=self.s.gate.band_bars))
+        e = edge if isfinite(edge) else 0.0
+        dropped = history[0] if len(history) == history.maxlen else None
+        history.append(e)
+        if len(history) < min(BAND_MIN_HISTORY, history.maxlen or 1):
+            return None              # too few edges to say how the signal behaves: the one-bar rule
+        cached = self._values.get(symbol)
+        if cached is not None and cached[0] == cost and dropped == e:
+            return cached[1]         # the same multiset of edges: the same values
+        values = band_values(history, cost)
+        self._values[symbol] = (cost, values)
+        return values
 
     def _var_budget(self, target: np.ndarray, forced: np.ndarray, syms: list[str], returns: np.ndarray,
                     mu: np.ndarray, sigma: np.ndarray, eq: float, reasons: dict[str, list[str]]

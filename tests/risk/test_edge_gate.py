@@ -7,6 +7,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,7 +40,7 @@ def test_a_one_bar_edge_smaller_than_the_round_trip_never_enters() -> None:
 
 def test_a_position_is_kept_while_staying_earns_and_closed_when_it_does_not() -> None:
     assert direction(0.0001, 0.0, 0.0012, 1) == 1       # inside the entry band, but staying still earns
-    assert direction(0.0, 0.0, 0.0012, 1) == 0          # nothing left: leave
+    assert direction(0.0, 0.0, 0.0012, 1) == 1          # nothing left, nothing lost: a tie keeps it (no fee)
     assert direction(-0.0001, 0.0, 0.0012, 1) == 0      # reversed but too weak to pay a flip: flat
     assert direction(-0.0030, 0.0, 0.0012, 1) == -1     # reversed and paying the flip
 
@@ -48,7 +49,7 @@ def test_no_skill_means_no_trade_with_its_reason() -> None:
     d, _, reason, _ = edge_gate_parts(0.0, math.inf, 0.01, 0.0012, 0, None, G, 0.0)
     assert d == 0 and reason.startswith("no skill")
     d, _, reason, _ = edge_gate_parts(0.0, math.inf, 0.01, 0.0012, 1, None, G, 0.0)
-    assert d == 0 and reason.startswith("exit")
+    assert d == 0 and reason.startswith("exit: no skill")
 
 
 @settings(max_examples=300, deadline=None)
@@ -115,3 +116,49 @@ def test_the_cost_blind_rule_is_still_there_for_comparison() -> None:
     f = Forecast("BTC/USDT", 1_704_067_200_000, 0.0015, 0.01, "m")        # |mu|/sigma 0.15, 15 bps < 24
     assert _target(_manager(rule="strength"), f) > 0
     assert _target(_manager(), f) == 0
+
+
+def test_the_band_values_a_position_by_how_often_a_tradeable_signal_comes_back() -> None:
+    from risk.band import band_values, static_values
+
+    cost = 0.0012
+    assert band_values([], cost) == static_values(cost) == band_values([0.0] * 500, cost)
+    quiet = band_values([0.0001 * ((-1) ** k) for k in range(500)], cost)
+    busy = band_values([0.004 * ((-1) ** k) for k in range(500)], cost)
+    # Strong signals of either sign keep coming: being in a position is worth more than its exit fee alone,
+    # so a new one is entered below the one-bar threshold of 2c; weak ones never pay and change nothing.
+    assert -cost < quiet[2] < -cost + 0.0002 and busy[2] > quiet[2] + 0.001
+    assert busy[0] == pytest.approx(busy[2])
+    assert direction(0.0020, 0.0, cost, 0) == 0
+    assert edge_gate_parts(0.0020, 0.0, 0.01, cost, 0, None, G, 1.0, quiet)[0] == 0
+    assert edge_gate_parts(0.0020, 0.0, 0.01, cost, 0, None, G, 1.0, busy)[0] == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples=st.lists(st.floats(-0.01, 0.01), min_size=1, max_size=200), cost=costs)
+def test_band_values_are_symmetric_and_never_below_the_exit_fee(samples: list[float], cost: float) -> None:
+    from risk.band import band_values
+
+    h_short, h_flat, h_long = band_values(samples, cost)
+    assert h_flat == 0.0 and h_long == pytest.approx(h_short, abs=1e-12)
+    # A position can always be closed for one fee: it is worth at least -c, and at most what one fee saves.
+    assert -cost - 1e-12 <= h_long <= cost + 1e-12
+
+
+@settings(max_examples=150, deadline=None)
+@given(path=st.lists(st.tuples(edges, ses), min_size=1, max_size=40), c1=costs, extra=st.floats(0.0, 0.005),
+       samples=st.lists(st.floats(-0.01, 0.01), min_size=1, max_size=100))
+def test_higher_costs_never_raise_turnover_with_a_band_from_history(path: list[tuple[float, float]], c1: float,
+                                                                    extra: float, samples: list[float]) -> None:
+    from risk.band import band_values
+
+    def turnover(cost: float) -> int:
+        h = band_values(samples, cost)
+        pos, total = 0, 0
+        for edge, se in path:
+            new = edge_gate_parts(edge, se, 0.01, cost, pos, None, G, 1.0, h)[0]
+            total += abs(new - pos)
+            pos = new
+        return total
+
+    assert turnover(c1 + extra) <= turnover(c1)

@@ -1,0 +1,108 @@
+"""The no-trade band: what being long, flat or short is worth, given costs and how the signal behaves.
+
+Entering a position pays one fill now and one at its exit; holding it pays nothing.  So the first
+bar's expected return is not the whole value of a position: while it is held, later bars whose
+signal still points its way earn without a new fill, and leaving a position that the signal will
+want again soon pays twice.  How much that is worth depends on the signal's distribution, which
+the bot has seen: the recent effective edges E of the symbol (μ after the skill scale).
+
+Model: each bar a signal m is drawn from the recent edges, symmetrised (their empirical distribution
+with both signs, taken as independent from bar to bar — persistence beyond one bar is what
+multi-step forecasts carry in their own E); the position x ∈ {−1, 0, +1} earns x·m over the bar and moving from x to x′ costs
+c·|x′ − x|.  The long-run average reward g and the relative values h(x) solve the Bellman equation
+
+    g + h(x) = E_m [ max_x′ ( x′·m − c·|x′ − x| + h(x′) ) ],      h(0) = 0,
+
+found by relative value iteration (Puterman, Markov Decision Processes, §8.5.5).  The decision at a
+bar with signal m in position x is the x′ that maximises x′·m − c·|x′ − x| + h(x′): flat → long
+when m > c + h(0) − h(+1), and so on; the no-trade band is where staying wins.
+
+With no history (or a signal that is always 0) h(±1) = −c: a position is worth only the exit fee it
+will cost, and the rule is the one-bar rule "enter when m > 2c".  Each expectation of the piecewise-
+linear maximum is computed exactly from the sorted samples and their prefix sums (two binary
+searches per state), so an iteration costs microseconds however many samples there are.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
+
+Values = tuple[float, float, float]      # h(−1), h(0), h(+1)
+
+MAX_ITERATIONS = 500
+TOLERANCE = 1e-13
+
+
+def static_values(cost: float) -> Values:
+    """The values with no information about future signals: a position is worth its exit fee."""
+    return (-cost, 0.0, -cost)
+
+
+def _envelope_mean(sorted_m: Sequence[float], prefix: Sequence[float], a: float, b: float, c: float) -> float:
+    """Mean over the samples of max(−m + c, b, m + a) (short, flat, long)."""
+    n = len(sorted_m)
+    total = prefix[-1]
+    if c - b < b - a:          # a flat region exists: short below c − b, long above b − a
+        lo, hi = c - b, b - a
+        i = bisect_left(sorted_m, lo)           # samples < lo: short
+        j = bisect_right(sorted_m, hi)          # samples > hi: long
+        s_short = -prefix[i] + c * i
+        s_flat = b * (j - i)
+        s_long = (total - prefix[j]) + a * (n - j)
+    else:                      # long or short everywhere, split where the two lines cross
+        mid = (c - a) / 2.0
+        i = bisect_left(sorted_m, mid)
+        s_short = -prefix[i] + c * i
+        s_flat = 0.0
+        s_long = (total - prefix[i]) + a * (n - i)
+    return (s_short + s_flat + s_long) / n
+
+
+def band_values(samples: Sequence[float], cost: float) -> Values:
+    """Relative values h(−1), h(0) = 0, h(+1) of the three positions for signals like ``samples``.
+
+    The samples are taken with both signs (each m and −m): their sizes say how often a signal worth
+    trading comes along, but a drift in their sign (a trending market seen by a momentum model) is not
+    a forecast of the next bars' direction, and would make one side look free to enter."""
+    if not samples:
+        return static_values(cost)
+    sorted_m = sorted([*samples, *(-m for m in samples)])
+    prefix = [0.0, *accumulate(sorted_m)]
+    hs, h0, hl = static_values(cost)
+    for _ in range(MAX_ITERATIONS):
+        # T h(x) for x = −1, 0, +1: the lines' intercepts are h(x′) − c·|x′ − x|.
+        t_short = _envelope_mean(sorted_m, prefix, hl - 2 * cost, h0 - cost, hs)
+        t_flat = _envelope_mean(sorted_m, prefix, hl - cost, h0, hs - cost)
+        t_long = _envelope_mean(sorted_m, prefix, hl, h0 - cost, hs - 2 * cost)
+        new = (t_short - t_flat, 0.0, t_long - t_flat)
+        if abs(new[0] - hs) < TOLERANCE and abs(new[2] - hl) < TOLERANCE:
+            hs, h0, hl = new
+            break
+        hs, h0, hl = new
+    return hs, h0, hl
+
+
+def best_position(current: int, m_long: float, m_short: float, m_hold: float, cost: float,
+                  h: Values) -> tuple[int, dict[int, float]]:
+    """The position that maximises x′·m − c·|x′ − current| + h(x′), and each position's value.
+
+    ``m_long``/``m_short`` are the signal as a new long/short would be judged (the edge less or plus the
+    entry margin in standard errors); ``m_hold`` as the current position is (its exit margin).  A tie
+    keeps the current position: no fill without a strict gain.
+    """
+    value = {}
+    for x in (-1, 0, 1):
+        if x == 0:
+            m_x = 0.0
+        elif x == current:
+            m_x = m_hold
+        else:
+            m_x = m_long if x > 0 else m_short
+        value[x] = x * m_x - cost * abs(x - current) + h[x + 1]
+    best = current
+    for x in (0, 1, -1):
+        if value[x] > value[best]:
+            best = x
+    return best, value
