@@ -31,9 +31,12 @@ def _setup_logging(settings: Settings, level: str | None = None) -> None:
 
     from bot.web.serve import api_token
 
+    from bot.notify.delivery import notify_secrets
+
     creds = load_credentials()
     token = api_token() if settings.api.enabled else None
-    setup_run_logging(settings.run, (*(creds.values() if creds else ()), *((token,) if token else ())), level)
+    setup_run_logging(settings.run, (*(creds.values() if creds else ()), *((token,) if token else ()),
+                                     *notify_secrets(settings.notify)), level)
 
 
 def _install_stop_handlers(stop: asyncio.Event) -> None:

@@ -29,6 +29,7 @@ from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
 from bot.feeds.backfill import fetch_range, make_exchange, open_exchange, unlisted_symbols
 from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
 from bot.feeds.websocket import KlineFeed, Received
+from bot.notify.delivery import Notifier, build_channels
 from bot.rejections import RejectionTally
 from bot.store import ResumeState, TradeStore
 from risk.manager import RiskManager, restored_state
@@ -200,9 +201,11 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         check_bind(settings.api.host, api_token())
     # The model first: a missing or mismatched checkpoint stops start-up before anything is opened.
     predictor = build_predictor(settings)
+    channels = build_channels(settings.notify)   # a Telegram chat without BOT_TELEGRAM_TOKEN stops start-up here
     await check_markets(settings)   # an unknown symbol stops start-up before the trade log is touched
     now_ms = int(time.time() * 1000)
-    async with await TradeStore.open(settings.run.db) as store, open_dashboard(settings):
+    async with await TradeStore.open(settings.run.db) as store, open_dashboard(settings), \
+            Notifier(channels, settings.notify, run_id) as notifier:
         session_no, resume = await store.begin_run(run_id, settings.run.mode, settings.to_json(),
                                                    settings.config_hash, __version__, now_ms)
         last_bar = resume.last_bar_ms if resume else None
@@ -237,6 +240,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
                                    await store.recent_edges(run_id, settings.risk.gate.band_bars)),
                         last_bar, history=source, rejections=tally)
         engine.accept_commands = True
+        engine.observer = notifier.watcher(engine.risk.state.state.name, resume.forecasts if resume else ())
         await engine.restore_operator_block()
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")
         reason = "error"

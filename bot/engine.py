@@ -95,6 +95,18 @@ class BarSource(Protocol):
         ...
 
 
+class BarObserver(Protocol):
+    """Told of each decided bar and each outage after the fact (the notifications); must never block."""
+
+    def on_bar(self, record: BarRecord) -> None: ...
+
+    def outage_began(self, last_bar_ms: int | None, why: str) -> None: ...
+
+    def outage_ended(self, last_bar_ms: int | None, started_ms: int, ended_ms: int) -> None: ...
+
+    def bars_skipped(self, last_bar_ms: int | None, why: str) -> None: ...
+
+
 @dataclass(slots=True)
 class EngineStats:
     bars: int = 0
@@ -146,6 +158,8 @@ class Engine:
         self.commit_every = 1
         # The daemon takes operator commands from the trade log at each bar (a backtest has no operator).
         self.accept_commands = False
+        # Told of each bar and outage (bot/notify); its failures are logged, never stop a bar.
+        self.observer: BarObserver | None = None
 
     def warm_up(self, candles: Sequence[Candle]) -> None:
         """History for the windows (the backfill); these bars are not decided."""
@@ -243,6 +257,7 @@ class Engine:
             log.warning("%s; windows refilled through REST", why)
             now_ms = int(time.time() * 1000)
             await self.store.record_outage(self.run_id, now_ms, now_ms, last, why, False)
+            self._tell("bars_skipped", last, why)
             return
         candles = await self.history.closed_bars(self.symbols, last + self.tf_ms, t - self.tf_ms)
         by_bar: dict[int, dict[str, Candle]] = defaultdict(dict)
@@ -320,6 +335,7 @@ class Engine:
             self.risk.halt(f"feed outage: {why}")
         await self._safe_store(self.store.record_outage(self.run_id, self._outage_started_ms, None,
                                                         self.last_bar_ms, why, flatten))
+        self._tell("outage_began", self.last_bar_ms, why)
 
     async def process_bar(self, bar: AssembledBar, late: bool = False) -> None:
         t = bar.bar_ms
@@ -391,10 +407,21 @@ class Engine:
         self.stats.liquidations += len(liquidations)
         self.last_bar_ms = t
         self.assembler.last_emitted_ms = max(self.assembler.last_emitted_ms or t, t)
+        self._tell("on_bar", record)
         if self.watchdog.bar_decided(time.monotonic()) and self._outage_started_ms is not None:
-            await self._safe_store(self.store.end_outage(self.run_id, self._outage_started_ms,
-                                                         int(time.time() * 1000)))
+            ended_ms = int(time.time() * 1000)
+            await self._safe_store(self.store.end_outage(self.run_id, self._outage_started_ms, ended_ms))
+            self._tell("outage_ended", t, self._outage_started_ms, ended_ms)
             self._outage_started_ms = None
+
+    def _tell(self, what: str, *args: object) -> None:
+        """Tell the observer (notifications); a failure there is logged and the bar goes on."""
+        if self.observer is None:
+            return
+        try:
+            getattr(self.observer, what)(*args)
+        except Exception:
+            log.exception("notification of %s failed", what)
 
     # -- operator commands (bot/web/commands.py): read from the trade log, applied through the risk hooks ---
 
