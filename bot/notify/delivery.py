@@ -106,14 +106,11 @@ class Lane:
             note = self.in_flight = self.queue.popleft()
             try:
                 await self.deliver(note)
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:   # a bug must not end the worker: later notifications still go out
                 self.failed += 1
                 log.error("%s notification (%s) failed: %s", self.channel.name, note.kind,
                           self.channel.redact(f"{type(exc).__name__}: {exc}"))
-            finally:
-                self.in_flight = None
+            self.in_flight = None   # (not when cancelled: it counts as not sent)
 
     async def deliver(self, note: Notification) -> None:
         """Send one notification, retrying per the policy; count it sent or failed."""
