@@ -24,13 +24,20 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
+from typing import Self
 
 import httpx
 
 from bot.errors import ConfigError
 from bot.events import Forecast
 from bot.feeds.retry import RetryPolicy
-from bot.notify.channels import Channel, DeliveryError, TelegramChannel, WebhookChannel, check_answer
+from bot.notify.channels import (
+    Channel,
+    DeliveryError,
+    TelegramChannel,
+    WebhookChannel,
+    check_answer,
+)
 from bot.notify.messages import BarWatcher, Notification
 from bot.notify.settings import ENV_TELEGRAM_TOKEN, NotifySettings
 
@@ -106,7 +113,7 @@ class Lane:
             note = self.in_flight = self.queue.popleft()
             try:
                 await self.deliver(note)
-            except Exception as exc:   # a bug must not end the worker: later notifications still go out
+            except Exception as exc:  # noqa: BLE001 (a bug must not end the worker: later notifications still go out)
                 self.failed += 1
                 log.error("%s notification (%s) failed: %s", self.channel.name, note.kind,
                           self.channel.redact(f"{type(exc).__name__}: {exc}"))
@@ -174,7 +181,7 @@ class Notifier:
         """A :class:`BarWatcher` for the engine that posts here (``state`` and ``alarms``: where the run resumes)."""
         return BarWatcher(self.run_id, self.post, self.settings.events, state, alarms)
 
-    async def __aenter__(self) -> Notifier:
+    async def __aenter__(self) -> Self:
         self._tasks = [asyncio.create_task(lane.run(), name=f"notify-{lane.channel.name}") for lane in self.lanes]
         if self.lanes:
             log.info("notifications (%s) to %s", ", ".join(self.settings.events),

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +45,7 @@ class NotificationReceiver:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def bodies(self, path: str | None = None) -> list[Any]:
         """The JSON bodies received (on ``path`` only, if given), answered or not."""
@@ -68,7 +67,7 @@ class NotificationReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
                     body = json.loads(raw)
@@ -94,7 +93,7 @@ class NotificationReceiver:
 
         return Handler
 
-    def __enter__(self) -> NotificationReceiver:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

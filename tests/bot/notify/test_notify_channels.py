@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from bot.notify.channels import TELEGRAM_MAX_CHARS, DeliveryError, TelegramChannel, WebhookChannel, check_answer
+from bot.notify.channels import (
+    TELEGRAM_MAX_CHARS,
+    DeliveryError,
+    TelegramChannel,
+    WebhookChannel,
+    check_answer,
+)
 from bot.notify.messages import Notification
 
 NOTE = Notification("fills", "r", 1_704_067_200_000, "[r] hello", {"x": "1"})

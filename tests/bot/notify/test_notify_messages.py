@@ -29,10 +29,10 @@ def watcher(events: tuple[str, ...] = EVENTS, **kw: object) -> tuple[BarWatcher,
 
 def test_fills_state_changes_and_alarms_are_announced_once() -> None:
     w, got = watcher()
-    w.bar(DAY0 + H, [fill(DAY0 + H)], Decimal("10000"), "ACTIVE", "", [forecast(DAY0 + H)])
-    w.bar(DAY0 + 2 * H, [], Decimal("9000"), "REDUCING", "drawdown 10 %", [forecast(DAY0 + 2 * H, "since bar x")])
-    w.bar(DAY0 + 3 * H, [], Decimal("9000"), "REDUCING", "drawdown 10 %", [forecast(DAY0 + 3 * H, "since bar x")])
-    w.bar(DAY0 + 4 * H, [], Decimal("9000"), "ACTIVE", "cooldown over", [forecast(DAY0 + 4 * H)])
+    w.bar(DAY0 + H, [fill(DAY0 + H)], Decimal(10000), "ACTIVE", "", [forecast(DAY0 + H)])
+    w.bar(DAY0 + 2 * H, [], Decimal(9000), "REDUCING", "drawdown 10 %", [forecast(DAY0 + 2 * H, "since bar x")])
+    w.bar(DAY0 + 3 * H, [], Decimal(9000), "REDUCING", "drawdown 10 %", [forecast(DAY0 + 3 * H, "since bar x")])
+    w.bar(DAY0 + 4 * H, [], Decimal(9000), "ACTIVE", "cooldown over", [forecast(DAY0 + 4 * H)])
     assert [n.kind for n in got] == ["fills", "state", "alarm", "state", "alarm"]
     f = got[0]
     assert f.text == ("[r] 1 fill(s) at 2024-01-01 01:00 UTC: buy 0.0125 BTC/USDT at 42,000.5 fee 1.2500; "
@@ -45,31 +45,31 @@ def test_fills_state_changes_and_alarms_are_announced_once() -> None:
 
 def test_an_alarm_active_at_start_and_the_resumed_state_are_not_announced_again() -> None:
     w, got = watcher(state="HALTED", alarms=[forecast(DAY0, "since bar 1")])
-    w.bar(DAY0 + H, [], Decimal("1"), "HALTED", "x", [forecast(DAY0 + H, "since bar 1")])
+    w.bar(DAY0 + H, [], Decimal(1), "HALTED", "x", [forecast(DAY0 + H, "since bar 1")])
     assert got == []
 
 
 def test_daily_summary_at_the_first_bar_of_the_next_utc_day() -> None:
     w, got = watcher(events=("daily",))
-    w.bar(DAY0, [], Decimal("10000"), "ACTIVE", "", [])               # 00:00: a whole day starts
-    w.bar(DAY0 + H, [fill(DAY0 + H, "1.5")], Decimal("10100"), "ACTIVE", "", [])
-    w.bar(DAY0 + 23 * H, [fill(DAY0 + 23 * H, "0.5")], Decimal("10200"), "ACTIVE", "", [])
+    w.bar(DAY0, [], Decimal(10000), "ACTIVE", "", [])               # 00:00: a whole day starts
+    w.bar(DAY0 + H, [fill(DAY0 + H, "1.5")], Decimal(10100), "ACTIVE", "", [])
+    w.bar(DAY0 + 23 * H, [fill(DAY0 + 23 * H, "0.5")], Decimal(10200), "ACTIVE", "", [])
     assert got == []
-    w.bar(DAY0 + 24 * H, [fill(DAY0 + 24 * H, "9")], Decimal("10300"), "ACTIVE", "", [])
+    w.bar(DAY0 + 24 * H, [fill(DAY0 + 24 * H, "9")], Decimal(10300), "ACTIVE", "", [])
     (d,) = got
     assert d.kind == "daily" and d.bar_ms == DAY0 + 24 * H
     assert d.data == {"day": "2024-01-01", "equity": "10200", "start_equity": "10000", "day_return": 0.02,
                       "fills": 2, "fees": "2.0", "bars": 3, "whole_day": True}
     assert d.text == "[r] daily summary 2024-01-01: equity 10,200.00, return +2.00 %, 2 fill(s), fees 2.0000"
-    w.bar(DAY0 + 48 * H, [], Decimal("10506"), "ACTIVE", "", [])      # a day later (bars missing between)
+    w.bar(DAY0 + 48 * H, [], Decimal(10506), "ACTIVE", "", [])      # a day later (bars missing between)
     assert got[1].data["start_equity"] == "10200" and got[1].data["equity"] == "10300"
     assert got[1].data["fills"] == 1 and got[1].data["fees"] == "9"
 
 
 def test_a_session_started_mid_day_says_so_and_events_filter() -> None:
     w, got = watcher(events=("daily", "outage"))
-    w.bar(DAY0 + 5 * H, [fill(DAY0 + 5 * H)], Decimal("100"), "HALTED", "x", [])
-    w.bar(DAY0 + 24 * H, [], Decimal("100"), "HALTED", "x", [])
+    w.bar(DAY0 + 5 * H, [fill(DAY0 + 5 * H)], Decimal(100), "HALTED", "x", [])
+    w.bar(DAY0 + 24 * H, [], Decimal(100), "HALTED", "x", [])
     w.outage_began(DAY0 + 24 * H, "no closed bar for 3900 s")
     assert [n.kind for n in got] == ["daily", "outage"]
     assert "(since this session started)" in got[0].text and got[0].data["whole_day"] is False
