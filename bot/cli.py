@@ -216,9 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", type=Path, default=None, help="config.toml for model/decision/paper settings")
     d.add_argument("--symbols", nargs="+", default=None, help="symbols to simulate (default: the config's)")
     d.add_argument("--seed", type=int, default=7, help="seed of the synthetic market")
-    d.add_argument("--run-id", default="demo", help="run id in the trade log (default demo); a rerun "
-                   "replaces an earlier demo's log at --db")
-    d.add_argument("--bar-interval", type=float, default=0.01, help="seconds between replayed bars")
+    d.add_argument("--run", "--run-id", dest="run_id", metavar="ID", default="demo", help="run id in the trade log (default "
+                   "demo); a rerun replaces an earlier demo's log at --db")
+    d.add_argument("--bar-interval", type=float, default=0.01, help="seconds between replayed bars (default 0.01)")
     d.add_argument("-v", "--verbose", action="store_true", help="show the daemon's log")
     d.set_defaults(func=cmd_demo)
 
@@ -227,13 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="OHLCV CSV files (open_time,open,high,low,close,volume), e.g. BTCUSDT-1h.csv.gz")
     s.add_argument("--symbols", nargs="+", default=None, help="symbols for synthetic data when no --data")
     s.add_argument("--synthetic-bars", type=int, default=2000, help="bars of synthetic data when no --data")
-    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--seed", type=int, default=7, help="seed of the synthetic market (default 7)")
     s.add_argument("--speed", type=float, default=3600.0, help="replay speed as a multiple of real time "
                    "(default 3600: one hourly bar per second)")
     s.add_argument("--history", type=int, default=128, help="leading bars served over REST only (warm-up)")
-    s.add_argument("--timeframe", default="1h")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--timeframe", default="1h", help="bar length of the data served (default 1h)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     s.set_defaults(func=cmd_replay_server)
 
     rep = sub.add_parser("report", help="review a trade log: performance, trades, forecast quality, the gate")
@@ -263,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.cli_backtest import add_parsers as add_backtest_parsers
 
     add_backtest_parsers(sub)
+    from bot import __version__
+    from bot.cli_help import finish_help
+
+    finish_help(p, __version__)
     return p
 
 
