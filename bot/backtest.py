@@ -54,6 +54,7 @@ from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series
 from bot.store import TradeStore
+from bot.timefmt import utc_minute
 from strategies.base import Predictor
 from strategies.baseline import EwmaMomentumPredictor
 
@@ -282,7 +283,7 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
         last = resume.last_bar_ms if resume is not None else None
         k0 = first if last is None else max(first, bars.index(last + 1))
         if last is not None:
-            log.info("resuming backtest %r after bar %d", settings.run.id, last)
+            log.info("resuming backtest %r after bar %s", settings.run.id, utc_minute(last))
         edges = await store.recent_edges(settings.run.id, settings.risk.gate.band_bars)
         writer = await BarWriter(store).start() if write_behind else None
         executor = PaperExecutor(build_account(settings, resume), NotionalCap.from_settings(settings))

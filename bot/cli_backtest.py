@@ -112,10 +112,12 @@ async def _backtest(args: argparse.Namespace) -> int:
     print(f"decided {result.bars} bars ({result.bar_events} bar-events) in {result.seconds:.1f} s: "
           f"{result.bar_events_per_s:,.0f} bar-events/s; {s.fills} fills, {s.liquidations} liquidations")
     if walk is not None:
+        from bot.timefmt import utc_minute, utc_span
+
         for r in walk.retrains:
             nll = "n/a" if r.best_val_nll is None else f"{r.best_val_nll:.4f}"
-            print(f"  refit for bar {r.at_bar_ms}: trained {r.train_range[0]}..{r.train_range[1]}, validated "
-                  f"{r.val_range[0]}..{r.val_range[1]}, best val NLL {nll}, {r.seconds:.1f} s")
+            print(f"  refit for bar {utc_minute(r.at_bar_ms)}: trained {utc_span(*r.train_range)}, validated "
+                  f"{utc_span(*r.val_range)}, best val NLL {nll}, {r.seconds:.1f} s")
     if result.stopped:
         print("interrupted: the decided bars are committed; run the same command again to finish")
         return 130
