@@ -77,6 +77,7 @@ async def _demo(args: argparse.Namespace) -> int:
     from bot.daemon import run_daemon
     from bot.feeds.replay.server import ReplayExchange
     from bot.feeds.replay.synthetic import generate_market
+    from bot.progress import with_progress
     from bot.report import format_report, load_report
 
     base = demo_settings(load_settings(args.config))
@@ -95,7 +96,8 @@ async def _demo(args: argparse.Namespace) -> int:
               f"(seed {args.seed}; not market data) from {exchange.ws_url}")
         stop = asyncio.Event()
         _install_stop_handlers(stop)
-        result = await run_daemon(settings, stop, max_bars=args.bars)
+        result = await with_progress(run_daemon(settings, stop, max_bars=args.bars), args.db, args.run_id,
+                                     args.bars, label="demo bars")
     lat = sorted(result.stats.latencies)
     if lat:
         print(f"decided {result.stats.bars} bars; closed-kline-to-commit latency p50 "
