@@ -161,9 +161,12 @@ class Notifier:
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep, rng: random.Random | None = None) -> None:
         self.settings = settings
         self.run_id = run_id
-        self.client = client or httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False)
+        # No channel, no client (most runs): nothing is opened.
+        self.client = client or (httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False)
+                                 if channels else None)
         policy = RetryPolicy(max_attempts=settings.max_attempts, max_delay_s=settings.retry_max_s)
-        self.lanes = [Lane(c, self.client, settings.queue_size, policy, sleep, rng) for c in channels]
+        self.lanes = [Lane(c, self.client, settings.queue_size, policy, sleep, rng)
+                      for c in channels if self.client is not None]
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
@@ -204,7 +207,8 @@ class Notifier:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks = []
-            await self.client.aclose()
+            if self.client is not None:
+                await self.client.aclose()
         for lane in self.lanes:
             if lane.left:
                 log.warning("%s: %d notification(s) not sent at shutdown (notify.flush_timeout_s = %g)",

@@ -15,7 +15,7 @@ from bot.store import TradeStore
 
 @pytest.mark.asyncio
 async def test_the_bar_follows_the_trade_log(tmp_path: Path) -> None:
-    from test_status import bar   # the status tests' bar record
+    from test_status import bar  # the status tests' bar record
 
     db = tmp_path / "p.sqlite"
     assert bars_decided(db, "r") == 0          # no file yet

@@ -105,7 +105,7 @@ async def test_a_full_queue_drops_the_oldest_and_post_never_waits(caplog: pytest
         started = time.perf_counter()
         for i in range(10):            # before the worker runs: the queue keeps the newest three
             n.post(note(i))
-        assert time.perf_counter() - started < 0.05
+        assert time.perf_counter() - started < 0.5
         async with n:
             pass
         assert [b["data"]["i"] for b in r.bodies()] == [7, 8, 9]
@@ -123,9 +123,9 @@ async def test_a_dead_endpoint_neither_blocks_posting_nor_holds_shutdown_past_th
         for i in range(200):
             n.post(note(i))
             await asyncio.sleep(0)
-        assert time.perf_counter() - started < 1.0
+        assert time.perf_counter() - started < 3.0
         closing = time.perf_counter()
-    assert time.perf_counter() - closing < 2.0
+    assert time.perf_counter() - closing < 3.0   # flush_timeout_s 0.5, then the workers are cancelled
     counts = n.counts()["webhook"]
     assert counts["sent"] == 0 and counts["left"] == 200
     assert "200 notification(s) not sent at shutdown" in caplog.text
