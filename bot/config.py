@@ -25,6 +25,7 @@ from bot.config_model import (MODELS, BaselineModelSettings, CnnGruSettings, Fus
                                LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings)
 from bot.configkeys import _key
 from bot.errors import ConfigError
+from bot.notify.settings import NotifySettings, check_notify_settings
 from bot.secrets import ENV_HINT, check_config_data_has_no_secrets
 
 # Binance kline intervals of fixed length, in milliseconds ("1M" varies, so it is not offered).
@@ -339,6 +340,7 @@ class Settings:
     exchange: ExchangeSettings = field(default_factory=ExchangeSettings, metadata={"doc": "exchange"})
     execution: ExecutionSettings = field(default_factory=ExecutionSettings, metadata={"doc": "execution"})
     api: ApiSettings = field(default_factory=ApiSettings, metadata={"doc": "api"})
+    notify: NotifySettings = field(default_factory=NotifySettings, metadata={"doc": "notify"})
 
     def to_json(self) -> str:
         """A canonical JSON snapshot, stored with each run."""
@@ -482,6 +484,10 @@ def _validate(obj: Any, prefix: str) -> None:
             schemes = ("ws://", "wss://") if name == "ws_url" else ("http://", "https://")
             if not url.startswith(schemes):
                 raise ConfigError(f"config key '{prefix}{name}': {url!r} must start with {' or '.join(schemes)}")
+    if isinstance(obj, NotifySettings):
+        for name in ("webhook_url", "telegram_api_url"):
+            _check_no_credentials(f"{prefix}{name}", getattr(obj, name))
+        check_notify_settings(obj, prefix)
     if isinstance(obj, ExchangeSettings) and obj.rest_url and not obj.rest_url.startswith(("http://", "https://")):
         raise ConfigError(f"config key '{prefix}rest_url': {obj.rest_url!r} must be empty or start with "
                           "http:// or https://")
@@ -501,7 +507,7 @@ def _check_no_credentials(key: str, url: str) -> None:
 
 
 # Sections that do not change what a run decides (a run resumed with other values is the same run).
-RUN_NEUTRAL_SECTIONS = ("api",)
+RUN_NEUTRAL_SECTIONS = ("api", "notify")
 
 
 def config_changes(stored_json: str, current_json: str) -> list[str]:
@@ -586,6 +592,6 @@ __all__ = [
     "CnnGruSettings", "LstmSettings", "KnnSettings", "FusionSettings", "MultiAssetSettings", "TrainSettings", "MODELS",
     "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings", "StateSettings", "PaperSettings",
     "ExchangeSettings", "ExecutionSettings", "ForecastSettings", "SkillSettings", "CalibrationSettings",
-    "MonitorSettings",
+    "MonitorSettings", "NotifySettings",
     "load_settings", "parse_settings", "describe_keys", "config_changes", "TIMEFRAMES_MS", "RESUME_NEUTRAL_KEYS",
 ]

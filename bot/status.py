@@ -130,10 +130,23 @@ class Status:
         return None if close is None else self.now_ms - close
 
     @property
+    def stopped(self) -> bool:
+        """The latest session recorded its end: no daemon is running this run."""
+        cur = self.latest_session
+        return cur is not None and cur.ended_ms is not None
+
+    @property
+    def finished(self) -> bool:
+        """The latest session ended cleanly (a signal, --max-bars, --stop-after-bar), not after an error."""
+        cur = self.latest_session
+        return self.stopped and cur is not None and cur.end_reason != "error"
+
+    @property
     def stale(self) -> bool:
-        """No bar decided for more than two bar periods after the last one closed."""
+        """A running session has decided no bar for more than two bar periods after the last one closed."""
         age = self.bar_age_ms
-        return age is not None and self.timeframe_ms is not None and age > 2 * self.timeframe_ms
+        return (not self.stopped and age is not None and self.timeframe_ms is not None
+                and age > 2 * self.timeframe_ms)
 
     @property
     def current_outage(self) -> Outage | None:
@@ -246,6 +259,10 @@ def _bar_lines(s: Status) -> list[str]:
     age = s.bar_age_ms
     closed = "closed" if s.timeframe_ms is not None else "opened"
     stale = "  STALE: no bar decided for over two bar periods" if s.stale else ""
+    if s.finished:
+        stale = "  finished: the last session ended cleanly"
+    elif s.stopped:
+        stale = "  stopped: the last session ended with an error"
     lines = [f"Last bar    {_time(s.last_bar_ms)} ({closed} {format_duration(age or 0)} ago){stale}",
              f"Equity      {_money(s.equity)}  cash {_money(s.cash)}", ""]
     if s.positions:
