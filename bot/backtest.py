@@ -49,7 +49,8 @@ from bot.bar_writer import BarWriter
 from bot.config import Settings
 from bot.engine import Engine, EngineStats
 from bot.errors import ConfigError, DataError
-from bot.events import Candle, Forecast
+from bot.events import Candle
+from strategies.events import Forecast
 from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series

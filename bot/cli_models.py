@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from bot.config import TIMEFRAMES_MS, Settings, load_settings
-from bot.config_model import MODELS
+from strategies.settings import MODELS
 from bot.errors import ConfigError, DataError
 
 log = logging.getLogger("bot.models")

@@ -51,7 +51,9 @@ from bot.assembly import AssembledBar, BarAssembler, same_prices
 from bot.buffer import Appended, MarketBuffer
 from bot.config import Settings
 from bot.errors import DataError, ExecutionError
-from bot.events import Candle, Decision, Forecast, OrderFilled, Side, SubmitOrder, VarMeasured
+from bot.events import Candle, OrderFilled, Side, SubmitOrder, VarMeasured
+from risk.events import Decision
+from strategies.events import Forecast
 from bot.execution import Executor
 from bot.feeds.binance import reason_kind
 from bot.feeds.websocket import Received

@@ -38,10 +38,9 @@ from bot.schema import (
     INSERT_POSITION, INSERT_RISK_STATE, INSERT_VAR, MARK_CANCELLED, MARK_FILLED, MIGRATE_1_TO_2, MIGRATE_2_TO_3, SCHEMA,
     SCHEMA_VERSION,
 )
-from bot.events import (
-    Candle, Decision, Delevered, EquityMarked, Forecast, FundingPaid, OrderFilled, RiskStateLogged, Side, SubmitOrder,
-    VarMeasured,
-)
+from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, Side, SubmitOrder, VarMeasured
+from risk.events import Decision, Delevered, RiskStateLogged
+from strategies.events import Forecast
 from bot.rejections import RejectionCount
 
 log = logging.getLogger(__name__)

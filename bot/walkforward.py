@@ -31,7 +31,7 @@ import numpy as np
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.events import Forecast
+from strategies.events import Forecast
 from bot.feeds.replay.csvdata import Series
 
 log = logging.getLogger("bot.walkforward")

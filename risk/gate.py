@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bot.config import GateSettings
+from risk.settings import GateSettings
 from risk.band import Values, best_position, static_values
 
 

@@ -29,9 +29,10 @@ from math import isfinite
 
 import numpy as np
 
-from bot.config import RiskSettings
-from bot.events import Decision, Delevered, Forecast, RiskStateLogged
-from bot.execution.qty import rounded_qty, to_step
+from risk.settings import RiskSettings
+from risk.events import Decision, Delevered, RiskStateLogged
+from strategies.events import Forecast
+from risk.qty import rounded_qty, to_step
 from risk.band import Values, band_values
 from risk.deleverage import deleverage
 from risk.gate import edge_gate_parts, gate_parts

@@ -33,9 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.events import (  # noqa: E402
-    Candle, Decision, EquityMarked, Forecast, PositionMarked, RiskStateLogged, VarMeasured,
-)
+from bot.events import Candle, EquityMarked, PositionMarked, VarMeasured  # noqa: E402
+from risk.events import Decision, RiskStateLogged  # noqa: E402
+from strategies.events import Forecast  # noqa: E402
 from bot.schema import SCHEMA  # noqa: E402
 from bot.store import _INSERTS, BarRecord, TradeStore, bar_rows  # noqa: E402
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.events import Forecast
+from strategies.events import Forecast
 from strategies.base import CLOSE, Predictor
 from strategies.calibration import Z68, Z95, Calibration, calibrated
 from strategies.monitor import MonitorState, gaussian_nll, monitor_step
@@ -103,7 +103,7 @@ class AssessedPredictor:
     def __init__(self, inner: Predictor, settings: Any, timeframe_ms: int,
                  seeds: Mapping[str, Seed] | None = None) -> None:
         self.inner = inner
-        self.s = settings          # bot.config.ForecastSettings
+        self.s = settings          # strategies.settings.ForecastSettings
         self.tf_ms = timeframe_ms
         self.seeds = dict(seeds or {})
         self.tracked: dict[str, Tracked] = {}

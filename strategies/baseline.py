@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bot.events import Forecast
+from strategies.events import Forecast
 from strategies.base import CLOSE
 
 

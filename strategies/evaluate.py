@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bot.config_model import ModelSettings
+from strategies.settings import ModelSettings
 from strategies import baselines, metrics
 from strategies.dataset import FeatureStore, MarketSeries, WindowDataset
 from strategies.features import TARGET_SCALE
@@ -235,7 +235,7 @@ def _assessed_scores(mu: np.ndarray, sigma: np.ndarray, y: np.ndarray) -> dict[s
     settings and no seed: NLL of the calibrated density, coverage of the calibrated intervals, and the share
     of bars on which the model had demonstrated skill (its μ not scaled to 0).  Consecutive samples only
     approximately: a fold boundary or a gap is not a restart here."""
-    from bot.config import ForecastSettings
+    from strategies.settings import ForecastSettings
     from strategies.assessed import assess_sequence
     from strategies.calibration import nll
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bot.config_model import ModelSettings, TrainSettings
+from strategies.settings import ModelSettings, TrainSettings
 from strategies.dataset import WindowDataset
 from strategies.models.base import Progress
 from strategies.models.heads import down_weights

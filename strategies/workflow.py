@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bot.config_model import ModelSettings
+from strategies.settings import ModelSettings
 from strategies.dataset import FeatureStore, MarketSeries, WindowDataset
 from strategies.features import N_FEATURES, FeatureScaler
 from strategies.models.base import Forecaster, Progress

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bot.config_model import LstmSettings, TrainSettings
+from strategies.settings import LstmSettings, TrainSettings
 from strategies.models.heads import GaussianHead, make_head
 from strategies.train import NeuralForecaster
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bot.config_model import MultiAssetSettings, TrainSettings
+from strategies.settings import MultiAssetSettings, TrainSettings
 from strategies.models.heads import GaussianHead, make_head
 from strategies.train import NeuralForecaster
 

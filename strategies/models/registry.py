@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from bot.config_model import ModelSettings
+from strategies.settings import ModelSettings
 from strategies.models.base import Forecaster
 
 KINDS: dict[str, tuple[str, str]] = {

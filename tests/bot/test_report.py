@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import DataError
-from bot.events import Decision, EquityMarked, Forecast, OrderFilled, PositionMarked, Side, SubmitOrder
+from bot.events import EquityMarked, OrderFilled, PositionMarked, Side, SubmitOrder
+from risk.events import Decision
+from strategies.events import Forecast
 from bot.report import format_report, load_report, main, max_drawdown
 from bot.store import BarRecord, TradeStore
 

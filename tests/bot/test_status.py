@@ -11,7 +11,8 @@ import pytest
 
 from bot.cli import main
 from bot.errors import DataError
-from bot.events import EquityMarked, PositionMarked, RiskStateLogged, Side, SubmitOrder
+from bot.events import EquityMarked, PositionMarked, Side, SubmitOrder
+from risk.events import RiskStateLogged
 from bot.status import format_status, load_status
 from bot.store import BarRecord, TradeStore
 

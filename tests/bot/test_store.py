@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import DataError
-from bot.events import (Candle, Decision, EquityMarked, Forecast, OrderFilled, PositionMarked, RiskStateLogged, Side,
-                        SubmitOrder)
+from bot.events import Candle, EquityMarked, OrderFilled, PositionMarked, Side, SubmitOrder
+from risk.events import Decision, RiskStateLogged
+from strategies.events import Forecast
 from bot.store import SCHEMA_VERSION, BarRecord, ResumeState, TradeStore
 
 H = 3_600_000

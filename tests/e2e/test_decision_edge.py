@@ -17,7 +17,7 @@ import pytest
 
 from bot.backtest import run_backtest
 from bot.config import Settings
-from bot.events import Forecast
+from strategies.events import Forecast
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market
 from strategies.base import CLOSE

@@ -25,7 +25,7 @@ import pytest
 from bot.config import Settings
 from bot.daemon import build_account, build_risk
 from bot.engine import Engine
-from bot.events import Forecast
+from strategies.events import Forecast
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv
 from bot.feeds.replay.server import ReplayExchange

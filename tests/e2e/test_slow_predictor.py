@@ -13,7 +13,7 @@ import pytest
 from bot.config import Settings
 from bot.daemon import build_risk
 from bot.engine import Engine
-from bot.events import Forecast
+from strategies.events import Forecast
 from bot.execution.paper import PaperAccount, PaperExecutor
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market

@@ -20,7 +20,8 @@ import numpy as np
 
 from bot.config import GateSettings, RiskSettings, SizingSettings, StateSettings
 from bot.errors import ExecutionError
-from bot.events import Decision, Delevered, Forecast
+from risk.events import Decision, Delevered
+from strategies.events import Forecast
 import risk.manager as _live
 from risk.manager import OrderIntent, RiskDecision
 from risk.state import Z68, Z95, RiskState, TradingState

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import GateSettings, RiskSettings
-from bot.events import Forecast
+from strategies.events import Forecast
 from risk.gate import edge_gate_parts
 from risk.manager import RiskManager
 from risk.state import RiskState

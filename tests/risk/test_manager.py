@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import GateSettings, RiskSettings
-from bot.events import Forecast
+from strategies.events import Forecast
 from risk.manager import RiskManager, logged_state, restored_state
 from risk.state import RiskState, TradingState
 

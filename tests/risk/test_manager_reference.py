@@ -20,7 +20,7 @@ from bot.config import GateSettings, RiskSettings
 
 # The reference implements the cost-blind |mu|/sigma rule (risk.gate.rule = "strength").
 STRENGTH = RiskSettings(gate=GateSettings(rule="strength"))
-from bot.events import Forecast
+from strategies.events import Forecast
 from risk import manager as live
 from risk.state import RiskState, TradingState
 

@@ -199,7 +199,7 @@ def test_unknown_method_and_tiny_validation_are_refused() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("strategies.models.cnn_gru") is None,
                     reason="strategies.models.cnn_gru (CnnGruForecaster) is not written yet")
 def test_fusion_of_a_real_cnn_gru_and_knn_trains_and_round_trips(tmp_path) -> None:
-    from bot.config_model import CnnGruSettings, FusionSettings, KnnSettings, ModelSettings, TrainSettings
+    from strategies.settings import CnnGruSettings, FusionSettings, KnnSettings, ModelSettings, TrainSettings
     from strategies.dataset import FeatureStore, MarketSeries
 
     rng = np.random.default_rng(11)

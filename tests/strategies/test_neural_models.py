@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from bot.config_model import CnnGruSettings, LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings
+from strategies.settings import CnnGruSettings, LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings
 from strategies.features import N_FEATURES
 from strategies.models.heads import (GaussianHead, StudentTHead, down_weights, gaussian_nll_loss, make_head,
                                      student_t_nll_loss, student_t_scale, student_t_sd)

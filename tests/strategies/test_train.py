@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bot.config_model import CnnGruSettings, LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings
+from strategies.settings import CnnGruSettings, LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings
 from strategies.dataset import FeatureStore, MarketSeries, split_ms
 from strategies.features import N_FEATURES
 from strategies.models.heads import gaussian_nll_loss

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bot.errors import ExecutionError
 from bot.execution import paper
-from bot.execution.qty import rounded_qty, to_step
+from risk.qty import rounded_qty, to_step
 
 D = Decimal
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN,
