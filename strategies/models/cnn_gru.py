@@ -22,7 +22,7 @@ from torch import nn
 
 from strategies.settings import CnnGruSettings, TrainSettings
 from strategies.models.heads import GaussianHead, make_head
-from strategies.train import NeuralForecaster
+from strategies.models.neural import NeuralForecaster
 
 
 class CnnGruNet(nn.Module):

@@ -13,7 +13,7 @@ from torch import nn
 
 from strategies.settings import LstmSettings, TrainSettings
 from strategies.models.heads import GaussianHead, make_head
-from strategies.train import NeuralForecaster
+from strategies.models.neural import NeuralForecaster
 
 
 class LstmNet(nn.Module):

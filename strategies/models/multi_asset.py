@@ -19,7 +19,7 @@ from torch import nn
 
 from strategies.settings import MultiAssetSettings, TrainSettings
 from strategies.models.heads import GaussianHead, make_head
-from strategies.train import NeuralForecaster
+from strategies.models.neural import NeuralForecaster
 
 
 def _horizon(s: MultiAssetSettings) -> int:

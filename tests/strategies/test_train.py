@@ -14,7 +14,7 @@ from strategies.dataset import FeatureStore, MarketSeries, split_ms
 from strategies.features import N_FEATURES
 from strategies.models.heads import gaussian_nll_loss
 from strategies.models.registry import new_forecaster
-from strategies.train import augment_batch, calm_noise, evaluate_nll, stretch_windows
+from strategies.models.neural import augment_batch, calm_noise, evaluate_nll, stretch_windows
 from synthetic_market import HOUR_MS, T0_MS, ar1_market, ohlcv_from_returns
 
 SETTINGS = ModelSettings(
