@@ -74,7 +74,7 @@ async def _demo(args: argparse.Namespace) -> int:
     from bot.daemon import run_daemon
     from bot.feeds.replay.server import ReplayExchange
     from bot.feeds.replay.synthetic import generate_market
-    from bot.report import format_report, load_report
+    from bot.reporting.run_report import format_report, load_report
 
     base = demo_settings(load_settings(args.config))
     symbols = list(args.symbols or base.market.symbols)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bot.config import TIMEFRAMES_MS
 from bot.errors import DataError
-from bot.report import _connect_read_only, begin_run_snapshot
+from bot.reporting.run_report import _connect_read_only, begin_run_snapshot
 
 
 @dataclass(frozen=True, slots=True)

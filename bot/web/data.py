@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.errors import DataError
-from bot.report import Report, begin_run_snapshot
+from bot.reporting.run_report import Report, begin_run_snapshot
 from bot.reporting.review import Review, build_review
 from bot.reporting.tradelog import load_trade_log
 from bot.status import Status, load_status
@@ -273,7 +273,7 @@ class TradeLogReader:
 
 
 def load_report_ro(path: Path, run_id: str | None) -> Report:
-    from bot.report import read_run
+    from bot.reporting.run_report import read_run
 
     return read_run(path, run_id, lambda conn, report: report, connect_read_only)
 

@@ -16,7 +16,8 @@ from bot.errors import DataError
 from bot.events import EquityMarked, OrderFilled, PositionMarked, Side, SubmitOrder
 from risk.events import Decision
 from strategies.events import Forecast
-from bot.report import format_report, load_report, main, max_drawdown
+from bot.reporting.command import main
+from bot.reporting.run_report import format_report, load_report, max_drawdown
 from bot.store import BarRecord, TradeStore
 
 H = 3_600_000

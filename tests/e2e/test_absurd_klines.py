@@ -19,7 +19,7 @@ import pytest
 
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
-from bot.report import load_report
+from bot.reporting.run_report import load_report
 from test_feed_faults import SYMBOLS, WINDOW, replay, trade_log
 
 BARS = 40

@@ -21,7 +21,7 @@ from bot.daemon import run_daemon
 from bot.execution.binance_stub import BinanceSpotStub, StubMarket
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
-from bot.report import load_report
+from bot.reporting.run_report import load_report
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 WINDOW = 48

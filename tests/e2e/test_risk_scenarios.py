@@ -244,7 +244,7 @@ async def test_generated_crash_liquidates_and_deleverages(tmp_path: Path) -> Non
     assert check_deleveraging(db2, **var) >= 1
     check_equity_identity(db2)
     # The report reconciles liquidations to the last unit.
-    from bot.report import load_report
+    from bot.reporting.run_report import load_report
     assert load_report(db).reconciles
     assert load_report(db).liquidations >= 1
 

@@ -8,7 +8,7 @@ import pytest
 
 from bot.events import OrderFilled, SubmitOrder
 from bot.execution.exchange import ExchangeExecutor
-from bot.report import load_report
+from bot.reporting.run_report import load_report
 from bot.store import BarRecord, TradeStore
 from stubkit import BTC, ETH, H, T0, D, candle, make_stub, marked, open_executor, order, settings_for
 

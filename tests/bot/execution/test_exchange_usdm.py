@@ -14,7 +14,7 @@ from bot.events import OrderFilled, SubmitOrder
 from bot.execution.binance_usdm_stub import BinanceUsdmStub
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.orders import client_order_id
-from bot.report import load_report
+from bot.reporting.run_report import load_report
 from bot.store import BarRecord, TradeStore
 from stubkit import BTC, ETH, H, T0, D, candle, make_usdm_stub, marked, open_executor, order, posts, settings_for
 
