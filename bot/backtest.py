@@ -50,13 +50,13 @@ from bot.config import Settings
 from bot.engine import Engine, EngineStats
 from bot.errors import ConfigError, DataError
 from bot.events import Candle
-from strategies.events import Forecast
 from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series
 from bot.store import TradeStore
 from strategies.base import Predictor
 from strategies.baseline import EwmaMomentumPredictor
+from strategies.events import Forecast
 
 log = logging.getLogger("bot.backtest")
 

@@ -25,9 +25,21 @@ from bot.errors import ConfigError
 from bot.secrets import ENV_HINT, check_config_data_has_no_secrets
 from risk.settings import GateSettings, RiskSettings, SizingSettings, StateSettings, VarSettings
 from strategies.configkeys import _key
-from strategies.settings import (MODELS, BaselineModelSettings, CalibrationSettings, CnnGruSettings, ForecastSettings,
-                                 FusionSettings, KnnSettings, LstmSettings, ModelSettings, MonitorSettings,
-                                 MultiAssetSettings, SkillSettings, TrainSettings)
+from strategies.settings import (
+    MODELS,
+    BaselineModelSettings,
+    CalibrationSettings,
+    CnnGruSettings,
+    ForecastSettings,
+    FusionSettings,
+    KnnSettings,
+    LstmSettings,
+    ModelSettings,
+    MonitorSettings,
+    MultiAssetSettings,
+    SkillSettings,
+    TrainSettings,
+)
 
 # Binance kline intervals of fixed length, in milliseconds ("1M" varies, so it is not offered).
 TIMEFRAMES_MS: dict[str, int] = {
@@ -458,7 +470,8 @@ def describe_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, str
 __all__ = [
     "Settings", "RunSettings", "MarketSettings", "FeedSettings", "ModelSettings", "BaselineModelSettings",
     "CnnGruSettings", "LstmSettings", "KnnSettings", "FusionSettings", "MultiAssetSettings", "TrainSettings", "MODELS",
-    "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings", "StateSettings", "PaperSettings",
+    "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings",
+    "StateSettings", "PaperSettings",
     "ExchangeSettings", "ExecutionSettings", "ForecastSettings", "SkillSettings", "CalibrationSettings",
     "MonitorSettings",
     "load_settings", "parse_settings", "describe_keys", "config_changes", "TIMEFRAMES_MS", "RESUME_NEUTRAL_KEYS",

@@ -159,7 +159,8 @@ class Klines:
 
 async def resolve_markets(exchange: ccxt_async.Exchange, symbols: tuple[str, ...], timeframe: str,
                           policy: RetryPolicy = DEFAULT_POLICY) -> list[dict[str, Any]]:
-    """The ccxt market of each symbol (``BTC/USDT``, or the exchange's id ``BTCUSDT``), all checked before any download."""
+    """The ccxt market of each symbol (``BTC/USDT``, or the exchange's id ``BTCUSDT``), all checked before any
+    download."""
     if timeframe not in TIMEFRAMES_MS:
         raise ConfigError(f"--timeframe {timeframe!r} is not one of {', '.join(TIMEFRAMES_MS)}")
     try:

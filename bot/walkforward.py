@@ -31,8 +31,8 @@ import numpy as np
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from strategies.events import Forecast
 from bot.feeds.replay.csvdata import Series
+from strategies.events import Forecast
 
 log = logging.getLogger("bot.walkforward")
 

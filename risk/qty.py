@@ -8,8 +8,7 @@ a zero is always positive (``0E-5``, never ``-0E-5``), as it was with the fracti
 
 from __future__ import annotations
 
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, \
-    Overflow
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 
 from risk.errors import ExecutionError
 

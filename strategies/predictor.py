@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from strategies.events import Forecast
 from strategies.checkpoint import Checkpoint
+from strategies.events import Forecast
 from strategies.features import TARGET_SCALE, WARMUP, compute_features
 
 log = logging.getLogger("strategies.predictor")

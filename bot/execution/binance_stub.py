@@ -424,7 +424,8 @@ class BinanceSpotStub:
             order = next((o for o in sorted(self.orders.values(), key=lambda o: -o.order_id)
                           if o.client_id == params["origClientOrderId"]), None)
         else:
-            raise _ApiError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+            raise _ApiError(400, -1102,
+                            "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
         if order is None or order.market is not m:
             raise _ApiError(400, code, msg)
         return order

@@ -20,9 +20,17 @@ from decimal import Decimal
 import numpy as np
 
 from bot.analytics import forecasts as fq
-from bot.analytics.gate import GateRow, DecisionOutcome, gate_worth, refused_total, round_trip_cost_bps
-from bot.analytics.performance import (Performance, buy_and_hold, drawdown_series, exposure_series,
-                                       monthly_returns, performance, periods_per_year, time_in_market)
+from bot.analytics.gate import DecisionOutcome, GateRow, gate_worth, refused_total, round_trip_cost_bps
+from bot.analytics.performance import (
+    Performance,
+    buy_and_hold,
+    drawdown_series,
+    exposure_series,
+    monthly_returns,
+    performance,
+    periods_per_year,
+    time_in_market,
+)
 from bot.analytics.trades import RoundTrip, TradeFill, TradeStats, round_trips, trade_stats, traded_notional
 from bot.reporting.run_report import format_report
 from bot.reporting.tradelog import TradeLog

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from pathlib import Path
+from typing import TypeVar
 
 from bot.errors import DataError
 from bot.store import READABLE_VERSIONS, check_schema_version

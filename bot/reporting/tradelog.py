@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Callable
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path

@@ -20,9 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from strategies.settings import CnnGruSettings, TrainSettings
 from strategies.models.heads import GaussianHead, make_head
 from strategies.models.neural import NeuralForecaster
+from strategies.settings import CnnGruSettings, TrainSettings
 
 
 class CnnGruNet(nn.Module):

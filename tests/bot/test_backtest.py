@@ -82,7 +82,7 @@ def test_walk_forward_decisions_do_not_move_when_the_future_changes(tmp_path: Pa
         a, b = rows(tmp_path / "a.sqlite", sql), rows(tmp_path / "b.sqlite", sql)
         assert a == b and a, table
     # ...and the planted future did change what came after (the test can fail).
-    later = "SELECT mu FROM forecasts WHERE bar_ms > %d ORDER BY bar_ms, symbol" % t
+    later = f"SELECT mu FROM forecasts WHERE bar_ms > {t:d} ORDER BY bar_ms, symbol"
     assert rows(tmp_path / "a.sqlite", later) != rows(tmp_path / "b.sqlite", later)
 
 

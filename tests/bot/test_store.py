@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from bot.errors import DataError
 from bot.events import Candle, EquityMarked, OrderFilled, PositionMarked, Side, SubmitOrder
+from bot.store import SCHEMA_VERSION, BarRecord, ResumeState, TradeStore
 from risk.events import Decision, RiskStateLogged
 from strategies.events import Forecast
-from bot.store import SCHEMA_VERSION, BarRecord, ResumeState, TradeStore
 
 H = 3_600_000
 T0 = 1_700_000_000_000 // H * H

@@ -25,13 +25,13 @@ import pytest
 from bot.config import Settings
 from bot.daemon import build_account, build_risk
 from bot.engine import Engine
-from strategies.events import Forecast
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.feeds.websocket import KlineFeed
 from bot.store import TradeStore
+from strategies.events import Forecast
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"

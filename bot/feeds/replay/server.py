@@ -47,8 +47,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.frames import CloseCode
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from bot.config import TIMEFRAMES_MS
