@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from stubkit import BTC, ETH, T0, D, H, candle, make_usdm_stub, marked, open_executor, order, posts, settings_for
 
+from binance_usdm_stub import BinanceUsdmStub
 from bot.errors import ExecutionError
 from bot.events import OrderFilled, SubmitOrder
-from bot.execution.binance_usdm_stub import BinanceUsdmStub
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.orders import client_order_id
 from bot.reporting.run_report import load_report

@@ -252,12 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_arguments(sv)
     sv.set_defaults(func=cmd_serve)
 
-    from bot.cli_data import add_parsers as add_data_parsers
-    from bot.cli_models import add_parsers
+    from bot.cli.data import add_parsers as add_data_parsers
+    from bot.cli.models import add_parsers
 
     add_parsers(sub)
     add_data_parsers(sub)
-    from bot.cli_backtest import add_parsers as add_backtest_parsers
+    from bot.cli.backtest import add_parsers as add_backtest_parsers
 
     add_backtest_parsers(sub)
     return p
