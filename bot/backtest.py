@@ -13,7 +13,7 @@ Only where candles come from and when rows are committed differ from ``bot run``
   the same ``process_bar``; there is no second decision path.
 * **Commits.** ``commit_every`` bars per transaction instead of one (``Engine.commit_every``).  A crash or
   Ctrl-C loses at most the decided bars after the last commit; the trade log always holds a prefix of the
-  run, whole bars only, so rerunning the same command with the same ``--run-id`` resumes after the last
+  run, whole bars only, so rerunning the same command with the same ``--run`` resumes after the last
   committed bar exactly as a restarted daemon does (account, open orders, risk state from the log).
   The commits are made by a child process (:class:`~bot.bar_writer.BarWriter`, the same ``TradeStore``
   transaction) while the engine decides the next bars, so SQLite's work runs beside the engine's.
@@ -54,6 +54,7 @@ from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series
 from bot.store import TradeStore
+from bot.timefmt import utc_minute
 from strategies.base import Predictor
 from strategies.baseline import EwmaMomentumPredictor
 from strategies.events import Forecast
@@ -228,10 +229,10 @@ def check_resumable(run_id: str, db: str, logged: tuple[int, int], first_ms: int
     if logged[0] != first_ms:
         raise ConfigError(f"{held}, but this backtest would start at {fmt_ms(first_ms)} (--from, or the data's "
                           f"first bars after the warm-up): a resumed run keeps its start, so pass the --from and "
-                          f"data it began with, or a new --run-id")
+                          f"data it began with, or a new --run")
     if logged[1] > last_ms:
         raise ConfigError(f"{held}, past the last bar asked for ({fmt_ms(last_ms)}, --to or the end of the data): "
-                          f"a run is not cut short, so pass a new --run-id (or the --to it ran to)")
+                          f"a run is not cut short, so pass a new --run (or the --to it ran to)")
 
 
 def first_decidable(bars: HistoricalBars, window: int, start_ms: int | None) -> int:
@@ -279,11 +280,11 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
                             int(bars.times[stop_k - 1]))
         session_no, resume = await store.begin_run(settings.run.id, settings.run.mode, settings.to_json(),
                                                    settings.config_hash, __version__, int(time.time() * 1000),
-                                                   new_run_hint="pass a new --run-id")
+                                                   new_run_hint="pass a new --run")
         last = resume.last_bar_ms if resume is not None else None
         k0 = first if last is None else max(first, bars.index(last + 1))
         if last is not None:
-            log.info("resuming backtest %r after bar %d", settings.run.id, last)
+            log.info("resuming backtest %r after bar %s", settings.run.id, utc_minute(last))
         edges = await store.recent_edges(settings.run.id, settings.risk.gate.band_bars)
         writer = await BarWriter(store).start() if write_behind else None
         executor = PaperExecutor(build_account(settings, resume), NotionalCap.from_settings(settings))

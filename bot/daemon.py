@@ -29,8 +29,10 @@ from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
 from bot.feeds.backfill import fetch_range, make_exchange, open_exchange, unlisted_symbols
 from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
 from bot.feeds.websocket import KlineFeed, Received
+from bot.notify.delivery import Notifier, build_channels
 from bot.rejections import RejectionTally
 from bot.store import ResumeState, TradeStore
+from bot.timefmt import utc_minute, utc_span
 from risk.manager import RiskManager, restored_state
 from risk.state import RiskState, TradingState
 from strategies.registry import assess, build_predictor
@@ -67,7 +69,7 @@ def build_risk(settings: Settings, resume: ResumeState | None, initial_equity: D
     state = restored_state(logged) if logged is not None else RiskState.initial(start)
     entries = dict(logged.entry_bars) if logged is not None else {}
     if logged is not None and state.state is not TradingState.ACTIVE:
-        log.warning("resuming in trading state %s since bar %s: %s", state.state.name, state.since_bar_ms,
+        log.warning("resuming in trading state %s since bar %s: %s", state.state.name, utc_minute(state.since_bar_ms),
                     state.reason)
     return RiskManager(settings.risk, settings.market.symbols, settings.market.timeframe_ms,
                        settings.paper.qty_step, state, entries, resume.forecasts if resume is not None else (),
@@ -110,7 +112,7 @@ class RestBarSource:
                 candles, rejected = await fetch_range(self.exchange, symbol, self.timeframe, start_ms, end_ms,
                                                       policy=self.policy)
             except FeedError as exc:
-                log.warning("REST fetch of %s bars %d..%d failed: %s", symbol, start_ms, end_ms, exc)
+                log.warning("REST fetch of %s bars %s failed: %s", symbol, utc_span(start_ms, end_ms), exc)
                 continue
             out += candles
             for why in rejected:
@@ -200,15 +202,17 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         check_bind(settings.api.host, api_token())
     # The model first: a missing or mismatched checkpoint stops start-up before anything is opened.
     predictor = build_predictor(settings)
+    channels = build_channels(settings.notify)   # a Telegram chat without BOT_TELEGRAM_TOKEN stops start-up here
     await check_markets(settings)   # an unknown symbol stops start-up before the trade log is touched
     now_ms = int(time.time() * 1000)
-    async with await TradeStore.open(settings.run.db) as store, open_dashboard(settings):
+    async with await TradeStore.open(settings.run.db) as store, open_dashboard(settings), \
+            Notifier(channels, settings.notify, run_id) as notifier:
         session_no, resume = await store.begin_run(run_id, settings.run.mode, settings.to_json(),
                                                    settings.config_hash, __version__, now_ms)
         last_bar = resume.last_bar_ms if resume else None
         if resume is not None:
-            log.info("resuming run %r after bar %d: cash %s, %d position(s), %d open order(s)", run_id,
-                     resume.last_bar_ms, resume.cash, len(resume.positions), len(resume.open_orders))
+            log.info("resuming run %r after bar %s: cash %s, %d position(s), %d open order(s)", run_id,
+                     utc_minute(resume.last_bar_ms), resume.cash, len(resume.positions), len(resume.open_orders))
         f = settings.feed
         exchange = make_exchange(f.rest_url, timeout_s=f.rest_timeout_s)
         policy = RetryPolicy(max_attempts=f.rest_max_attempts, max_delay_s=f.rest_retry_max_s,
@@ -237,6 +241,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
                                    await store.recent_edges(run_id, settings.risk.gate.band_bars)),
                         last_bar, history=source, rejections=tally)
         engine.accept_commands = True
+        engine.observer = notifier.watcher(engine.risk.state.state.name, resume.forecasts if resume else ())
         await engine.restore_operator_block()
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")
         reason = "error"

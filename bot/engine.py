@@ -60,6 +60,7 @@ from bot.feeds.websocket import Received
 from bot.plausibility import implausibility
 from bot.rejections import RejectionTally
 from bot.store import BarRecord, TradeStore
+from bot.timefmt import utc_minute, utc_span
 from risk.manager import RiskManager, logged_state
 from bot.watchdog import Watchdog
 from strategies.base import Predictor
@@ -95,6 +96,18 @@ class BarSource(Protocol):
     async def closed_bars(self, symbols: Sequence[str], start_ms: int, end_ms: int) -> list[Candle]:
         """Every closed candle of ``symbols`` with open time in [start_ms, end_ms]."""
         ...
+
+
+class BarObserver(Protocol):
+    """Told of each decided bar and each outage after the fact (the notifications); must never block."""
+
+    def on_bar(self, record: BarRecord) -> None: ...
+
+    def outage_began(self, last_bar_ms: int | None, why: str) -> None: ...
+
+    def outage_ended(self, last_bar_ms: int | None, started_ms: int, ended_ms: int) -> None: ...
+
+    def bars_skipped(self, last_bar_ms: int | None, why: str) -> None: ...
 
 
 @dataclass(slots=True)
@@ -148,6 +161,8 @@ class Engine:
         self.commit_every = 1
         # The daemon takes operator commands from the trade log at each bar (a backtest has no operator).
         self.accept_commands = False
+        # Told of each bar and outage (bot/notify); its failures are logged, never stop a bar.
+        self.observer: BarObserver | None = None
 
     def warm_up(self, candles: Sequence[Candle]) -> None:
         """History for the windows (the backfill); these bars are not decided."""
@@ -233,24 +248,25 @@ class Engine:
         missed = (t - last) // self.tf_ms - 1
         rec = self.settings.recovery
         if self.history is None:
-            log.warning("%d bar(s) %d..%d missed and no REST source to fetch them: windows restart", missed,
-                        last + self.tf_ms, t - self.tf_ms)
+            log.warning("%d bar(s) %s missed and no REST source to fetch them: windows restart", missed,
+                        utc_span(last + self.tf_ms, t - self.tf_ms))
             return
         if not rec.decide_missed_bars or missed > rec.max_missed_bars:
             start = max(last + self.tf_ms, t - self.buffer.length * self.tf_ms)
             self.warm_up(await self.history.closed_bars(self.symbols, start, t - self.tf_ms))
-            why = (f"{missed} bar(s) {last + self.tf_ms}..{t - self.tf_ms} not decided: more than "
-                   f"max_missed_bars={rec.max_missed_bars}" if rec.decide_missed_bars else
-                   f"{missed} bar(s) {last + self.tf_ms}..{t - self.tf_ms} not decided: decide_missed_bars=false")
+            span = utc_span(last + self.tf_ms, t - self.tf_ms)
+            why = (f"{missed} bar(s) {span} not decided: more than max_missed_bars={rec.max_missed_bars}"
+                   if rec.decide_missed_bars else f"{missed} bar(s) {span} not decided: decide_missed_bars=false")
             log.warning("%s; windows refilled through REST", why)
             now_ms = int(time.time() * 1000)
             await self.store.record_outage(self.run_id, now_ms, now_ms, last, why, False)
+            self._tell("bars_skipped", last, why)
             return
         candles = await self.history.closed_bars(self.symbols, last + self.tf_ms, t - self.tf_ms)
         by_bar: dict[int, dict[str, Candle]] = defaultdict(dict)
         for c in candles:
             by_bar[c.open_ms][c.symbol] = c
-        log.warning("deciding %d missed bar(s) %d..%d late, from REST", missed, last + self.tf_ms, t - self.tf_ms)
+        log.warning("deciding %d missed bar(s) %s late, from REST", missed, utc_span(last + self.tf_ms, t - self.tf_ms))
         for m in range(last + self.tf_ms, t, self.tf_ms):
             if self._done():
                 return
@@ -283,11 +299,11 @@ class Engine:
                 got[symbol] = (official, got[symbol][1])
                 outcome = "REST's candle used"
             self.stats.held += 1
-            log.warning("bar %d of %s: %s (%s): %s", bar.bar_ms, symbol, kind, detail, outcome)
+            log.warning("bar %s of %s: %s (%s): %s", utc_minute(bar.bar_ms), symbol, kind, detail, outcome)
             self._count(f"{kind}: {outcome}", f"bar {bar.bar_ms} of {symbol}: {detail}; {outcome}")
         if fetched:
             self.stats.completed_from_rest += len(fetched)
-            log.info("bar %d: %s completed from REST", bar.bar_ms, ", ".join(sorted(fetched)))
+            log.info("bar %s: %s completed from REST", utc_minute(bar.bar_ms), ", ".join(sorted(fetched)))
             got.update({s: (c, time.perf_counter()) for s, c in fetched.items()})
         ordered = [got[s] for s in self.symbols if s in got]
         return AssembledBar(bar.bar_ms, tuple(c for c, _ in ordered), tuple(r for _, r in ordered),
@@ -313,7 +329,7 @@ class Engine:
 
     async def _outage_began(self) -> None:
         flatten = self.settings.watchdog.flatten
-        why = (f"no closed bar for {self.watchdog.stale_after_s:.0f} s after bar {self.last_bar_ms}"
+        why = (f"no closed bar for {self.watchdog.stale_after_s:.0f} s after bar {utc_minute(self.last_bar_ms)}"
                + ("; trading halted to flatten at the next bar" if flatten else ""))
         log.warning("FEED STALE: %s", why)
         self.stats.outages += 1
@@ -322,6 +338,7 @@ class Engine:
             self.risk.halt(f"feed outage: {why}")
         await self._safe_store(self.store.record_outage(self.run_id, self._outage_started_ms, None,
                                                         self.last_bar_ms, why, flatten))
+        self._tell("outage_began", self.last_bar_ms, why)
 
     async def process_bar(self, bar: AssembledBar, late: bool = False) -> None:
         t = bar.bar_ms
@@ -329,11 +346,11 @@ class Engine:
         if not bar.complete:
             self.stats.incomplete_bars += 1
             missing = [s for s in self.symbols if s not in candles]
-            log.warning("bar %d decided without %s (no closed kline in time)", t, ", ".join(missing))
+            log.warning("bar %s decided without %s (no closed kline in time)", utc_minute(t), ", ".join(missing))
         for c in bar.candles:
             if self.buffer.append(c) is Appended.GAP:
                 self.stats.gaps += 1
-                log.warning("gap before bar %d of %s: its window restarts", t, c.symbol)
+                log.warning("gap before bar %s of %s: its window restarts", utc_minute(t), c.symbol)
 
         # At the open: stale orders cancelled, funding paid, due orders filled; inside the bar: the margin check.
         cancelled: list[tuple[str, str]] = []
@@ -393,10 +410,21 @@ class Engine:
         self.stats.liquidations += len(liquidations)
         self.last_bar_ms = t
         self.assembler.last_emitted_ms = max(self.assembler.last_emitted_ms or t, t)
+        self._tell("on_bar", record)
         if self.watchdog.bar_decided(time.monotonic()) and self._outage_started_ms is not None:
-            await self._safe_store(self.store.end_outage(self.run_id, self._outage_started_ms,
-                                                         int(time.time() * 1000)))
+            ended_ms = int(time.time() * 1000)
+            await self._safe_store(self.store.end_outage(self.run_id, self._outage_started_ms, ended_ms))
+            self._tell("outage_ended", t, self._outage_started_ms, ended_ms)
             self._outage_started_ms = None
+
+    def _tell(self, what: str, *args: object) -> None:
+        """Tell the observer (notifications); a failure there is logged and the bar goes on."""
+        if self.observer is None:
+            return
+        try:
+            getattr(self.observer, what)(*args)
+        except Exception:
+            log.exception("notification of %s failed", what)
 
     # -- operator commands (bot/web/commands.py): read from the trade log, applied through the risk hooks ---
 

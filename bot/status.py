@@ -130,10 +130,23 @@ class Status:
         return None if close is None else self.now_ms - close
 
     @property
+    def stopped(self) -> bool:
+        """The latest session recorded its end: no daemon is running this run."""
+        cur = self.latest_session
+        return cur is not None and cur.ended_ms is not None
+
+    @property
+    def finished(self) -> bool:
+        """The latest session ended cleanly (a signal, --max-bars, --stop-after-bar), not after an error."""
+        cur = self.latest_session
+        return self.stopped and cur is not None and cur.end_reason != "error"
+
+    @property
     def stale(self) -> bool:
-        """No bar decided for more than two bar periods after the last one closed."""
+        """A running session has decided no bar for more than two bar periods after the last one closed."""
         age = self.bar_age_ms
-        return age is not None and self.timeframe_ms is not None and age > 2 * self.timeframe_ms
+        return (not self.stopped and age is not None and self.timeframe_ms is not None
+                and age > 2 * self.timeframe_ms)
 
     @property
     def current_outage(self) -> Outage | None:
@@ -246,7 +259,11 @@ def _bar_lines(s: Status) -> list[str]:
     age = s.bar_age_ms
     closed = "closed" if s.timeframe_ms is not None else "opened"
     stale = "  STALE: no bar decided for over two bar periods" if s.stale else ""
-    lines = [f"Last bar    {_time(s.last_bar_ms)} ({closed} {_duration(age or 0)} ago){stale}",
+    if s.finished:
+        stale = "  finished: the last session ended cleanly"
+    elif s.stopped:
+        stale = "  stopped: the last session ended with an error"
+    lines = [f"Last bar    {_time(s.last_bar_ms)} ({closed} {format_duration(age or 0)} ago){stale}",
              f"Equity      {_money(s.equity)}  cash {_money(s.cash)}", ""]
     if s.positions:
         header = ("Position", "Qty", "Avg price", "Mark", "Margin", "Liq price")
@@ -286,14 +303,14 @@ def _skill_lines(s: Status) -> list[str]:
 
 def _feed_lines(s: Status) -> list[str]:
     lengths = [o.ended_ms - o.started_ms for o in s.outages if o.ended_ms is not None]
-    lines = [f"Outages     {len(s.outages):,}, {_duration(s.outage_total_ms)} in all"
-             + (f"; longest ended one {_duration(max(lengths))}" if lengths else "")]
+    lines = [f"Outages     {len(s.outages):,}, {format_duration(s.outage_total_ms)} in all"
+             + (f"; longest ended one {format_duration(max(lengths))}" if lengths else "")]
     cur = s.current_outage
     if cur is not None:
         after = "" if cur.last_bar_ms is None else f" after bar {_time(cur.last_bar_ms)}"
         flat = "; trading halted to flatten" if cur.flattened else ""
-        lines.append(f"  NOW       since {_time(cur.started_ms)} ({_duration(s.now_ms - cur.started_ms)}){after}: "
-                     f"{cur.reason}{flat}")
+        lines.append(f"  NOW       since {_time(cur.started_ms)} "
+                     f"({format_duration(s.now_ms - cur.started_ms)}){after}: {cur.reason}{flat}")
     session = s.latest_session
     total = sum(r.count for r in s.rejections)
     label = f"session {session.session_no}" if session else "no session"
@@ -332,7 +349,7 @@ def _time(ms: int | None) -> str:
     return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _duration(ms: int) -> str:
+def format_duration(ms: int) -> str:
     """``3d 4h``, ``2h 5m``, ``4m 10s``, ``12s``; negative (a clock behind the log) reads as ``-12s``."""
     sign, secs = ("-" if ms < 0 else ""), abs(ms) // 1000
     d, rem = divmod(secs, 86_400)

@@ -61,7 +61,7 @@ from strategies.events import Forecast
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
-NEW_RUN_HINT = "pick a new [run] id in config.toml"   # bot run; a backtest names its --run-id
+NEW_RUN_HINT = "pick a new [run] id in config.toml"   # bot run; a backtest names its --run
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ import numpy as np
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.feeds.replay.csvdata import Series
+from bot.timefmt import utc_minute, utc_span
 from strategies.events import Forecast
 
 log = logging.getLogger("bot.walkforward")
@@ -149,9 +150,9 @@ class WalkForward:
         r = Retrain(at_ms, start, at_ms, fitted.train_range, fitted.val_range,
                     float(best) if isinstance(best, (int, float)) else None, seconds)
         self.retrains.append(r)
-        log.info("walk-forward refit for bar %d: trained on %d..%d, validated on %d..%d, best val NLL %s, %.1f s",
-                 at_ms, *r.train_range, *r.val_range, "n/a" if r.best_val_nll is None else f"{r.best_val_nll:.4f}",
-                 seconds)
+        log.info("walk-forward refit for bar %s: trained on %s, validated on %s, best val NLL %s, %.1f s",
+                 utc_minute(at_ms), utc_span(*r.train_range), utc_span(*r.val_range),
+                 "n/a" if r.best_val_nll is None else f"{r.best_val_nll:.4f}", seconds)
         return r
 
 

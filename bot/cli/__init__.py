@@ -31,9 +31,12 @@ def _setup_logging(settings: Settings, level: str | None = None) -> None:
 
     from bot.web.serve import api_token
 
+    from bot.notify.delivery import notify_secrets
+
     creds = load_credentials()
     token = api_token() if settings.api.enabled else None
-    setup_run_logging(settings.run, (*(creds.values() if creds else ()), *((token,) if token else ())), level)
+    setup_run_logging(settings.run, (*(creds.values() if creds else ()), *((token,) if token else ()),
+                                     *notify_secrets(settings.notify)), level)
 
 
 def _install_stop_handlers(stop: asyncio.Event) -> None:
@@ -74,6 +77,7 @@ async def _demo(args: argparse.Namespace) -> int:
     from bot.daemon import run_daemon
     from bot.feeds.replay.server import ReplayExchange
     from bot.feeds.replay.synthetic import generate_market
+    from bot.progress import with_progress
     from bot.reporting.run_report import format_report, load_report
 
     base = demo_settings(load_settings(args.config))
@@ -92,7 +96,8 @@ async def _demo(args: argparse.Namespace) -> int:
               f"(seed {args.seed}; not market data) from {exchange.ws_url}")
         stop = asyncio.Event()
         _install_stop_handlers(stop)
-        result = await run_daemon(settings, stop, max_bars=args.bars)
+        result = await with_progress(run_daemon(settings, stop, max_bars=args.bars), args.db, args.run_id,
+                                     args.bars, label="demo bars")
     lat = sorted(result.stats.latencies)
     if lat:
         print(f"decided {result.stats.bars} bars; closed-kline-to-commit latency p50 "
@@ -213,9 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", type=Path, default=None, help="config.toml for model/decision/paper settings")
     d.add_argument("--symbols", nargs="+", default=None, help="symbols to simulate (default: the config's)")
     d.add_argument("--seed", type=int, default=7, help="seed of the synthetic market")
-    d.add_argument("--run-id", default="demo", help="run id in the trade log (default demo); a rerun "
-                   "replaces an earlier demo's log at --db")
-    d.add_argument("--bar-interval", type=float, default=0.01, help="seconds between replayed bars")
+    d.add_argument("--run", "--run-id", dest="run_id", metavar="ID", default="demo", help="run id in the trade log (default "
+                   "demo); a rerun replaces an earlier demo's log at --db")
+    d.add_argument("--bar-interval", type=float, default=0.01, help="seconds between replayed bars (default 0.01)")
     d.add_argument("-v", "--verbose", action="store_true", help="show the daemon's log")
     d.set_defaults(func=cmd_demo)
 
@@ -224,13 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="OHLCV CSV files (open_time,open,high,low,close,volume), e.g. BTCUSDT-1h.csv.gz")
     s.add_argument("--symbols", nargs="+", default=None, help="symbols for synthetic data when no --data")
     s.add_argument("--synthetic-bars", type=int, default=2000, help="bars of synthetic data when no --data")
-    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--seed", type=int, default=7, help="seed of the synthetic market (default 7)")
     s.add_argument("--speed", type=float, default=3600.0, help="replay speed as a multiple of real time "
                    "(default 3600: one hourly bar per second)")
     s.add_argument("--history", type=int, default=128, help="leading bars served over REST only (warm-up)")
-    s.add_argument("--timeframe", default="1h")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8765)
+    s.add_argument("--timeframe", default="1h", help="bar length of the data served (default 1h)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
     s.set_defaults(func=cmd_replay_server)
 
     rep = sub.add_parser("report", help="review a trade log: performance, trades, forecast quality, the gate")
@@ -260,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.cli.backtest import add_parsers as add_backtest_parsers
 
     add_backtest_parsers(sub)
+    from bot import __version__
+    from bot.cli.help import finish_help
+
+    finish_help(p, __version__)
     return p
 
 

@@ -1,7 +1,7 @@
 """``bot backtest``: recorded OHLCV CSV files through the daemon's engine into a trade log.
 
     bot backtest --data DIR_OR_CSV... [--config config.toml] [--from YYYY-MM-DD] [--to YYYY-MM-DD]
-                 [--db backtest.sqlite] [--run-id backtest]
+                 [--db backtest.sqlite] [--run backtest]
                  [--walk-forward --model cnn_gru --retrain-every N --train-window expanding|rolling
                   [--train-bars M]]
 
@@ -112,10 +112,12 @@ async def _backtest(args: argparse.Namespace) -> int:
     print(f"decided {result.bars} bars ({result.bar_events} bar-events) in {result.seconds:.1f} s: "
           f"{result.bar_events_per_s:,.0f} bar-events/s; {s.fills} fills, {s.liquidations} liquidations")
     if walk is not None:
+        from bot.timefmt import utc_minute, utc_span
+
         for r in walk.retrains:
             nll = "n/a" if r.best_val_nll is None else f"{r.best_val_nll:.4f}"
-            print(f"  refit for bar {r.at_bar_ms}: trained {r.train_range[0]}..{r.train_range[1]}, validated "
-                  f"{r.val_range[0]}..{r.val_range[1]}, best val NLL {nll}, {r.seconds:.1f} s")
+            print(f"  refit for bar {utc_minute(r.at_bar_ms)}: trained {utc_span(*r.train_range)}, validated "
+                  f"{utc_span(*r.val_range)}, best val NLL {nll}, {r.seconds:.1f} s")
     if result.stopped:
         print("interrupted: the decided bars are committed; run the same command again to finish")
         return 130
@@ -154,7 +156,8 @@ def add_parsers(sub: Any) -> None:
                    help="first day decided, YYYY-MM-DD (the window bars before it only warm up)")
     b.add_argument("--to", dest="end", default=None, help="day the backtest ends (exclusive), YYYY-MM-DD")
     b.add_argument("--db", default="backtest.sqlite", help="trade log to write (default backtest.sqlite)")
-    b.add_argument("--run-id", default="backtest", help="run id in the trade log; an existing one is resumed")
+    b.add_argument("--run", "--run-id", dest="run_id", metavar="ID", default="backtest",
+                   help="run id in the trade log (default backtest); an existing one is resumed")
     b.add_argument("--commit-every", type=int, default=None, help="bars per trade-log transaction (default 500)")
     b.add_argument("--per-bar-predict", action="store_true",
                    help="call the baseline once per bar instead of precomputing its forecasts (same numbers)")
@@ -162,7 +165,8 @@ def add_parsers(sub: Any) -> None:
                    "the history before the bar")
     b.add_argument("--model", default=None, help="model refitted by --walk-forward (e.g. cnn_gru)")
     b.add_argument("--retrain-every", type=int, default=720, help="bars between refits (default 720: 30 days)")
-    b.add_argument("--train-window", choices=("expanding", "rolling"), default="expanding")
+    b.add_argument("--train-window", choices=("expanding", "rolling"), default="expanding",
+                   help="history of each refit: all bars before it, or the last --train-bars (default expanding)")
     b.add_argument("--train-bars", type=int, default=None, help="bars of history per refit with rolling")
     b.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
     b.set_defaults(func=cmd_backtest)

@@ -318,12 +318,13 @@ def add_parsers(sub: Any) -> None:
     t = sub.add_parser("train", help="train a forecaster on OHLCV CSV files and save a checkpoint")
     t.add_argument("--data", nargs="+", type=Path, required=True, help="CSV files or directories of them")
     t.add_argument("--symbols", nargs="+", default=None, help="symbols to train on (default: the config's)")
-    t.add_argument("--model", choices=TRAINABLE, default="cnn_gru")
+    t.add_argument("--model", choices=TRAINABLE, default="cnn_gru", help="model to train (default cnn_gru)")
     t.add_argument("--out", default=None, help="checkpoint file (default models/MODEL.pt)")
     t.add_argument("--config", type=Path, default=None, help="config.toml for [model] and [market]")
     t.add_argument("--from", dest="start", default=None, help="first day of history used, YYYY-MM-DD")
     t.add_argument("--to", dest="end", default=None, help="day the history ends (exclusive), YYYY-MM-DD")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where to train (default: model.train.device; auto: CUDA when available)")
     t.add_argument("--epochs", type=int, default=None, help="override model.train.epochs")
     t.add_argument("--max-steps", type=int, default=None, help="override model.train.max_steps_per_epoch")
     t.set_defaults(func=cmd_train)
@@ -331,10 +332,12 @@ def add_parsers(sub: Any) -> None:
     e = sub.add_parser("evaluate", help="walk-forward evaluation against persistence/EWMA and GARCH(1,1)")
     e.add_argument("--data", nargs="+", type=Path, required=True, help="CSV files or directories of them")
     e.add_argument("--symbols", nargs="+", default=None, help="symbols (default: every file given)")
-    e.add_argument("--models", nargs="+", choices=EVAL_MODELS, default=list(EVAL_MODELS))
-    e.add_argument("--folds", type=int, default=3)
+    e.add_argument("--models", nargs="+", choices=EVAL_MODELS, default=list(EVAL_MODELS),
+                   help="models to evaluate beside the baselines (default: all)")
+    e.add_argument("--folds", type=int, default=3, help="walk-forward folds over the held-out range (default 3)")
     e.add_argument("--test-fraction", type=float, default=0.3, help="held-out share at the end (default 0.3)")
-    e.add_argument("--scheme", choices=("expanding", "rolling"), default="expanding")
+    e.add_argument("--scheme", choices=("expanding", "rolling"), default="expanding",
+                   help="training window of each fold: all history before it, or the last --rolling-bars")
     e.add_argument("--rolling-bars", type=int, default=17_520, help="training bars of a rolling fold")
     e.add_argument("--json", default=None, help="write the scores as JSON here")
     e.add_argument("--jobs", type=int, default=1, help="models trained at once, in separate processes")
@@ -342,8 +345,9 @@ def add_parsers(sub: Any) -> None:
                    help="also trade the held-out range with each model (refitted per fold, as evaluated) and the "
                         "baseline through the engine, into this trade log; prints net return, fees, turnover, "
                         "share of bars traded, Sharpe")
-    e.add_argument("--config", type=Path, default=None)
-    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    e.add_argument("--config", type=Path, default=None, help="config.toml for [model], [market] and the trading run")
+    e.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where to train (default: model.train.device; auto: CUDA when available)")
     e.add_argument("--epochs", type=int, default=None, help="override model.train.epochs")
     e.add_argument("--max-steps", type=int, default=None, help="override model.train.max_steps_per_epoch")
     e.set_defaults(func=cmd_evaluate)

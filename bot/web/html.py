@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import quote
 
+from bot.status import format_duration
+
 Cell = str | tuple[str, object]    # text, or (text, sort key)
 
 
@@ -21,17 +23,8 @@ def utc(ms: int | None) -> str:
 
 
 def duration(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    sign, secs = ("-" if ms < 0 else ""), abs(ms) // 1000
-    d, rem = divmod(secs, 86_400)
-    h, rem = divmod(rem, 3_600)
-    m, s = divmod(rem, 60)
-    if d:
-        return f"{sign}{d}d {h}h"
-    if h:
-        return f"{sign}{h}h {m}m"
-    return f"{sign}{m}m {s}s" if m else f"{sign}{s}s"
+    """``bot status``'s spelling of a duration (``3d 4h``, ``2h 5m``), ``-`` for none."""
+    return "-" if ms is None else format_duration(ms)
 
 
 def money(d: Decimal | float | None) -> str:

@@ -73,7 +73,7 @@ def test_the_refusal_names_run_id_for_a_backtest(tmp_path: Path) -> None:
     changed = settings(tmp_path / "bt.sqlite").with_overrides(paper={"taker_fee_bps": "5"})
     with pytest.raises(DataError, match="changed: paper.taker_fee_bps") as err:
         asyncio.run(run_backtest(changed, data))
-    assert "pass a new --run-id" in str(err.value) and "[run] id" not in str(err.value)
+    assert "pass a new --run" in str(err.value) and "[run] id" not in str(err.value)
 
 
 def bars_logged(db: Path) -> list[int]:

@@ -126,12 +126,26 @@ async def test_clean_sessions_and_a_stale_feed(tmp_path: Path) -> None:
             await store.write_bar("r1", bar(T0 + n * H, "10000", "10000"))
             await store.end_session("r1", session, T0 + n * M + 1, "signal")
     s = load_status(db, now_ms=T0 + 10 * H)
-    assert s.stale and s.unclean_sessions == 0 and s.trading is None and not s.outages
+    # Old bars of a run whose last session ended cleanly: finished, not stale.
+    assert s.finished and not s.stale and s.unclean_sessions == 0 and s.trading is None and not s.outages
     text = format_status(s)
-    assert "STALE" in text and "(closed 7h 0m ago)" in text
+    assert "STALE" not in text and "(closed 7h 0m ago)  finished: the last session ended cleanly" in text
     assert "previous  #1 ended cleanly at 2024-01-01 00:01:00 UTC (signal)" in text
     assert "Positions   none (flat)" in text and "Orders      none open" in text
     assert "Outages     0, 0s in all" in text and "Rejected    0 market-data message(s) in session 2" in text
+
+
+@pytest.mark.asyncio
+async def test_a_running_session_without_new_bars_is_stale_and_one_that_failed_is_stopped(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite"
+    await write_two_sessions(db)             # session 2 has no end: a daemon that stopped deciding
+    s = load_status(db, now_ms=T0 + 10 * H)
+    assert s.stale and not s.stopped and "STALE: no bar decided for over two bar periods" in format_status(s)
+    async with await TradeStore.open(db) as store:
+        await store.end_session("r1", 2, T0 + 4 * H, "error")
+    s = load_status(db, now_ms=T0 + 10 * H)
+    assert s.stopped and not s.finished and not s.stale
+    assert "stopped: the last session ended with an error" in format_status(s)
 
 
 @pytest.mark.asyncio

@@ -9,7 +9,7 @@ in-progress views of a bar that the stream sends before its closed kline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
 from bot.feeds.replay.csvdata import Row
@@ -54,12 +54,14 @@ def closed_bar(row: Row) -> BarFields:
     """
     _, o, h, lo, c, v = row
     do, dh, dl, dc, dv = Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v)
-    q = (dv * (do + dh + dl + dc) / 4).quantize(_Q8, ROUND_HALF_EVEN)
-    n = 0 if dv == 0 else max(1, int(q / _NOTIONAL_PER_TRADE))
-    share = Decimal("0.55") if dc > do else Decimal("0.45") if dc < do else Decimal("0.5")
-    v_q = _quantum(v)
-    return BarFields(o, h, lo, c, v, _fmt(q), n, _fmt((dv * share).quantize(v_q, ROUND_DOWN)),
-                     _fmt((q * share).quantize(_Q8, ROUND_DOWN)))
+    # A quote volume to 1e-8 of a large volume at a large price needs more than the default 28 digits.
+    with localcontext(prec=60):
+        q = (dv * (do + dh + dl + dc) / 4).quantize(_Q8, ROUND_HALF_EVEN)
+        n = 0 if dv == 0 else max(1, int(q / _NOTIONAL_PER_TRADE))
+        share = Decimal("0.55") if dc > do else Decimal("0.45") if dc < do else Decimal("0.5")
+        v_q = _quantum(v)
+        return BarFields(o, h, lo, c, v, _fmt(q), n, _fmt((dv * share).quantize(v_q, ROUND_DOWN)),
+                         _fmt((q * share).quantize(_Q8, ROUND_DOWN)))
 
 
 def partial_bar(row: Row, k: int, n_updates: int) -> BarFields:
@@ -80,12 +82,13 @@ def partial_bar(row: Row, k: int, n_updates: int) -> BarFields:
     price = (a + (b - a) * (pos - leg)).quantize(_quantum(o, h, lo, c), ROUND_HALF_EVEN)
     seen = knots[: leg + 1] + [price]
     v_q = _quantum(v)
-    dv = (Decimal(v) * frac).quantize(v_q, ROUND_DOWN)
-    dq = (Decimal(final.quote_volume) * frac).quantize(_Q8, ROUND_DOWN)
-    return BarFields(o, _fmt(max(seen)), _fmt(min(seen)), _fmt(price), _fmt(dv), _fmt(dq),
-                     int(final.trades * frac),
-                     _fmt(min(Decimal(final.taker_base) * frac, dv).quantize(v_q, ROUND_DOWN)),
-                     _fmt((Decimal(final.taker_quote) * frac).quantize(_Q8, ROUND_DOWN)))
+    with localcontext(prec=60):   # as in closed_bar: quote volumes to 1e-8 can pass 28 digits
+        dv = (Decimal(v) * frac).quantize(v_q, ROUND_DOWN)
+        dq = (Decimal(final.quote_volume) * frac).quantize(_Q8, ROUND_DOWN)
+        return BarFields(o, _fmt(max(seen)), _fmt(min(seen)), _fmt(price), _fmt(dv), _fmt(dq),
+                         int(final.trades * frac),
+                         _fmt(min(Decimal(final.taker_base) * frac, dv).quantize(v_q, ROUND_DOWN)),
+                         _fmt((Decimal(final.taker_quote) * frac).quantize(_Q8, ROUND_DOWN)))
 
 
 def rest_kline(row: Row, timeframe_ms: int) -> list[Any]:

@@ -111,7 +111,7 @@ def test_flatten_from_the_browser_halts_a_live_daemon(tmp_path: Path, monkeypatc
     db = tmp_path / "live.sqlite"
     with listen("127.0.0.1", 0) as probe:
         port = probe.getsockname()[1]
-    data = generate_market(SYMBOLS, WINDOW + 400, 1_704_067_200_000, seed=3)
+    data = generate_market(SYMBOLS, WINDOW + 1500, 1_704_067_200_000, seed=3)
     stop_loop: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
     errors: list[BaseException] = []
 
@@ -119,7 +119,7 @@ def test_flatten_from_the_browser_halts_a_live_daemon(tmp_path: Path, monkeypatc
         stop = asyncio.Event()
         stop_loop.append((asyncio.get_running_loop(), stop))
         async with ReplayExchange(data, timeframe="1h", bar_interval_s=0.4, start_index=WINDOW) as exchange:
-            await run_daemon(settings_for(exchange, db, port), stop, max_bars=350)
+            await run_daemon(settings_for(exchange, db, port), stop, max_bars=1500)   # stopped by the test; bars to spare on a loaded machine
 
     def runner() -> None:
         try:
@@ -139,25 +139,25 @@ def test_flatten_from_the_browser_halts_a_live_daemon(tmp_path: Path, monkeypatc
                 return 0
             return runs[0]["bars"] if runs else 0
 
-        wait_for(lambda: bars() >= 5, 90, "the daemon's first bars")
+        wait_for(lambda: bars() >= 5, 360, "the daemon's first bars")
         denied = httpx.post(f"{url}/api/runs/demo/commands", json={"command": "flatten"}, timeout=5)
         assert denied.status_code == 401
         driver.get(f"{url}/runs/demo/risk")
-        wait_for(lambda: driver.execute_script(CHARTS_DRAWN), 60, "the risk page's charts")
-        wait_for(lambda: driver.find_element("id", "live").text.startswith("live"), 20, "the event stream")
+        wait_for(lambda: driver.execute_script(CHARTS_DRAWN), 240, "the risk page's charts")
+        wait_for(lambda: driver.find_element("id", "live").text.startswith("live"), 80, "the event stream")
         driver.find_element("css selector", "#controls input[name=token]").send_keys(TOKEN)
         driver.find_element("css selector", "#controls input[name=note]").send_keys("browser test")
         driver.find_element("css selector", "#controls button[data-command=flatten]").click()
-        wait_for(lambda: "queued" in driver.find_element("id", "control-result").text, 20, "the command queued")
+        wait_for(lambda: "queued" in driver.find_element("id", "control-result").text, 80, "the command queued")
         taken = wait_for(lambda: httpx.get(f"{url}/api/runs/demo/commands", timeout=5).json()[0]["taken_bar_ms"],
-                         30, "the engine to take the command")
+                         120, "the engine to take the command")
         # The page follows the bars on its own, and shows the halt.
-        wait_for(lambda: "HALTED" in driver.find_element("id", "trading-state").text, 30, "the page to show HALTED")
+        wait_for(lambda: "HALTED" in driver.find_element("id", "trading-state").text, 120, "the page to show HALTED")
         assert console_errors(driver) == []
         assert TOKEN not in driver.page_source
         # Orders decided at the bar that took the command fill at the next bar's open: flat from then on.
         wait_for(lambda: (httpx.get(f"{url}/api/runs", timeout=5).json()[0]["last_bar_ms"] or 0) >= taken + 2 * H,
-                 30, "two more bars")
+                 120, "two more bars")
     finally:
         driver.quit()
         loop, stop = stop_loop[0]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.config.notify import NotifySettings, check_notify_settings
 from bot.errors import ConfigError
 from bot.secrets import ENV_HINT, check_config_data_has_no_secrets
 from risk.settings import GateSettings, RiskSettings, SizingSettings, StateSettings, VarSettings
@@ -225,6 +226,7 @@ class Settings:
     exchange: ExchangeSettings = field(default_factory=ExchangeSettings, metadata={"doc": "exchange"})
     execution: ExecutionSettings = field(default_factory=ExecutionSettings, metadata={"doc": "execution"})
     api: ApiSettings = field(default_factory=ApiSettings, metadata={"doc": "api"})
+    notify: NotifySettings = field(default_factory=NotifySettings, metadata={"doc": "notify"})
 
     def to_json(self) -> str:
         """A canonical JSON snapshot, stored with each run."""
@@ -368,6 +370,10 @@ def _validate(obj: Any, prefix: str) -> None:
             schemes = ("ws://", "wss://") if name == "ws_url" else ("http://", "https://")
             if not url.startswith(schemes):
                 raise ConfigError(f"config key '{prefix}{name}': {url!r} must start with {' or '.join(schemes)}")
+    if isinstance(obj, NotifySettings):
+        for name in ("webhook_url", "telegram_api_url"):
+            _check_no_credentials(f"{prefix}{name}", getattr(obj, name))
+        check_notify_settings(obj, prefix)
     if isinstance(obj, ExchangeSettings) and obj.rest_url and not obj.rest_url.startswith(("http://", "https://")):
         raise ConfigError(f"config key '{prefix}rest_url': {obj.rest_url!r} must be empty or start with "
                           "http:// or https://")
@@ -387,7 +393,7 @@ def _check_no_credentials(key: str, url: str) -> None:
 
 
 # Sections that do not change what a run decides (a run resumed with other values is the same run).
-RUN_NEUTRAL_SECTIONS = ("api",)
+RUN_NEUTRAL_SECTIONS = ("api", "notify")
 
 
 def config_changes(stored_json: str, current_json: str) -> list[str]:
@@ -473,6 +479,6 @@ __all__ = [
     "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings",
     "StateSettings", "PaperSettings",
     "ExchangeSettings", "ExecutionSettings", "ForecastSettings", "SkillSettings", "CalibrationSettings",
-    "MonitorSettings",
+    "MonitorSettings", "NotifySettings",
     "load_settings", "parse_settings", "describe_keys", "config_changes", "TIMEFRAMES_MS", "RESUME_NEUTRAL_KEYS",
 ]

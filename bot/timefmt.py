@@ -1,0 +1,29 @@
+"""UTC dates for people: what messages, notifications and the command line show instead of epoch milliseconds.
+
+The trade log and CSV exports keep the exchange's integer milliseconds; only text meant to be read
+goes through here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utc_minute(ms: int | None) -> str:
+    """``2024-01-03 05:00 UTC`` for a UTC millisecond timestamp (``-`` for None)."""
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def utc_day(ms: int) -> str:
+    """``2024-01-03``: the UTC calendar day of a millisecond timestamp."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+def utc_span(start_ms: int, end_ms: int) -> str:
+    """``2024-01-03 05:00 .. 2024-01-03 07:00 UTC`` (one time when both are equal)."""
+    if start_ms == end_ms:
+        return utc_minute(start_ms)
+    return f"{utc_minute(start_ms)[:-4]} .. {utc_minute(end_ms)}"
+
+
+__all__ = ["utc_minute", "utc_day", "utc_span"]
