@@ -27,11 +27,9 @@ DEMO_START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC: a fixed start keeps t
 def _setup_logging(settings: Settings, level: str | None = None) -> None:
     """Log as ``[run]`` says, with any API credentials masked wherever they might appear."""
     from bot.logs import setup_run_logging
-    from bot.secrets import load_credentials
-
-    from bot.web.serve import api_token
-
     from bot.notify.delivery import notify_secrets
+    from bot.secrets import load_credentials
+    from bot.web.serve import api_token
 
     creds = load_credentials()
     token = api_token() if settings.api.enabled else None
@@ -218,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", type=Path, default=None, help="config.toml for model/decision/paper settings")
     d.add_argument("--symbols", nargs="+", default=None, help="symbols to simulate (default: the config's)")
     d.add_argument("--seed", type=int, default=7, help="seed of the synthetic market")
-    d.add_argument("--run", "--run-id", dest="run_id", metavar="ID", default="demo", help="run id in the trade log (default "
-                   "demo); a rerun replaces an earlier demo's log at --db")
+    d.add_argument("--run", "--run-id", dest="run_id", metavar="ID", default="demo",
+                   help="run id in the trade log (default demo); a rerun replaces an earlier demo's log at --db")
     d.add_argument("--bar-interval", type=float, default=0.01, help="seconds between replayed bars (default 0.01)")
     d.add_argument("-v", "--verbose", action="store_true", help="show the daemon's log")
     d.set_defaults(func=cmd_demo)

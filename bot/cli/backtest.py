@@ -6,10 +6,11 @@
                   [--train-bars M]]
 
 The symbols are the config's ``market.symbols`` (or ``--symbols``), each found among the files given, as
-``bot train`` does; everything else — window, model, risk, paper account — comes from the config.  The result is an ordinary trade log: ``bot report`` reads it.  A run
-id already in ``--db`` is resumed after its last committed bar (same config required), which is how
-an interrupted backtest is finished.  A finished run prints its summary from the trade log (net return,
-fees, turnover, share of bars with a fill, Sharpe, forecast NLL and coverage; :mod:`bot.reporting.summary`).
+``bot train`` does; everything else — window, model, risk, paper account — comes from the config.  The
+result is an ordinary trade log: ``bot report`` reads it.  A run id already in ``--db`` is resumed after its
+last committed bar (same config required), which is how an interrupted backtest is finished.  A finished run
+prints its summary from the trade log (net return, fees, turnover, share of bars with a fill, Sharpe,
+forecast NLL and coverage; :mod:`bot.reporting.summary`).
 """
 
 from __future__ import annotations
