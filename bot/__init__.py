@@ -1,7 +1,8 @@
 """Sigma-bot: an event-driven, uncertainty-aware paper-trading bot for crypto markets.
 
-Kept free of imports so that ``strategies/`` and ``risk/`` can use ``bot.events``
-and ``bot.config`` without loading the I/O packages (websockets, ccxt, aiosqlite).
+Kept free of imports, so that importing one ``bot`` module (the CLI's parser, the CSV tools) loads only what
+that module needs, not the I/O packages (websockets, ccxt, aiosqlite).  ``risk/`` and ``strategies/`` never
+import ``bot`` (the import-linter contracts in ``pyproject.toml``).
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -49,7 +49,7 @@ from bot.bar_writer import BarWriter
 from bot.config import Settings
 from bot.engine import Engine, EngineStats
 from bot.errors import ConfigError, DataError
-from bot.events import Candle, Forecast
+from bot.events import Candle
 from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series
@@ -57,6 +57,7 @@ from bot.store import TradeStore
 from bot.timefmt import utc_minute
 from strategies.base import Predictor
 from strategies.baseline import EwmaMomentumPredictor
+from strategies.events import Forecast
 
 log = logging.getLogger("bot.backtest")
 
@@ -222,7 +223,7 @@ async def _close_writer(writer: BarWriter, failing: bool) -> None:
 def check_resumable(run_id: str, db: str, logged: tuple[int, int], first_ms: int, last_ms: int) -> None:
     """ConfigError unless a run that holds bars ``logged`` (first, last) can go on to the range asked for,
     ``first_ms``..``last_ms`` (bar open times): a resumed backtest keeps its first bar and is never cut short."""
-    from bot.download_pages import fmt_ms
+    from bot.data.pages import fmt_ms
 
     held = f"run {run_id!r} in {db} holds bars {fmt_ms(logged[0])}..{fmt_ms(logged[1])}"
     if logged[0] != first_ms:

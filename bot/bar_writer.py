@@ -35,7 +35,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import bot
-
 from bot.errors import DataError
 from bot.store import BarRecord, BarRows, TradeStore, bar_rows, check_unique_bars
 

@@ -51,7 +51,7 @@ from bot.assembly import AssembledBar, BarAssembler, same_prices
 from bot.buffer import Appended, MarketBuffer
 from bot.config import Settings
 from bot.errors import DataError, ExecutionError
-from bot.events import Candle, Decision, Forecast, OrderFilled, Side, SubmitOrder, VarMeasured
+from bot.events import Candle, OrderFilled, Side, SubmitOrder, VarMeasured
 from bot.execution import Executor
 from bot.feeds.binance import reason_kind
 from bot.feeds.websocket import Received
@@ -59,9 +59,11 @@ from bot.plausibility import implausibility
 from bot.rejections import RejectionTally
 from bot.store import BarRecord, TradeStore
 from bot.timefmt import utc_minute, utc_span
-from risk.manager import RiskManager, logged_state
 from bot.watchdog import Watchdog
+from risk.events import Decision
+from risk.manager import RiskManager, logged_state
 from strategies.base import Predictor
+from strategies.events import Forecast
 
 log = logging.getLogger("bot.engine")
 

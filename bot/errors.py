@@ -8,17 +8,16 @@
 
 A malformed market-data *message* is not an exception: the parser returns a
 rejection with its reason, which the feed logs and counts before moving on.
+
+Each class lives in the lowest package that raises it (``BotError`` and ``ConfigError`` in
+:mod:`strategies.errors`, ``ExecutionError`` in :mod:`risk.errors`, the rest here), so that
+``strategies`` and ``risk`` never import ``bot``; import them all from here.
 """
 
 from __future__ import annotations
 
-
-class BotError(Exception):
-    """Base of every error the bot raises on purpose."""
-
-
-class ConfigError(BotError):
-    """A configuration key is unknown, mistyped or out of range. Start-up stops."""
+from risk.errors import ExecutionError
+from strategies.errors import BotError, ConfigError
 
 
 class DataError(BotError):
@@ -29,5 +28,4 @@ class FeedError(BotError):
     """The market-data connection failed; the caller may retry."""
 
 
-class ExecutionError(BotError):
-    """An order cannot be placed or accounted."""
+__all__ = ["BotError", "ConfigError", "DataError", "FeedError", "ExecutionError"]

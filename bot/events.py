@@ -6,13 +6,13 @@ Timestamps are integer UTC milliseconds as the exchange gives them, named for
 what they are (``open_ms`` is a bar's open time).  Prices and quantities that
 touch money are :class:`~decimal.Decimal`; model outputs (μ, σ) are floats.
 
-This module imports nothing outside the standard library so that
-``strategies/`` and ``risk/`` can depend on it without pulling in I/O packages.
+Each event lives with the stage that produces it: :class:`~strategies.events.Forecast` in
+``strategies/``, :class:`~risk.events.Decision`, :class:`~risk.events.Delevered` and
+:class:`~risk.events.RiskStateLogged` in ``risk/``; this module holds the market and execution events.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
@@ -35,56 +35,6 @@ class Candle:
     low: Decimal
     close: Decimal
     volume: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class Forecast:
-    """A predictive distribution of the next bar's log return: mean ``mu``, standard deviation ``sigma``.
-
-    A predictor fills the first five fields (and ``edge`` when it forecasts several steps: the sum of
-    their means).  The forecast the decisions use is the model's scored one
-    (:class:`strategies.assessed.AssessedPredictor`): ``mu`` = ``skill`` × ``mu_raw``, ``sigma``
-    recalibrated from ``sigma_raw``, central 68 %/95 % intervals ``mu ± z68·sigma`` / ``mu ± z95·sigma``,
-    and the density a Student-t with ``nu`` degrees of freedom (Gaussian when infinite) with those
-    intervals.  A forecast built without the scoring stage keeps the defaults: N(mu, sigma²) taken at
-    face value.
-    """
-
-    symbol: str
-    bar_ms: int
-    mu: float
-    sigma: float
-    model: str
-    edge: float = math.nan        # expected log return over the forecast's horizon (NaN: one step, = mu)
-    edge_se: float = 0.0          # its standard error (the uncertainty of the mean, not of the return)
-    mu_raw: float = math.nan      # the model's own mu, before the skill scale
-    sigma_raw: float = math.nan   # the model's own sigma, before calibration
-    skill: float = math.nan       # the scale applied: mu = skill × mu_raw (NaN: not scored)
-    z68: float = 0.994457883209753
-    z95: float = 1.959963984540054
-    nu: float = math.inf
-    alarm: str = ""               # the skill monitor's alarm while one is active
-    state: str = ""               # the scoring stage's state after this bar (JSON): what a restart resumes
-
-    @property
-    def expected(self) -> float:
-        """The expected log return over the forecast's horizon."""
-        return self.mu if math.isnan(self.edge) else self.edge
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What the decision step chose for one symbol at one bar, refusals included.
-
-    ``action`` is ``"buy"``, ``"sell"`` or ``"none"``; ``reason`` is for the operator.
-    """
-
-    symbol: str
-    bar_ms: int
-    action: str
-    target_qty: Decimal
-    current_qty: Decimal
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,20 +113,6 @@ class EquityMarked:
 
 
 @dataclass(frozen=True, slots=True)
-class RiskStateLogged:
-    """The trading state after a bar (ACTIVE / REDUCING / HALTED) and what it rests on."""
-
-    state: str
-    since_bar_ms: int | None
-    reason: str
-    peak_equity: Decimal
-    coverage_68: float
-    coverage_95: float
-    outcomes: int
-    entry_bars: tuple[tuple[str, int], ...] = ()   # (symbol, bar its position took its direction)
-
-
-@dataclass(frozen=True, slots=True)
 class VarMeasured:
     """Value at risk and expected shortfall of the target book, positive losses in the quote asset."""
 
@@ -185,15 +121,3 @@ class VarMeasured:
     alpha: float
     var: float
     es: float
-
-
-@dataclass(frozen=True, slots=True)
-class Delevered:
-    """One deleveraging step: the largest VaR contributor cut, with the binding VaR before and after."""
-
-    step: int
-    symbol: str
-    exposure_before: float
-    exposure_after: float
-    var_before: float
-    var_after: float

@@ -146,6 +146,7 @@ def require_live(mode: str, live_flag: bool, credentials: Credentials | None) ->
 
 
 __all__ = [
-    "require_live", "Credentials", "load_credentials", "check_config_has_no_secrets", "check_config_data_has_no_secrets",
+    "require_live", "Credentials", "load_credentials", "check_config_has_no_secrets",
+    "check_config_data_has_no_secrets",
     "secret_config_keys", "check_live_guard", "ENV_API_KEY", "ENV_API_SECRET", "ENV_API_PASSWORD",
 ]

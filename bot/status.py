@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bot.config import TIMEFRAMES_MS
 from bot.errors import DataError
-from bot.report import _connect_read_only, begin_run_snapshot
+from bot.reporting.run_report import _connect_read_only, begin_run_snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,8 +309,8 @@ def _feed_lines(s: Status) -> list[str]:
     if cur is not None:
         after = "" if cur.last_bar_ms is None else f" after bar {_time(cur.last_bar_ms)}"
         flat = "; trading halted to flatten" if cur.flattened else ""
-        lines.append(f"  NOW       since {_time(cur.started_ms)} ({format_duration(s.now_ms - cur.started_ms)}){after}: "
-                     f"{cur.reason}{flat}")
+        lines.append(f"  NOW       since {_time(cur.started_ms)} "
+                     f"({format_duration(s.now_ms - cur.started_ms)}){after}: {cur.reason}{flat}")
     session = s.latest_session
     total = sum(r.count for r in s.rejections)
     label = f"session {session.session_no}" if session else "no session"

@@ -31,18 +31,32 @@ import aiosqlite
 
 from bot.config import config_changes
 from bot.errors import DataError
-from strategies.calibration import Z68, Z95
+from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, Side, SubmitOrder, VarMeasured
+from bot.rejections import RejectionCount
 from bot.schema import (
-    COMMANDS_DDL, MARK_COMMAND_TAKEN, PENDING_COMMANDS,
-    INSERT_CANDLE, INSERT_DECISION, INSERT_DELEVERAGE, INSERT_FILL, INSERT_FORECAST, INSERT_FUNDING, INSERT_ORDER,
-    INSERT_POSITION, INSERT_RISK_STATE, INSERT_VAR, MARK_CANCELLED, MARK_FILLED, MIGRATE_1_TO_2, MIGRATE_2_TO_3, SCHEMA,
+    COMMANDS_DDL,
+    INSERT_CANDLE,
+    INSERT_DECISION,
+    INSERT_DELEVERAGE,
+    INSERT_FILL,
+    INSERT_FORECAST,
+    INSERT_FUNDING,
+    INSERT_ORDER,
+    INSERT_POSITION,
+    INSERT_RISK_STATE,
+    INSERT_VAR,
+    MARK_CANCELLED,
+    MARK_COMMAND_TAKEN,
+    MARK_FILLED,
+    MIGRATE_1_TO_2,
+    MIGRATE_2_TO_3,
+    PENDING_COMMANDS,
+    SCHEMA,
     SCHEMA_VERSION,
 )
-from bot.events import (
-    Candle, Decision, Delevered, EquityMarked, Forecast, FundingPaid, OrderFilled, RiskStateLogged, Side, SubmitOrder,
-    VarMeasured,
-)
-from bot.rejections import RejectionCount
+from risk.events import Decision, Delevered, RiskStateLogged
+from strategies.calibration import Z68, Z95
+from strategies.events import Forecast
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ import numpy as np
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.events import Forecast
 from bot.feeds.replay.csvdata import Series
 from bot.timefmt import utc_minute, utc_span
+from strategies.events import Forecast
 
 log = logging.getLogger("bot.walkforward")
 

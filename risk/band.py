@@ -8,8 +8,8 @@ the bot has seen: the recent effective edges E of the symbol (μ after the skill
 
 Model: each bar a signal m is drawn from the recent edges, symmetrised (their empirical distribution
 with both signs, taken as independent from bar to bar — persistence beyond one bar is what
-multi-step forecasts carry in their own E); the position x ∈ {−1, 0, +1} earns x·m over the bar and moving from x to x′ costs
-c·|x′ − x|.  The long-run average reward g and the relative values h(x) solve the Bellman equation
+multi-step forecasts carry in their own E); the position x ∈ {−1, 0, +1} earns x·m over the bar and moving
+from x to x′ costs c·|x′ − x|.  The long-run average reward g and the relative values h(x) solve the Bellman equation
 
     g + h(x) = E_m [ max_x′ ( x′·m − c·|x′ − x| + h(x′) ) ],      h(0) = 0,
 

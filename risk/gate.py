@@ -40,8 +40,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bot.config import GateSettings
 from risk.band import Values, best_position, static_values
+from risk.settings import GateSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,16 +29,17 @@ from math import isfinite
 
 import numpy as np
 
-from bot.config import RiskSettings
-from bot.events import Decision, Delevered, Forecast, RiskStateLogged
-from bot.execution.qty import rounded_qty, to_step
 from risk.band import Values, band_values
 from risk.deleverage import deleverage
+from risk.events import Decision, Delevered, RiskStateLogged
 from risk.gate import edge_gate_parts, gate_parts
+from risk.qty import rounded_qty, to_step
+from risk.settings import RiskSettings
 from risk.sizing import fraction_of, gross_factor, position_leverage, vol_per_bar
 from risk.state import RiskState, TradingState, update_state
 from risk.var import VarEstimate, WindowRisk
 from strategies.base import CLOSE
+from strategies.events import Forecast
 
 HORIZONS = (1, 24)
 # Edges a symbol needs before their distribution values holding a position (a week of hours, as the skill's
@@ -195,9 +196,9 @@ class RiskManager:
                 if last is None:
                     last = returns[-1].tolist()     # the realised returns of the bar that closed
                 # score(prev.mu, prev.sigma, last[i]), inline
-                mu, sigma, realized = prev.mu, prev.sigma, last[i]
-                if isfinite(mu) and isfinite(sigma) and sigma > 0 and isfinite(realized):
-                    z = abs(realized - mu) / sigma
+                prev_mu, prev_sigma, realized = prev.mu, prev.sigma, last[i]
+                if isfinite(prev_mu) and isfinite(prev_sigma) and prev_sigma > 0 and isfinite(realized):
+                    z = abs(realized - prev_mu) / prev_sigma
                     scores.append((z <= prev.z68, z <= prev.z95))
         self._prev = {f.symbol: f for f in forecasts}
         self.state = update_state(self.state, bar_ms, equity, scores, self.s.state, tf)
@@ -205,9 +206,9 @@ class RiskManager:
             self.state = replace(self.state, state=TradingState.HALTED, since_bar_ms=bar_ms, reason=self._halt)
             self._halt = None
         if self._lift is not None:
-            cause, why = self._lift
+            cause, lifted = self._lift
             if self.state.state is not TradingState.ACTIVE and self.state.reason.startswith(cause):
-                self.state = replace(self.state, state=TradingState.ACTIVE, since_bar_ms=bar_ms, reason=why,
+                self.state = replace(self.state, state=TradingState.ACTIVE, since_bar_ms=bar_ms, reason=lifted,
                                      peak_equity=equity)
             self._lift = None
         signs = self._track_entries(bar_ms, positions)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from bot.config import SizingSettings
+from risk.settings import SizingSettings
 
 HOURS_PER_YEAR = 24 * 365
 

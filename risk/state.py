@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from enum import IntEnum
 
-from bot.config import StateSettings
+from risk.settings import StateSettings
 
 Z68 = 0.994457883209753   # NormalDist().inv_cdf(0.84): the central 68 % interval is mu ± Z68·sigma
 Z95 = 1.959963984540054   # NormalDist().inv_cdf(0.975)

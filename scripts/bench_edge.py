@@ -168,7 +168,7 @@ def decided_config(s: Settings) -> str:
 
 
 def day_ms(text: str) -> int:
-    from bot.cli_models import parse_day
+    from bot.cli.models import parse_day
 
     ms = parse_day(text)
     assert ms is not None
@@ -202,7 +202,7 @@ def make_synthetic(name: str, root: Path, n_bars: int) -> Market:
 
 
 def find_real(shared: Path, quick: bool) -> Market | None:
-    from bot.cli_models import find_csv
+    from bot.cli.models import find_csv
     from bot.errors import DataError
 
     folders = [shared / "data", shared]
@@ -236,7 +236,7 @@ def min_window(model: str, settings: Settings, symbols: Sequence[str]) -> int:
 
 def bench_market(market: Market, models: Sequence[str], keys: str, train: dict[str, Any], root: Path,
                  timings: Timings) -> list[dict[str, Any]]:
-    from bot.cli_models import load_market, train_checkpoint
+    from bot.cli.models import load_market, train_checkpoint
     from bot.feeds.replay.csvdata import load_ohlcv_csv
     from bot.walkforward import trade_range
     from strategies.predictor import resolve_device

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bot.config_model import ModelSettings  # noqa: E402
 from strategies.checkpoint import Checkpoint  # noqa: E402
 from strategies.features import FEATURES, N_FEATURES, WARMUP, FeatureScaler  # noqa: E402
 from strategies.models.registry import new_forecaster  # noqa: E402
 from strategies.predictor import TorchPredictor  # noqa: E402
+from strategies.settings import ModelSettings  # noqa: E402
 
 
 def make_checkpoint(kind: str, symbols: tuple[str, ...], device: str) -> Checkpoint:

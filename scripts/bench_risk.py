@@ -11,8 +11,9 @@ Two managers are timed side by side, interleaved repeat by repeat: the live ``ri
 and the frozen copy of the code before it was made faster (``tests/risk/_reference_manager.py``).  For
 each, "total" is ``decide`` as it is; "rest" is ``decide`` with ``_var_budget`` replaced by a no-op (the
 part outside the VaR budget: scoring, state, gate, sizing, caps and the order quantities); "VaR" is
-total − rest.  The "rest" replays all run first, before any VaR computation has started BLAS threads.  Figures are medians over repeats of the mean milliseconds per bar.  The replays are also
-checked to give identical decisions, intents and states.
+total − rest.  The "rest" replays all run first, before any VaR computation has started BLAS threads.
+Figures are medians over repeats of the mean milliseconds per bar.  The replays are also checked to give
+identical decisions, intents and states.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import _reference_manager
+
     from risk import manager as live
 
     bars = record(args.symbols, args.bars)

@@ -33,11 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.events import (  # noqa: E402
-    Candle, Decision, EquityMarked, Forecast, PositionMarked, RiskStateLogged, VarMeasured,
-)
+from bot.events import Candle, EquityMarked, PositionMarked, VarMeasured  # noqa: E402
 from bot.schema import SCHEMA  # noqa: E402
 from bot.store import _INSERTS, BarRecord, TradeStore, bar_rows  # noqa: E402
+from risk.events import Decision, RiskStateLogged  # noqa: E402
+from strategies.events import Forecast  # noqa: E402
 
 START_MS = 1_704_067_200_000
 HOUR = 3_600_000
@@ -114,7 +114,8 @@ def main() -> None:
     rows = sum(len(r.candles) + len(r.forecasts) + len(r.decisions) + len(r.equity.positions) + 5 for r in recs)
     print(f"trade-log write ceiling: {args.symbols} symbols × {args.bars} bars = {events:,} bar-events, "
           f"{rows:,} rows, {COMMIT_EVERY} bars per transaction, median of {args.repeats}")
-    for name, write in (("TradeStore", lambda p: asyncio.run(with_store(p, recs))), ("raw sqlite3", lambda p: raw(p, recs))):
+    for name, write in (("TradeStore", lambda p: asyncio.run(with_store(p, recs))),
+                        ("raw sqlite3", lambda p: raw(p, recs))):
         runs = []
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:

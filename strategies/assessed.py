@@ -29,13 +29,13 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from bot.events import Forecast
 from strategies.base import CLOSE, Predictor
 from strategies.calibration import Z68, Z95, Calibration, calibrated
+from strategies.events import Forecast
 from strategies.monitor import MonitorState, gaussian_nll, monitor_step
 from strategies.skill import SkillStats, decay_for, effective_scale
 
@@ -103,7 +103,7 @@ class AssessedPredictor:
     def __init__(self, inner: Predictor, settings: Any, timeframe_ms: int,
                  seeds: Mapping[str, Seed] | None = None) -> None:
         self.inner = inner
-        self.s = settings          # bot.config.ForecastSettings
+        self.s = settings          # strategies.settings.ForecastSettings
         self.tf_ms = timeframe_ms
         self.seeds = dict(seeds or {})
         self.tracked: dict[str, Tracked] = {}
@@ -217,7 +217,8 @@ def assess_sequence(mu: Sequence[float], sigma: Sequence[float], y: Sequence[flo
     """One symbol's consecutive forecasts (μ, σ) of outcomes ``y`` through the scoring stage, as the engine
     would score them bar by bar: forecast k is assessed with what outcomes 0..k−1 showed.  For offline
     evaluation (``bot evaluate``) of what the decisions would have been given."""
-    a = AssessedPredictor(_Fixed(), settings, 1, {"x": seed} if seed else None)
+    # _Fixed is never asked to predict: the forecasts are given, one at a time, to assess().
+    a = AssessedPredictor(cast(Predictor, _Fixed()), settings, 1, {"x": seed} if seed else None)
     out: list[Forecast] = []
     prev: Forecast | None = None
     t: Tracked | None = None

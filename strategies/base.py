@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from bot.events import Forecast
+from strategies.events import Forecast
 
 # Column order of a window row; the buffer produces arrays in this order.
 OPEN, HIGH, LOW, CLOSE, VOLUME = range(5)

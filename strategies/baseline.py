@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bot.events import Forecast
 from strategies.base import CLOSE
+from strategies.events import Forecast
 
 
 class EwmaMomentumPredictor:

@@ -77,7 +77,7 @@ class Calibrated:
 @lru_cache(maxsize=1)
 def _t_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ν grid, t_ν's 95/68 quantile ratio (decreasing in ν) and its 0.84 quantile."""
-    from scipy.special import stdtrit   # the t quantile as a plain ufunc: scipy.stats' ppf costs seconds here
+    from scipy.special import stdtrit  # the t quantile as a plain ufunc: scipy.stats' ppf costs seconds here
 
     nu = np.geomspace(NU_MIN, 1000.0, 400)
     q84 = stdtrit(nu, 0.84)

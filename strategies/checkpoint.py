@@ -13,12 +13,13 @@ import datetime as dt
 import os
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bot.errors import ConfigError
+from strategies.errors import ConfigError
 from strategies.features import FEATURES, WARMUP, FeatureScaler
 from strategies.models.base import Forecaster
 from strategies.models.registry import forecaster_from_state
@@ -52,9 +53,11 @@ class Checkpoint:
 
 
 def _code_version() -> str:
-    from bot import __version__
-
-    return __version__
+    """The installed sigma-bot's version (what ``bot.__version__`` says), read without importing ``bot``."""
+    try:
+        return version("sigma-bot")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0.1.0+src"
 
 
 def save_checkpoint(path: str | Path, forecaster: Forecaster, *, scaler: FeatureScaler, symbols: tuple[str, ...],

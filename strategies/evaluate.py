@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from bot.config_model import ModelSettings
 from strategies import baselines, metrics
 from strategies.dataset import FeatureStore, MarketSeries, WindowDataset
 from strategies.features import TARGET_SCALE
 from strategies.models.base import Progress, forecast_dataset
+from strategies.settings import ModelSettings
 from strategies.workflow import fit_range, model_horizon
 
 log = logging.getLogger("strategies.evaluate")
@@ -235,9 +235,9 @@ def _assessed_scores(mu: np.ndarray, sigma: np.ndarray, y: np.ndarray) -> dict[s
     settings and no seed: NLL of the calibrated density, coverage of the calibrated intervals, and the share
     of bars on which the model had demonstrated skill (its μ not scaled to 0).  Consecutive samples only
     approximately: a fold boundary or a gap is not a restart here."""
-    from bot.config import ForecastSettings
     from strategies.assessed import assess_sequence
     from strategies.calibration import nll
+    from strategies.settings import ForecastSettings
 
     out = assess_sequence(mu.tolist(), sigma.tolist(), y.tolist(), ForecastSettings())
     m = np.array([f.mu for f in out])

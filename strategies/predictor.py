@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from bot.events import Forecast
 from strategies.checkpoint import Checkpoint
+from strategies.events import Forecast
 from strategies.features import TARGET_SCALE, WARMUP, compute_features
 
 log = logging.getLogger("strategies.predictor")
@@ -36,7 +36,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from bot.errors import ConfigError
+        from strategies.errors import ConfigError
 
         raise ConfigError("config key 'model.device': 'cuda' was asked for but torch sees no CUDA device; "
                           "allowed: auto, cpu, cuda")

@@ -7,14 +7,39 @@ what differs and the exact command to run; nothing is traded on an untrained net
 
 from __future__ import annotations
 
-from bot.config import Settings
-from bot.errors import ConfigError
 from collections.abc import Sequence
+from typing import Protocol
 
-from bot.events import Forecast
 from strategies.assessed import AssessedPredictor, seeds_from_summary
 from strategies.base import Predictor
 from strategies.baseline import EwmaMomentumPredictor
+from strategies.errors import ConfigError
+from strategies.events import Forecast
+from strategies.settings import ForecastSettings, ModelSettings
+
+
+class MarketSection(Protocol):
+    """The ``[market]`` keys a predictor is built for (``bot.config.MarketSettings``)."""
+
+    @property
+    def symbols(self) -> tuple[str, ...]: ...
+    @property
+    def timeframe(self) -> str: ...
+    @property
+    def window(self) -> int: ...
+    @property
+    def timeframe_ms(self) -> int: ...
+
+
+class Settings(Protocol):
+    """The sections of the whole configuration (``bot.config.Settings``) that choose and score a predictor."""
+
+    @property
+    def model(self) -> ModelSettings: ...
+    @property
+    def market(self) -> MarketSection: ...
+    @property
+    def forecast(self) -> ForecastSettings: ...
 
 
 def build_predictor(settings: Settings) -> Predictor:

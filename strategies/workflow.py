@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from bot.config_model import ModelSettings
 from strategies.dataset import FeatureStore, MarketSeries, WindowDataset
 from strategies.features import N_FEATURES, FeatureScaler
 from strategies.models.base import Forecaster, Progress
 from strategies.models.registry import new_forecaster
+from strategies.settings import ModelSettings
 
 log = logging.getLogger("strategies.workflow")
 

@@ -14,7 +14,8 @@ out.  With z = (y − μ)/σ and Φ the standard normal cdf:
                    first 24; scored on the forecasts where both exist (a gap restarts it)
     coverage(ℓ)  = share with |y − μ| ≤ Φ⁻¹(½ + ℓ/2)·σ for ℓ = 68 %, 95 % (strategies.metrics.coverage), or
                    within the forecast's own calibrated interval μ ± z68·σ, μ ± z95·σ where it has one
-    PIT          u_t = Φ(z_t) (the t's cdf for a calibrated forecast); reliability at q = share of u_t ≤ q, for q = 0.05 … 0.95
+    PIT          u_t = Φ(z_t) (the t's cdf for a calibrated forecast); reliability at q = share of u_t ≤ q,
+                   for q = 0.05 … 0.95
                    (a calibrated forecast gives q itself: the diagonal; the PIT histogram is flat)
     σ buckets    quintiles of σ at decision time; per bucket the PnL of the positions held over the
                  next bar: qty at the close of t × (close_{t+1} − close_t), before fees and funding

@@ -11,7 +11,7 @@ price the quantity-weighted mean of the exits.  Funding paid or received while a
     pnl(trip) = Σ its fills (±qty × price − fee share) + Σ its funding [+ qty × final mark if still open]
 
 Flat to flat, average cost and FIFO give the same PnL; summed over trips (the open one marked) it is
-each symbol's PnL in :func:`bot.report.symbol_pnl`, to the last unit.
+each symbol's PnL in :func:`bot.reporting.run_report.symbol_pnl`, to the last unit.
 
 Closed-trip statistics: win rate = wins / trips (pnl > 0 wins), profit factor = Σ wins / |Σ losses|
 (None with no losing trip), expectancy = mean pnl per trip, in the quote asset.

@@ -26,8 +26,8 @@ Retries: reads go through :func:`~bot.feeds.retry.call_with_retry` (backoff,
 ``Retry-After`` honoured for 429 and 418).  A placement is never simply
 repeated: every attempt first looks the client order id up (``origClientOrderId``)
 and adopts what it finds, and a "Duplicate order sent." answer means the order
-is there (USDT-M: -4116 "ClientOrderId is duplicated.").  An attempt that may have reached the exchange (timeout, network
-error) and could not be confirmed leaves the order tracked as unconfirmed; the
+is there (USDT-M: -4116 "ClientOrderId is duplicated.").  An attempt that may have reached the exchange
+(timeout, network error) and could not be confirmed leaves the order tracked as unconfirmed; the
 next bar's lookup settles it.  Refusals (InsufficientFunds -2010 / USDT-M -2019, InvalidOrder /
 filter failure -1013, any other exchange error) raise ExecutionError; the engine
 logs the order as cancelled with the reason and the executor counts them for the
@@ -63,10 +63,14 @@ import ccxt
 from bot.config import ExchangeSettings
 from bot.errors import ExecutionError
 from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, Side, SubmitOrder
-from bot.execution.orders import (
-    bar_of_client_id, client_order_id, fill_from_trade, limit_price_for, rounded_order,
-)
 from bot.execution.limits import NotionalCap
+from bot.execution.orders import (
+    bar_of_client_id,
+    client_order_id,
+    fill_from_trade,
+    limit_price_for,
+    rounded_order,
+)
 from bot.execution.paper import PaperAccount
 from bot.execution.reconcile import ReconcilingMixin
 from bot.feeds.retry import RetryPolicy, call_with_retry, is_retryable, retry_after_s

@@ -22,8 +22,8 @@ from bot.config import ExchangeSettings, Settings
 from bot.errors import ConfigError, ExecutionError
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.limits import NotionalCap
-from bot.execution.reconcile import futures_holdings
 from bot.execution.paper import PaperAccount
+from bot.execution.reconcile import futures_holdings
 from bot.feeds.backfill import point_at
 from bot.feeds.retry import RetryPolicy, call_with_retry
 from bot.secrets import Credentials, require_live

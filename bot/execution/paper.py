@@ -82,7 +82,7 @@ from bot.config import PaperSettings
 from bot.errors import ExecutionError
 from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, PositionMarked, Side, SubmitOrder
 from bot.execution.limits import NotionalCap
-from bot.execution.qty import rounded_qty
+from risk.qty import rounded_qty
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from typing import Self
 
 import httpx
 
+from bot.config.notify import ENV_TELEGRAM_TOKEN, NotifySettings
 from bot.errors import ConfigError
-from bot.events import Forecast
 from bot.feeds.retry import RetryPolicy
 from bot.notify.channels import (
     Channel,
@@ -39,7 +39,7 @@ from bot.notify.channels import (
     check_answer,
 )
 from bot.notify.messages import BarWatcher, Notification
-from bot.notify.settings import ENV_TELEGRAM_TOKEN, NotifySettings
+from strategies.events import Forecast
 
 log = logging.getLogger(__name__)
 

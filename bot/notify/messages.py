@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from bot.events import Forecast, OrderFilled
+from bot.events import OrderFilled
 from bot.timefmt import utc_day, utc_minute
+from strategies.events import Forecast
 
 if TYPE_CHECKING:
     from bot.store import BarRecord
@@ -33,7 +34,7 @@ DAY_MS = 86_400_000
 
 @dataclass(frozen=True, slots=True)
 class Notification:
-    """One message: ``kind`` is one of :data:`bot.notify.settings.EVENTS`; ``bar_ms`` the bar it is about."""
+    """One message: ``kind`` is one of :data:`bot.config.notify.EVENTS`; ``bar_ms`` the bar it is about."""
 
     kind: str
     run_id: str

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import TextIO
+
+from bot.errors import DataError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,3 +45,21 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         fills, trips = write_csv(review, args.csv)
         out.write(f"fills: {fills}; round trips: {trips}\n")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``bot report``: print the report (and write its files), or the reason there is none."""
+    from bot.reporting import run_report
+
+    parser = argparse.ArgumentParser(prog="bot report", description=run_report.__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

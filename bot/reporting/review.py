@@ -2,7 +2,7 @@
 
 :func:`build_review` turns a :class:`~bot.reporting.tradelog.TradeLog` into figures with the pure
 functions of :mod:`bot.analytics`; :func:`format_review` lays them out as plain text (printed by
-``bot report`` after the reconciled run summary of :mod:`bot.report`).
+``bot report`` after the reconciled run summary of :mod:`bot.reporting.run_report`).
 
 Turnover = Σ |qty × price| of the fills / mean equity; time in market = share of marks holding any
 position; buy-and-hold = an equal-weight hold of the traded symbols (every logged symbol when nothing
@@ -20,11 +20,19 @@ from decimal import Decimal
 import numpy as np
 
 from bot.analytics import forecasts as fq
-from bot.analytics.gate import GateRow, DecisionOutcome, gate_worth, refused_total, round_trip_cost_bps
-from bot.analytics.performance import (Performance, buy_and_hold, drawdown_series, exposure_series,
-                                       monthly_returns, performance, periods_per_year, time_in_market)
+from bot.analytics.gate import DecisionOutcome, GateRow, gate_worth, refused_total, round_trip_cost_bps
+from bot.analytics.performance import (
+    Performance,
+    buy_and_hold,
+    drawdown_series,
+    exposure_series,
+    monthly_returns,
+    performance,
+    periods_per_year,
+    time_in_market,
+)
 from bot.analytics.trades import RoundTrip, TradeFill, TradeStats, round_trips, trade_stats, traded_notional
-from bot.report import format_report
+from bot.reporting.run_report import format_report
 from bot.reporting.tradelog import TradeLog
 
 ROLLING_WINDOW_BARS = 168

@@ -1,4 +1,4 @@
-"""Read everything the review needs from one trade log, in the same read snapshot as :mod:`bot.report`.
+"""Read everything the review needs from one trade log, in the same read snapshot as :mod:`bot.reporting.run_report`.
 
 Schema versions 1 and 2 are read as they are (version 1 has no ``fills.trade_id``: it reads as '').
 """
@@ -8,15 +8,15 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Callable
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from bot.config import TIMEFRAMES_MS
-from bot.report import Report, read_run
+from bot.reporting.run_report import Report, read_run
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.errors import DataError
-from bot.report import Report, begin_run_snapshot
 from bot.reporting.review import Review, build_review
+from bot.reporting.run_report import Report, begin_run_snapshot
 from bot.reporting.tradelog import load_trade_log
 from bot.status import Status, load_status
 from risk.state import Z68, Z95
@@ -166,7 +166,7 @@ class TradeLogReader:
         def read(conn: sqlite3.Connection) -> list[RunSummary]:
             begin_run_snapshot_any(conn, self.path)
             out = []
-            for rid, mode, created, n, open_sessions, last_start in conn.execute(
+            for rid, mode, created, n, _open_sessions, _last_start in conn.execute(
                     "SELECT r.run_id, r.mode, r.created_ms, COUNT(s.session_no), "
                     "SUM(s.ended_ms IS NULL), MAX(COALESCE(s.started_ms, r.created_ms)) "
                     "FROM runs r LEFT JOIN sessions s USING (run_id) GROUP BY r.run_id "
@@ -273,7 +273,7 @@ class TradeLogReader:
 
 
 def load_report_ro(path: Path, run_id: str | None) -> Report:
-    from bot.report import read_run
+    from bot.reporting.run_report import read_run
 
     return read_run(path, run_id, lambda conn, report: report, connect_read_only)
 

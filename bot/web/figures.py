@@ -84,7 +84,8 @@ def symbol_figure(symbol: str, candles: Sequence[CandleRow], band: Sequence[Band
     def edge(k: float, z: str) -> list[float | None]:
         return [finite(closes[b.bar_ms] * math.exp(b.mu + k * getattr(b, z) * b.sigma)) for b in rows]
 
-    for name, z, color in (("95 % band", "z95", "rgba(44,127,184,0.12)"), ("68 % band", "z68", "rgba(44,127,184,0.25)")):
+    for name, z, color in (("95 % band", "z95", "rgba(44,127,184,0.12)"),
+                           ("68 % band", "z68", "rgba(44,127,184,0.25)")):
         data.append({"type": "scatter", "mode": "lines", "x": x, "y": edge(1, z), "line": {"width": 0},
                      "hoverinfo": "skip", "showlegend": False, "name": name + " top"})
         data.append({"type": "scatter", "mode": "lines", "x": x, "y": edge(-1, z), "line": {"width": 0},
@@ -163,7 +164,8 @@ def pit_figure(r: Review) -> Figure:
     q = r.quality
     hist = q.pit_histogram if q else ()
     layout = _layout("PIT histogram (0.10 per tenth when calibrated)", height=380, hovermode="closest")
-    layout["shapes"] = [{"type": "line", "x0": 0, "x1": 1, "y0": 0.1, "y1": 0.1, "line": {"dash": "dot", "color": _GREY}}]
+    layout["shapes"] = [{"type": "line", "x0": 0, "x1": 1, "y0": 0.1, "y1": 0.1,
+                         "line": {"dash": "dot", "color": _GREY}}]
     return {"data": [{"type": "bar", "name": "share", "x": [0.05 + 0.1 * k for k in range(len(hist))],
                       "y": list(hist), "width": 0.09, "marker": {"color": _BLUE}}], "layout": layout}
 

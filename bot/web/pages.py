@@ -63,7 +63,8 @@ def overview_page(run_id: str, r: Review, s: Status) -> str:
     parts.append(chart(_api(run_id, "figures/drawdown"), "drawdown"))
     parts.append(chart(_api(run_id, "figures/exposure"), "exposure"))
     sym_rows = [[x.symbol, (f"{x.stats.trips}", x.stats.trips), pct(x.stats.win_rate, ".1%"),
-                 (money(x.fees), float(x.fees)), (money(x.funding), float(x.funding)), (str(x.liquidations), x.liquidations),
+                 (money(x.fees), float(x.fees)), (money(x.funding), float(x.funding)),
+                 (str(x.liquidations), x.liquidations),
                  (f"{x.turnover:,.2f}x", x.turnover), (money(x.pnl), float(x.pnl))] for x in r.symbols]
     parts.append(table(("symbol", "closed trips", "win rate", "fees", "funding", "liquidations", "turnover", "PnL"),
                        sym_rows, sortable=True, caption="Per symbol (PnL realised + unrealised, to the last unit)",

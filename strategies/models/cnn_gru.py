@@ -20,9 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bot.config_model import CnnGruSettings, TrainSettings
 from strategies.models.heads import GaussianHead, make_head
-from strategies.train import NeuralForecaster
+from strategies.models.neural import NeuralForecaster
+from strategies.settings import CnnGruSettings, TrainSettings
 
 
 class CnnGruNet(nn.Module):

@@ -80,7 +80,8 @@ def mixture_moments(alpha: torch.Tensor, mu_k: torch.Tensor, sigma_k: torch.Tens
 
 def fit_alpha(mu_r: torch.Tensor, sigma_r: torch.Tensor, mu_k: torch.Tensor, sigma_k: torch.Tensor,
               v: torch.Tensor, y: torch.Tensor, steps: int = 300) -> tuple[float, float, float]:
-    """Fit ``α(v) = sigmoid(a + b·v)`` by validation NLL: forecasts and targets ``(N, h)``, ``v`` ``(N,)`` → (a, b, nll)."""
+    """Fit ``α(v) = sigmoid(a + b·v)`` by validation NLL: forecasts and targets ``(N, h)``, ``v`` ``(N,)``
+    → (a, b, nll)."""
     with _one_thread():
         return _fit_alpha(mu_r, sigma_r, mu_k, sigma_k, v, y, steps)
 
@@ -124,6 +125,10 @@ class StackingHead(nn.Module):
         self.horizon, self.sigma_floor = horizon, sigma_floor
         self.mlp = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, 2 * horizon))
         self.skip = nn.Linear(n_in, 2 * horizon)
+        self.in_mean: torch.Tensor      # buffers: the input and target normalisation, fitted with the weights
+        self.in_std: torch.Tensor
+        self.y_mean: torch.Tensor
+        self.y_std: torch.Tensor
         self.register_buffer("in_mean", torch.zeros(n_in))
         self.register_buffer("in_std", torch.ones(n_in))
         self.register_buffer("y_mean", torch.zeros(horizon))
@@ -170,12 +175,14 @@ def _fit_stacking(head: StackingHead, z: torch.Tensor, y: torch.Tensor, tail: to
     head.train()
     for step in range(1, max_steps + 1):
         opt.zero_grad()
-        gaussian_nll(*head(fit_z), fit_y).backward()
+        mu, sigma = head(fit_z)
+        gaussian_nll(mu, sigma, fit_y).backward()
         opt.step()
         if step % check_every:
             continue
         with torch.no_grad():
-            nll = float(gaussian_nll(*head(tail_z), tail_y))
+            tail_mu, tail_sigma = head(tail_z)
+            nll = float(gaussian_nll(tail_mu, tail_sigma, tail_y))
         if nll < best_nll - 1e-6:
             best_nll, best_step, waited = nll, step, 0
             best_state = {k: t.detach().clone() for k, t in head.state_dict().items()}
@@ -295,7 +302,8 @@ class FusionForecaster:
             raise ValueError(f"member horizons {self.recurrent.horizon} (recurrent), {self.knn.horizon} (knn) and "
                              f"the data's {val.horizon} must agree")
         self.horizon = val.horizon
-        mu_r, sigma_r = (torch.from_numpy(a) for a in forecast_dataset(self.recurrent, _view(val, self.recurrent.lookback)))
+        recurrent_view = _view(val, self.recurrent.lookback)
+        mu_r, sigma_r = (torch.from_numpy(a) for a in forecast_dataset(self.recurrent, recurrent_view))
         mu_k, sigma_k = (torch.from_numpy(a) for a in forecast_dataset(self.knn, _view(val, self.knn.lookback)))
         v = torch.from_numpy(val.feats[val.ends, RV].astype(np.float64))
         y = torch.from_numpy(val.y().astype(np.float64))

@@ -196,7 +196,8 @@ class KnnForecaster:
         return (analog_vectors(x, self.lookback) - self._center) / self._scale
 
     def neighbours(self, x: torch.Tensor, k: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``k`` nearest library samples of each window: distances and library rows, each ``(B, k)``, nearest first."""
+        """The ``k`` nearest library samples of each window: distances and library rows, each ``(B, k)``,
+        nearest first."""
         lib = self._require_library()
         k = min(self.k if k is None else k, lib.shape[0])
         with torch.no_grad():

@@ -14,12 +14,14 @@ asset matter (:meth:`MultiAssetNet.importance`).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
-from bot.config_model import MultiAssetSettings, TrainSettings
 from strategies.models.heads import GaussianHead, make_head
-from strategies.train import NeuralForecaster
+from strategies.models.neural import NeuralForecaster
+from strategies.settings import MultiAssetSettings, TrainSettings
 
 
 def _horizon(s: MultiAssetSettings) -> int:
@@ -73,4 +75,4 @@ class MultiAssetForecaster(NeuralForecaster):
 
     def importance(self) -> torch.Tensor:
         """(A, F) learned input weights, rows in :attr:`symbols` order."""
-        return self.net.importance().detach().cpu()
+        return cast(MultiAssetNet, self.net).importance().detach().cpu()

@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from bot.config_model import ModelSettings
 from strategies.models.base import Forecaster
+from strategies.settings import ModelSettings
 
 KINDS: dict[str, tuple[str, str]] = {
     "cnn_gru": ("strategies.models.cnn_gru", "CnnGruForecaster"),

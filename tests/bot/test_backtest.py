@@ -82,7 +82,7 @@ def test_walk_forward_decisions_do_not_move_when_the_future_changes(tmp_path: Pa
         a, b = rows(tmp_path / "a.sqlite", sql), rows(tmp_path / "b.sqlite", sql)
         assert a == b and a, table
     # ...and the planted future did change what came after (the test can fail).
-    later = "SELECT mu FROM forecasts WHERE bar_ms > %d ORDER BY bar_ms, symbol" % t
+    later = f"SELECT mu FROM forecasts WHERE bar_ms > {t:d} ORDER BY bar_ms, symbol"
     assert rows(tmp_path / "a.sqlite", later) != rows(tmp_path / "b.sqlite", later)
 
 
@@ -227,7 +227,7 @@ def test_cli_summary_matches_the_trade_log(tmp_path: Path, capsys: pytest.Captur
 def test_a_fold_traded_from_its_fit_in_memory_equals_the_backtest_of_its_checkpoint(tmp_path: Path) -> None:
     """trade_range + serve_fitted (an evaluation fold's trading value) = bot train's checkpoint, backtested."""
     from bot.backtest import series_floats
-    from bot.cli_models import train_checkpoint
+    from bot.cli.models import train_checkpoint
     from bot.walkforward import serve_fitted, trade_range
     from strategies.dataset import FeatureStore, MarketSeries
     from strategies.workflow import fit_range

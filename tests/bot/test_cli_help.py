@@ -8,7 +8,7 @@ import pytest
 
 from bot import __version__
 from bot.cli import build_parser, main
-from bot.cli_help import EXAMPLES, subparsers
+from bot.cli.help import EXAMPLES, subparsers
 
 SUBCOMMANDS = subparsers(build_parser())
 

@@ -82,7 +82,7 @@ def test_evaluate_scores_every_model_and_baseline_on_the_same_bars(data_dir, tmp
     assert rc == 0
     result = json.loads(out.read_text())
     assert set(result["scores"]) == set(SYMBOLS)
-    for sym, by_model in result["scores"].items():
+    for by_model in result["scores"].values():
         assert set(by_model) == {*models, "persistence", "garch"}
         ns = {m["n"] for m in by_model.values()}
         assert len(ns) == 1 and ns.pop() > 100          # one common set of bars per symbol

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from bot.cli import main
-from bot.download import DownloadRequest, SymbolResult, download, open_download_exchange
-from bot.download_pages import Gap, parse_when
+from bot.data.download import DownloadRequest, SymbolResult, download, open_download_exchange
+from bot.data.pages import Gap, parse_when
 from bot.errors import ConfigError, DataError
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv, write_ohlcv_csv
 from bot.feeds.replay.server import ReplayExchange

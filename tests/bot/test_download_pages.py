@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.download_files import TargetFile
-from bot.download_pages import Gap, check_page, last_wanted_open, parse_when, plain_decimal
+from bot.data.files import TargetFile
+from bot.data.pages import Gap, check_page, last_wanted_open, parse_when, plain_decimal
 from bot.errors import ConfigError, DataError
 from bot.feeds.replay.csvdata import Series, write_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market

@@ -11,7 +11,6 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from bot.config import RunSettings, parse_settings
-
 from bot.errors import ConfigError
 from bot.logs import RedactSecrets, reset_logging, run_log_options, setup_logging
 

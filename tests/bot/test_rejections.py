@@ -7,11 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from test_store import BTC, ETH, T0, H, bar, new_store, query
 
 from bot.assembly import BarAssembler
 from bot.events import Candle
 from bot.rejections import RejectionTally
-from test_store import BTC, ETH, H, T0, bar, new_store, query
 
 
 def test_changed_gives_the_rows_that_grew_with_their_session_totals() -> None:

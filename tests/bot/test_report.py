@@ -13,9 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import DataError
-from bot.events import Decision, EquityMarked, Forecast, OrderFilled, PositionMarked, Side, SubmitOrder
-from bot.report import format_report, load_report, main, max_drawdown
+from bot.events import EquityMarked, OrderFilled, PositionMarked, Side, SubmitOrder
+from bot.reporting.command import main
+from bot.reporting.run_report import format_report, load_report, max_drawdown
 from bot.store import BarRecord, TradeStore
+from risk.events import Decision
+from strategies.events import Forecast
 
 H = 3_600_000
 T0 = 1_704_067_200_000   # 2024-01-01 00:00 UTC

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.backtest import run_backtest
-from bot.cli_models import parse_day
+from bot.cli.models import parse_day
 from bot.config import Settings
 from bot.errors import ConfigError, DataError
 from bot.feeds.replay.csvdata import Series, write_ohlcv_csv

@@ -7,7 +7,6 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -17,7 +16,11 @@ from bot.cli import main
 from bot.errors import ConfigError
 from bot.logs import reset_logging
 from bot.secrets import (
-    Credentials, check_config_data_has_no_secrets, check_config_has_no_secrets, check_live_guard, load_credentials,
+    Credentials,
+    check_config_data_has_no_secrets,
+    check_config_has_no_secrets,
+    check_live_guard,
+    load_credentials,
 )
 
 REPO = Path(__file__).resolve().parents[2]

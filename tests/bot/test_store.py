@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import DataError
-from bot.events import (Candle, Decision, EquityMarked, Forecast, OrderFilled, PositionMarked, RiskStateLogged, Side,
-                        SubmitOrder)
+from bot.events import Candle, EquityMarked, OrderFilled, PositionMarked, Side, SubmitOrder
 from bot.store import SCHEMA_VERSION, BarRecord, ResumeState, TradeStore
+from risk.events import Decision, RiskStateLogged
+from strategies.events import Forecast
 
 H = 3_600_000
 T0 = 1_700_000_000_000 // H * H

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import DataError
-from bot.report import load_report
+from bot.reporting.run_report import load_report
 from bot.status import load_status
 from bot.store import TradeStore
 
@@ -127,7 +127,7 @@ async def test_status_and_report_leave_a_foreign_file_untouched(tmp_path: Path) 
 @pytest.mark.asyncio
 async def test_readers_open_the_log_read_only(tmp_path: Path) -> None:
     """The readers' connection refuses writes outright (``mode=ro``), not only by a pragma."""
-    from bot.report import _connect_read_only
+    from bot.reporting.run_report import _connect_read_only
 
     path = tmp_path / "trades.sqlite"
     await new_log(path)

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_feed_faults import SYMBOLS, WINDOW, replay, trade_log
 
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
-from bot.report import load_report
-from test_feed_faults import SYMBOLS, WINDOW, replay, trade_log
+from bot.reporting.run_report import load_report
 
 BARS = 40
 ABSURD = "99999999999999"

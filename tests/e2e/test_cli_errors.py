@@ -23,7 +23,7 @@ from bot.feeds.replay.csvdata import write_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market
 
 REPO = Path(__file__).resolve().parents[2]
-DOCUMENTED_EXIT_CODES = {0, 2, 3, 4, 130}   # bot/cli.py's docstring and the README's "Exit codes"
+DOCUMENTED_EXIT_CODES = {0, 2, 3, 4, 130}   # bot/cli/__init__.py's docstring and the README's "Exit codes"
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 SECRET = "hunter2-s3cret"
 PREFIX = {2: "configuration error: ", 3: ("data error: ", "file error: ")}

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from binance_stub import BinanceSpotStub, StubMarket
 from bot.cli import main
 from bot.config import Settings
 from bot.daemon import run_daemon
-from bot.execution.binance_stub import BinanceSpotStub, StubMarket
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
-from bot.report import load_report
+from bot.reporting.run_report import load_report
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 WINDOW = 48
@@ -86,7 +86,7 @@ async def test_live_daemon_against_replay_and_rest_stub(tmp_path: Path, monkeypa
 @pytest.mark.asyncio
 async def test_live_daemon_on_usdm_futures_against_the_futures_stub(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.execution.binance_usdm_stub import BinanceUsdmStub
+    from binance_usdm_stub import BinanceUsdmStub
 
     monkeypatch.setenv("BOT_API_KEY", KEY)
     monkeypatch.setenv("BOT_API_SECRET", SECRET)

@@ -17,10 +17,10 @@ import pytest
 
 from bot.backtest import run_backtest
 from bot.config import Settings
-from bot.events import Forecast
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market
 from strategies.base import CLOSE
+from strategies.events import Forecast
 
 H = 3_600_000
 START_MS = 1_704_067_200_000      # 2024-01-01

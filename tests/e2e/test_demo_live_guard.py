@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.execution.binance_stub import BinanceSpotStub, StubMarket
+from binance_stub import BinanceSpotStub, StubMarket
 
 REPO = Path(__file__).resolve().parents[2]
 KEY, SECRET = "demo-key-0123456789", "demo-secret-abcdef"

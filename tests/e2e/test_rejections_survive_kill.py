@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from test_crash_recovery import START_MS, SYMBOLS, WINDOW, bars_written, daemon, write_config
 
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
-from test_crash_recovery import SYMBOLS, START_MS, WINDOW, bars_written, daemon, write_config
 
 GARBAGE = 7
 DUPLICATES = 3

@@ -25,13 +25,13 @@ import pytest
 from bot.config import Settings
 from bot.daemon import build_account, build_risk
 from bot.engine import Engine
-from bot.events import Forecast
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.feeds.websocket import KlineFeed
 from bot.store import TradeStore
+from strategies.events import Forecast
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
@@ -244,7 +244,7 @@ async def test_generated_crash_liquidates_and_deleverages(tmp_path: Path) -> Non
     assert check_deleveraging(db2, **var) >= 1
     check_equity_identity(db2)
     # The report reconciles liquidations to the last unit.
-    from bot.report import load_report
+    from bot.reporting.run_report import load_report
     assert load_report(db).reconciles
     assert load_report(db).liquidations >= 1
 

@@ -13,13 +13,13 @@ import pytest
 from bot.config import Settings
 from bot.daemon import build_risk
 from bot.engine import Engine
-from bot.events import Forecast
 from bot.execution.paper import PaperAccount, PaperExecutor
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.feeds.websocket import KlineFeed
 from bot.store import TradeStore
 from strategies.baseline import EwmaMomentumPredictor
+from strategies.events import Forecast
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 WINDOW = 32

@@ -12,20 +12,31 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, \
-    Overflow, localcontext
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from fractions import Fraction
 
 import numpy as np
 
+import risk.manager as _live
 from bot.config import GateSettings, RiskSettings, SizingSettings, StateSettings
 from bot.errors import ExecutionError
-from bot.events import Decision, Delevered, Forecast
-import risk.manager as _live
+from risk.events import Decision, Delevered
 from risk.manager import OrderIntent, RiskDecision
 from risk.state import Z68, Z95, RiskState, TradingState
 from risk.var import VarEstimate
 from strategies.base import CLOSE
+from strategies.events import Forecast
 
 # -- bot/execution/paper.py ---------------------------------------------------------------------------
 

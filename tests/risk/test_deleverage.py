@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from risk.deleverage import DeleverageResult, deleverage, scale_factors
-from risk.var import VarEstimate, correlation, cornish_fisher_var, historical_var, model_var
+from risk.var import VarEstimate, cornish_fisher_var, correlation, historical_var, model_var
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import GateSettings, RiskSettings
-from bot.events import Forecast
 from risk.gate import edge_gate_parts
 from risk.manager import RiskManager
 from risk.state import RiskState
+from strategies.events import Forecast
 
 G = GateSettings()
 edges = st.floats(-0.05, 0.05, allow_nan=False)

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import GateSettings, RiskSettings
-from bot.events import Forecast
 from risk.manager import RiskManager, logged_state, restored_state
 from risk.state import RiskState, TradingState
+from strategies.events import Forecast
 
 H = 3_600_000
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "XRP/USDT")

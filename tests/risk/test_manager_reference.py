@@ -16,14 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.config import GateSettings, RiskSettings
+from risk import manager as live
+from risk.settings import GateSettings, RiskSettings
+from risk.state import RiskState, TradingState
+from strategies.events import Forecast
 
 # The reference implements the cost-blind |mu|/sigma rule (risk.gate.rule = "strength").
 STRENGTH = RiskSettings(gate=GateSettings(rule="strength"))
-from bot.events import Forecast
-from risk import manager as live
-from risk.state import RiskState, TradingState
-
 H = 3_600_000
 D = Decimal
 

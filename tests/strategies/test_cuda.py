@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_models import SYMBOLS, tiny_market, train_and_save
 
 from strategies.checkpoint import load_checkpoint
 from strategies.predictor import TorchPredictor
-from tiny_models import SYMBOLS, tiny_market, train_and_save
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device here: GPU parity runs on a lent GPU machine")

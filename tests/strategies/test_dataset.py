@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from synthetic_market import HOUR_MS, T0_MS, random_walk
 
 from strategies.dataset import FeatureStore, MarketSeries, split_ms
 from strategies.features import WARMUP, compute_features
-from synthetic_market import HOUR_MS, T0_MS, random_walk
 
 
 def _store(*series, horizon=1):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from synthetic_market import random_walk
 
 from strategies.features import CLIP, FEATURES, N_FEATURES, WARMUP, FeatureScaler, compute_features, next_returns_pct
-from synthetic_market import random_walk
 
 SERIES = random_walk("BTC/USDT", 600, seed=3)
 

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from synthetic_market import window_dataset as dataset
 
 from strategies.dataset import WindowDataset
 from strategies.features import FEATURES
 from strategies.models import registry
 from strategies.models.fusion import RV, FusionForecaster, fit_alpha, gaussian_nll, mixture_moments
 from strategies.models.knn import KnnForecaster
-from synthetic_market import window_dataset as dataset
 
 F = len(FEATURES)
 HOUR = 3_600_000
@@ -199,8 +199,8 @@ def test_unknown_method_and_tiny_validation_are_refused() -> None:
 @pytest.mark.skipif(importlib.util.find_spec("strategies.models.cnn_gru") is None,
                     reason="strategies.models.cnn_gru (CnnGruForecaster) is not written yet")
 def test_fusion_of_a_real_cnn_gru_and_knn_trains_and_round_trips(tmp_path) -> None:
-    from bot.config_model import CnnGruSettings, FusionSettings, KnnSettings, ModelSettings, TrainSettings
     from strategies.dataset import FeatureStore, MarketSeries
+    from strategies.settings import CnnGruSettings, FusionSettings, KnnSettings, ModelSettings, TrainSettings
 
     rng = np.random.default_rng(11)
     n = 2400

@@ -15,7 +15,7 @@ def test_strategies_and_risk_do_not_load_io_packages() -> None:
         "import strategies.evaluate, strategies.checkpoint, strategies.predictor, strategies.workflow\n"
         "import strategies.models.cnn_gru, strategies.models.lstm, strategies.models.knn\n"
         "import strategies.models.fusion, strategies.models.multi_asset\n"
-        "import bot.cli, bot.cli_models, bot.feeds.replay.csvdata  # `bot train/evaluate` on the GPU box\n"
+        "import bot.cli, bot.cli.models, bot.feeds.replay.csvdata  # `bot train/evaluate` on the GPU box\n"
         "bot.cli.build_parser()\n"
         "loaded = sorted(m for m in ('websockets', 'ccxt', 'aiosqlite', 'aiohttp') if m in sys.modules)\n"
         "print(','.join(loaded))\n"

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from synthetic_market import window_dataset as dataset
 
 from strategies.dataset import WindowDataset
 from strategies.features import FEATURES
 from strategies.models.knn import SHRINK, KnnForecaster, gaussian_nll, weighted_moments
-from synthetic_market import window_dataset as dataset
 
 F = len(FEATURES)
 HOUR = 3_600_000

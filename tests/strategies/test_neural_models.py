@@ -8,12 +8,20 @@ from dataclasses import replace
 import pytest
 import torch
 
-from bot.config_model import CnnGruSettings, LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings
 from strategies.features import N_FEATURES
-from strategies.models.heads import (GaussianHead, StudentTHead, down_weights, gaussian_nll_loss, make_head,
-                                     student_t_nll_loss, student_t_scale, student_t_sd)
+from strategies.models.heads import (
+    GaussianHead,
+    StudentTHead,
+    down_weights,
+    gaussian_nll_loss,
+    make_head,
+    student_t_nll_loss,
+    student_t_scale,
+    student_t_sd,
+)
 from strategies.models.multi_asset import MultiAssetNet
 from strategies.models.registry import forecaster_from_state, new_forecaster
+from strategies.settings import CnnGruSettings, LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "XRP/USDT")
 FLOOR = 0.05

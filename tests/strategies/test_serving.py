@@ -7,6 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from synthetic_market import HOUR_MS, T0_MS
+from tiny_models import SYMBOLS, N, tiny_market, tiny_settings, train_and_save
 
 from bot.errors import ConfigError
 from strategies.checkpoint import check_compatible, load_checkpoint
@@ -14,9 +16,6 @@ from strategies.features import WARMUP
 from strategies.models.base import forecast_dataset
 from strategies.predictor import TorchPredictor, resolve_device
 from strategies.registry import build_predictor
-from synthetic_market import HOUR_MS, T0_MS
-from tiny_models import N, SYMBOLS, tiny_market, tiny_settings, train_and_save
-
 
 
 @pytest.fixture(scope="module")

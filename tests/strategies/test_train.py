@@ -8,14 +8,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from synthetic_market import HOUR_MS, T0_MS, ar1_market, ohlcv_from_returns
 
-from bot.config_model import CnnGruSettings, LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings
 from strategies.dataset import FeatureStore, MarketSeries, split_ms
 from strategies.features import N_FEATURES
 from strategies.models.heads import gaussian_nll_loss
+from strategies.models.neural import augment_batch, calm_noise, evaluate_nll, stretch_windows
 from strategies.models.registry import new_forecaster
-from strategies.train import augment_batch, calm_noise, evaluate_nll, stretch_windows
-from synthetic_market import HOUR_MS, T0_MS, ar1_market, ohlcv_from_returns
+from strategies.settings import CnnGruSettings, LstmSettings, ModelSettings, MultiAssetSettings, TrainSettings
 
 SETTINGS = ModelSettings(
     cnn_gru=CnnGruSettings(lookback=32, conv_channels=16, conv_layers=1, kernel_size=3, pool=2, gru_hidden=32,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from synthetic_market import HOUR_MS, T0_MS, ar1_market
+
 from bot.config import Settings
 from strategies.checkpoint import save_checkpoint
 from strategies.dataset import FeatureStore, MarketSeries
 from strategies.workflow import Fitted, data_range, fit_range
-from synthetic_market import HOUR_MS, T0_MS, ar1_market
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 N = 900

@@ -40,8 +40,7 @@ from websockets.datastructures import Headers
 from websockets.frames import CloseCode
 from websockets.http11 import Response
 
-if TYPE_CHECKING:
-    from bot.feeds.replay.server import _Client, _Event
+from bot.feeds.replay.streams import _Client, _Event
 
 log = logging.getLogger("bot.replay")
 

@@ -40,15 +40,15 @@ import logging
 import re
 from collections import deque
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.frames import CloseCode
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from bot.config import TIMEFRAMES_MS
@@ -56,6 +56,7 @@ from bot.errors import ConfigError
 from bot.feeds.replay.csvdata import Series
 from bot.feeds.replay.faults import REST_FAULTS, SEND_TIMEOUT_S, FaultInjection, fault_response, json_response
 from bot.feeds.replay.klines import BarFields, closed_bar, partial_bar, price_step, rest_kline
+from bot.feeds.replay.streams import _Client, _Event
 
 # The kline formatting lives in bot.feeds.replay.klines, REST_FAULTS and fault_response in
 # bot.feeds.replay.faults; re-exported so existing imports keep working.
@@ -72,7 +73,7 @@ _SYMBOL_RE = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)$")
 
 
 # ---------------------------------------------------------------------------
-# Markets and clients
+# Markets
 # ---------------------------------------------------------------------------
 
 @dataclass(slots=True, eq=False)
@@ -90,21 +91,6 @@ class _Market:
     @property
     def market_id(self) -> str:
         return self.base + self.quote
-
-
-@dataclass(slots=True, eq=False)
-class _Client:
-    combined: bool
-    streams: set[str] = field(default_factory=set)
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    """One frame for the clients of ``stream``; ``closed`` is (symbol, open_ms) for a closed kline."""
-
-    stream: str
-    data: str
-    closed: tuple[str, int] | None = None
 
 
 class _RestError(Exception):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bot.analytics.forecasts import (Outcomes, join_outcomes, nll_per_forecast, quality, rolling, sigma_buckets)
+from bot.analytics.forecasts import Outcomes, join_outcomes, nll_per_forecast, quality, rolling, sigma_buckets
 from strategies.baselines import persistence_ewma
 from strategies.metrics import gaussian_nll
 

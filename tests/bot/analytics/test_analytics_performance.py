@@ -11,9 +11,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.analytics.performance import (MS_PER_YEAR, buy_and_hold, drawdown_series, exposure_series, max_drawdown,
-                                       monthly_returns, performance, periods_per_year, simple_returns,
-                                       time_in_market)
+from bot.analytics.performance import (
+    MS_PER_YEAR,
+    buy_and_hold,
+    drawdown_series,
+    exposure_series,
+    max_drawdown,
+    monthly_returns,
+    performance,
+    periods_per_year,
+    simple_returns,
+    time_in_market,
+)
 
 H = 3_600_000
 T0 = 1_704_067_200_000   # 2024-01-01 00:00 UTC

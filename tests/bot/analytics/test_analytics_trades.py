@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.analytics.trades import TradeFill, bars_with_fill, round_trips, trade_stats, traded_notional
-from bot.report import symbol_pnl
+from bot.reporting.run_report import symbol_pnl
 
 D = Decimal
 BTC, ETH = "BTC/USDT", "ETH/USDT"

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from binance_stub import BinanceSpotStub, StubMarket
+from binance_usdm_stub import BinanceUsdmStub
 from bot.config import Settings
 from bot.events import Candle, SubmitOrder
-from bot.execution.binance_stub import BinanceSpotStub, StubMarket
-from bot.execution.binance_usdm_stub import BinanceUsdmStub
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.live import open_exchange_executor
 from bot.secrets import Credentials

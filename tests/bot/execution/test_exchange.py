@@ -8,14 +8,16 @@ from decimal import ROUND_DOWN
 from typing import Any
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from stubkit import BTC, CREDS, ETH, T0, D, H, candle, make_stub, marked, open_executor, order, posts, settings_for
 
 from bot.errors import ExecutionError
 from bot.events import Side
 from bot.execution import Executor
 from bot.execution.live import make_trading_exchange
 from bot.execution.orders import CLIENT_ID_RE, bar_of_client_id, client_order_id, rounded_order
-from stubkit import BTC, CREDS, ETH, H, T0, D, candle, make_stub, marked, open_executor, order, posts, settings_for
 
 # --- client order ids -------------------------------------------------------------------------------
 
@@ -252,9 +254,10 @@ async def test_order_cancelled_by_hand_on_the_exchange_is_reported_as_expired() 
 
 @pytest.mark.asyncio
 async def test_wrong_secret_is_an_authentication_error_from_the_signature_check() -> None:
+    from stubkit import settings_for
+
     from bot.execution.live import open_exchange_executor
     from bot.secrets import Credentials
-    from stubkit import settings_for
 
     async with make_stub() as stub:
         with pytest.raises(Exception, match="Signature for this request is not valid"):

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stubkit import BTC, ETH, T0, D, H, candle, make_stub, marked, open_executor, order, settings_for
 
 from bot.events import OrderFilled, SubmitOrder
 from bot.execution.exchange import ExchangeExecutor
-from bot.report import load_report
+from bot.reporting.run_report import load_report
 from bot.store import BarRecord, TradeStore
-from stubkit import BTC, ETH, H, T0, D, candle, make_stub, marked, open_executor, order, settings_for
 
 RUN = "live-test"
 PRICES = {BTC: "40000", ETH: "2000"}

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stubkit import BTC, ETH, T0, D, H, candle, make_usdm_stub, marked, open_executor, order, posts, settings_for
 
+from binance_usdm_stub import BinanceUsdmStub
 from bot.errors import ExecutionError
 from bot.events import OrderFilled, SubmitOrder
-from bot.execution.binance_usdm_stub import BinanceUsdmStub
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.orders import client_order_id
-from bot.report import load_report
+from bot.reporting.run_report import load_report
 from bot.store import BarRecord, TradeStore
-from stubkit import BTC, ETH, H, T0, D, candle, make_usdm_stub, marked, open_executor, order, posts, settings_for
 
 RUN = "live-test"
 PRICES = {BTC: "40000", ETH: "2000"}
@@ -306,9 +306,10 @@ async def test_a_new_run_starts_from_the_accounts_open_positions() -> None:
 
 @pytest.mark.asyncio
 async def test_a_config_symbol_without_a_usdm_perpetual_is_a_config_error() -> None:
+    from stubkit import CREDS
+
     from bot.errors import ConfigError
     from bot.execution.live import open_exchange_executor
-    from stubkit import CREDS
 
     async with make_usdm_stub() as stub:
         s = settings_for(stub, **USDM).with_overrides(market={"symbols": [BTC, "DOGE/USDT"]})

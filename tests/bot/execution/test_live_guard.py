@@ -5,11 +5,11 @@ Each refusal must come before the first request: the Binance stub on loopback mu
 from __future__ import annotations
 
 import pytest
+from stubkit import CREDS, make_stub, settings_for
 
 from bot.errors import ConfigError
 from bot.execution.live import open_exchange_executor
 from bot.secrets import require_live
-from stubkit import CREDS, make_stub, settings_for
 
 
 @pytest.mark.asyncio

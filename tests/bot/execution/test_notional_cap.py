@@ -6,13 +6,13 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
+from stubkit import BTC, ETH, T0, H, candle, make_stub, marked, open_executor, order, posts
 
 from bot.config import Settings
 from bot.errors import ExecutionError
 from bot.events import Candle, Side, SubmitOrder
 from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperAccount, PaperExecutor
-from stubkit import BTC, ETH, H, T0, candle, make_stub, marked, open_executor, order, posts
 
 CAP = NotionalCap(D("1.5"), D("4"))   # the defaults: 6 x equity
 

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
+from bot.config.notify import NotifySettings
 from bot.errors import ConfigError
 from bot.notify.delivery import Notifier, build_channels, notify_secrets
 from bot.notify.messages import Notification
 from bot.notify.receiver import NotificationReceiver
-from bot.notify.settings import NotifySettings
 
 TOKEN = "123456:TEST-telegram-token-do-not-log"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-from bot.events import Forecast, OrderFilled, Side
+from bot.config.notify import EVENTS
+from bot.events import OrderFilled, Side
 from bot.notify.messages import BarWatcher, Notification
-from bot.notify.settings import EVENTS
+from strategies.events import Forecast
 
 H = 3_600_000
 DAY0 = 1_704_067_200_000   # 2024-01-01 00:00 UTC

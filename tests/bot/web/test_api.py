@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.report import load_report
 from bot.reporting.review import build_review
+from bot.reporting.run_report import load_report
 from bot.reporting.tradelog import load_trade_log
 from bot.web.serve import api_token, check_bind
 

@@ -25,16 +25,14 @@ ten times itself.
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from pathlib import Path
+from typing import TypeVar
 
 from bot.errors import DataError
 from bot.store import READABLE_VERSIONS, check_schema_version
@@ -432,21 +430,3 @@ def _pct(d: Decimal | None, sign: bool = True) -> str:
 
 def _tally(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {n:,}" for k, n in counts.items()) or "none"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``bot report``: print the report (and write its files), or the reason there is none."""
-    from bot.reporting.command import add_arguments, run
-
-    parser = argparse.ArgumentParser(prog="bot report", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,7 +3,7 @@
 :class:`BinanceSpotStub` is a real HTTP server (``aiohttp.web``, which ccxt
 already depends on) that speaks the subset of Binance's spot REST API that
 ccxt's ``binance`` class calls for our orders, with Binance's JSON shapes, so
-that ccxt's request signing and response parsing run for real in tests and demos:
+that ccxt's request signing and response parsing run for real in tests:
 
 * public: ``GET /api/v3/ping``, ``/api/v3/time``, ``/api/v3/exchangeInfo``
   (``PRICE_FILTER`` tickSize, ``LOT_SIZE`` stepSize, ``NOTIONAL`` minNotional);
@@ -424,7 +424,8 @@ class BinanceSpotStub:
             order = next((o for o in sorted(self.orders.values(), key=lambda o: -o.order_id)
                           if o.client_id == params["origClientOrderId"]), None)
         else:
-            raise _ApiError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+            raise _ApiError(400, -1102,
+                            "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
         if order is None or order.market is not m:
             raise _ApiError(400, code, msg)
         return order

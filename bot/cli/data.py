@@ -2,7 +2,7 @@
 
 The files (``DIR/BTCUSDT-1h.csv[.gz]``) are the format ``bot replay-server --data``,
 ``bot train`` and ``bot evaluate`` read.  A rerun resumes each file where it ends.
-See :mod:`bot.download` for pagination, resume and rate limits.
+See :mod:`bot.data.download` for pagination, resume and rate limits.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ class _SymbolBars:
 
 
 async def _download(args: argparse.Namespace) -> int:
-    from bot.download import DownloadRequest, download, open_download_exchange
-    from bot.download_pages import fmt_ms, parse_when
+    from bot.data.download import DownloadRequest, download, open_download_exchange
+    from bot.data.pages import fmt_ms, parse_when
 
     request = DownloadRequest(
         symbols=tuple(args.symbols), timeframe=args.timeframe, since_ms=parse_when(args.since, "--since"),

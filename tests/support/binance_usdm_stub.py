@@ -4,7 +4,7 @@
 (``X-MBX-APIKEY``, HMAC-SHA256 ``signature`` over query string + body,
 ``timestamp`` / ``recvWindow``), scripted faults (:meth:`fail_next`: 429 / 418
 with ``Retry-After``, delayed answers) and the order book bookkeeping of
-:class:`~bot.execution.binance_stub.BinanceSpotStub`, and serves the ``/fapi``
+:class:`~binance_stub.BinanceSpotStub`, and serves the ``/fapi``
 family instead (https://developers.binance.com/docs/derivatives/usds-margined-futures):
 
 * public: ``GET /fapi/v1/ping``, ``/fapi/v1/time``, ``/fapi/v1/exchangeInfo``
@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Any
 
-from bot.execution.binance_stub import _Q8, BinanceSpotStub, StubMarket, StubOrder, _ApiError, _fmt, _now_ms
+from binance_stub import _Q8, BinanceSpotStub, StubMarket, StubOrder, _ApiError, _fmt, _now_ms
 
 MSG_MARGIN = "Margin is insufficient."
 MSG_DUPLICATE_ID = "ClientOrderId is duplicated."

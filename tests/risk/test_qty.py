@@ -4,8 +4,18 @@ results, to the exponent and the sign of a zero, and the same errors."""
 from __future__ import annotations
 
 import math
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, \
-    Overflow, localcontext
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from fractions import Fraction
 
 import pytest
@@ -14,7 +24,7 @@ from hypothesis import strategies as st
 
 from bot.errors import ExecutionError
 from bot.execution import paper
-from bot.execution.qty import rounded_qty, to_step
+from risk.qty import rounded_qty, to_step
 
 D = Decimal
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN,

@@ -27,11 +27,9 @@ DEMO_START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC: a fixed start keeps t
 def _setup_logging(settings: Settings, level: str | None = None) -> None:
     """Log as ``[run]`` says, with any API credentials masked wherever they might appear."""
     from bot.logs import setup_run_logging
-    from bot.secrets import load_credentials
-
-    from bot.web.serve import api_token
-
     from bot.notify.delivery import notify_secrets
+    from bot.secrets import load_credentials
+    from bot.web.serve import api_token
 
     creds = load_credentials()
     token = api_token() if settings.api.enabled else None
@@ -78,7 +76,7 @@ async def _demo(args: argparse.Namespace) -> int:
     from bot.feeds.replay.server import ReplayExchange
     from bot.feeds.replay.synthetic import generate_market
     from bot.progress import with_progress
-    from bot.report import format_report, load_report
+    from bot.reporting.run_report import format_report, load_report
 
     base = demo_settings(load_settings(args.config))
     symbols = list(args.symbols or base.market.symbols)
@@ -218,8 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--config", type=Path, default=None, help="config.toml for model/decision/paper settings")
     d.add_argument("--symbols", nargs="+", default=None, help="symbols to simulate (default: the config's)")
     d.add_argument("--seed", type=int, default=7, help="seed of the synthetic market")
-    d.add_argument("--run", "--run-id", dest="run_id", metavar="ID", default="demo", help="run id in the trade log (default "
-                   "demo); a rerun replaces an earlier demo's log at --db")
+    d.add_argument("--run", "--run-id", dest="run_id", metavar="ID", default="demo",
+                   help="run id in the trade log (default demo); a rerun replaces an earlier demo's log at --db")
     d.add_argument("--bar-interval", type=float, default=0.01, help="seconds between replayed bars (default 0.01)")
     d.add_argument("-v", "--verbose", action="store_true", help="show the daemon's log")
     d.set_defaults(func=cmd_demo)
@@ -257,16 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_arguments(sv)
     sv.set_defaults(func=cmd_serve)
 
-    from bot.cli_data import add_parsers as add_data_parsers
-    from bot.cli_models import add_parsers
+    from bot.cli.data import add_parsers as add_data_parsers
+    from bot.cli.models import add_parsers
 
     add_parsers(sub)
     add_data_parsers(sub)
-    from bot.cli_backtest import add_parsers as add_backtest_parsers
+    from bot.cli.backtest import add_parsers as add_backtest_parsers
 
     add_backtest_parsers(sub)
     from bot import __version__
-    from bot.cli_help import finish_help
+    from bot.cli.help import finish_help
 
     finish_help(p, __version__)
     return p

@@ -31,11 +31,11 @@ from typing import IO
 
 import numpy as np
 
-from bot.download_pages import fmt_ms, rows_to_csv
+from bot.data.pages import fmt_ms, rows_to_csv
 from bot.errors import DataError
 from bot.feeds.replay.csvdata import HEADER, Row, Series, _parse_rows, load_ohlcv_csv
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bot.download_files")   # the name it logged under as bot/download_files.py
 
 HEADER_LINE = ",".join(HEADER) + "\n"
 KNOWN_TAIL_ROWS = 1000  # rows of the target kept to check a page that overlaps them

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from bot.config import TIMEFRAMES_MS, Settings, load_settings
-from bot.config_model import MODELS
 from bot.errors import ConfigError, DataError
+from strategies.settings import MODELS
 
 log = logging.getLogger("bot.models")
 
@@ -202,10 +202,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from bot.outputs import check_output_file
     from strategies.evaluate import evaluate
     from strategies.predictor import resolve_device
-
-    from bot.outputs import check_output_file
 
     settings = _settings(args)
     if args.json:

@@ -25,16 +25,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from bot.config_model import ModelSettings, TrainSettings
 from strategies.dataset import WindowDataset
 from strategies.models.base import Progress
-from strategies.models.heads import down_weights
+from strategies.models.heads import GaussianHead, down_weights
+from strategies.settings import ModelSettings, TrainSettings
 
 GRAD_CLIP = 1.0       # max global gradient norm: one bad hour (a flash crash) must not wreck the weights
 EVAL_BATCH = 2048     # samples per validation forward pass
@@ -75,7 +75,7 @@ def calm_noise(x: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndar
 def augment_batch(x: np.ndarray, rng: np.random.Generator, scale: float, noise: float) -> np.ndarray:
     """Random time-axis scaling within ±``scale`` per window, then noise in calm rows; float32, causal."""
     if scale > 0:
-        x = stretch_windows(x, 1.0 + rng.uniform(-scale, scale, size=x.shape[0]))
+        x = stretch_windows(x, 1.0 + rng.uniform(-scale, scale, size=(x.shape[0],)))
     if noise > 0:
         x = calm_noise(x, noise, rng)
     return x.astype(np.float32, copy=False)
@@ -215,8 +215,8 @@ class NeuralForecaster:
         self.train_settings = train_settings
         self.n_features = n_features
         self.symbols = tuple(symbols)
-        self.lookback: int = net.lookback
-        self.horizon: int = net.horizon
+        self.lookback = cast(int, net.lookback)     # every network says how many rows it reads...
+        self.horizon = cast(int, net.horizon)       # ...and how many steps it forecasts
         self.mc_samples = train_settings.mc_dropout_samples
         self.summary: dict[str, Any] = {}
 
@@ -269,14 +269,19 @@ class NeuralForecaster:
         if self.aligned and tuple(ds.symbols) != self.symbols:
             raise ValueError(f"{name} dataset symbols {list(ds.symbols)} differ from the model's {list(self.symbols)}")
 
+    @property
+    def _head(self) -> GaussianHead:
+        """The network's distribution head (a GaussianHead or a StudentTHead)."""
+        return cast(GaussianHead, self.net.head)
+
     def fit(self, train: WindowDataset, val: WindowDataset, progress: Progress | None = None) -> dict[str, Any]:
         """Train on ``train``, early-stop on ``val``; a fresh network first starts at sigma = the targets' sd."""
         self._check_dataset(train, "training")
         self._check_dataset(val, "validation")
         if not self.summary and len(train):
             y = train.y()
-            self.net.head.calibrate(float(np.nanstd(y)) if np.isfinite(y).any() else 1.0)
-        self.summary = fit_network(self.net, self.net.head.nll, train, val, self.train_settings, progress)
+            self._head.calibrate(float(np.nanstd(y)) if np.isfinite(y).any() else 1.0)
+        self.summary = fit_network(self.net, self._head.nll, train, val, self.train_settings, progress)
         return dict(self.summary)
 
     def _check_input(self, x: torch.Tensor) -> None:

@@ -6,10 +6,11 @@
                   [--train-bars M]]
 
 The symbols are the config's ``market.symbols`` (or ``--symbols``), each found among the files given, as
-``bot train`` does; everything else — window, model, risk, paper account — comes from the config.  The result is an ordinary trade log: ``bot report`` reads it.  A run
-id already in ``--db`` is resumed after its last committed bar (same config required), which is how
-an interrupted backtest is finished.  A finished run prints its summary from the trade log (net return,
-fees, turnover, share of bars with a fill, Sharpe, forecast NLL and coverage; :mod:`bot.reporting.summary`).
+``bot train`` does; everything else — window, model, risk, paper account — comes from the config.  The
+result is an ordinary trade log: ``bot report`` reads it.  A run id already in ``--db`` is resumed after its
+last committed bar (same config required), which is how an interrupted backtest is finished.  A finished run
+prints its summary from the trade log (net return, fees, turnover, share of bars with a fill, Sharpe,
+forecast NLL and coverage; :mod:`bot.reporting.summary`).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class _Bar:
 
 async def _backtest(args: argparse.Namespace) -> int:
     from bot.backtest import COMMIT_EVERY, run_backtest
-    from bot.cli_models import find_csv, parse_day
+    from bot.cli.models import find_csv, parse_day
     from bot.config import load_settings
     from bot.feeds.replay.csvdata import load_ohlcv_csv
     from bot.store import check_trade_log_file
@@ -103,7 +104,7 @@ async def _backtest(args: argparse.Namespace) -> int:
                                     progress=bar, stop=stop)
     s = result.stats
     if result.logged_before is not None:
-        from bot.download_pages import fmt_ms
+        from bot.data.pages import fmt_ms
 
         a, b = result.logged_before
         print(f"resumed run {settings.run.id!r}: bars {fmt_ms(a)}..{fmt_ms(b)} were already in the log"
@@ -138,7 +139,7 @@ def summary_lines(db: str, run_id: str) -> list[str]:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from bot.cli_models import TRAINABLE
+    from bot.cli.models import TRAINABLE
 
     if args.walk_forward and args.model not in TRAINABLE:
         raise ConfigError(f"--walk-forward needs --model, one of {', '.join(TRAINABLE)}")

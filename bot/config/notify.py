@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.configkeys import _key
 from bot.errors import ConfigError
+from strategies.configkeys import _key
 
 ENV_TELEGRAM_TOKEN = "BOT_TELEGRAM_TOKEN"
 EVENTS = ("fills", "state", "outage", "alarm", "daily")

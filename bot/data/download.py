@@ -3,8 +3,8 @@
 For each symbol, pages of at most 1000 bars are asked for from ``--since`` (or,
 when the file exists, from its last bar + one timeframe) up to the last bar that
 has **closed** before ``--until`` (default: now, by the exchange's clock).  Every
-page is checked (:func:`bot.download_pages.check_page`) and appended, durably, to
-a journal that is merged into the CSV file atomically (:mod:`bot.download_files`),
+page is checked (:func:`bot.data.pages.check_page`) and appended, durably, to
+a journal that is merged into the CSV file atomically (:mod:`bot.data.files`),
 so a download interrupted in any way leaves a valid file and the next run
 finishes it with no duplicate and no missing row.
 
@@ -36,14 +36,14 @@ import ccxt
 import ccxt.async_support as ccxt_async
 
 from bot.config import TIMEFRAMES_MS
-from bot.download_files import TargetFile
-from bot.download_pages import Gap, check_page, file_name, first_open_at_or_after, fmt_ms, last_wanted_open
+from bot.data.files import TargetFile
+from bot.data.pages import Gap, check_page, file_name, first_open_at_or_after, fmt_ms, last_wanted_open
 from bot.errors import ConfigError, DataError, FeedError
 from bot.feeds.backfill import KLINES_PAGE_LIMIT, _page, make_exchange, point_at
 from bot.feeds.replay.csvdata import FILENAME_QUOTES, symbol_from_filename
 from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bot.download")   # the name it logged under as bot/download.py
 
 # progress(symbol, bar periods done, bar periods expected); called at the start and after each page.
 Progress = Callable[[str, int, int], None]
@@ -159,7 +159,8 @@ class Klines:
 
 async def resolve_markets(exchange: ccxt_async.Exchange, symbols: tuple[str, ...], timeframe: str,
                           policy: RetryPolicy = DEFAULT_POLICY) -> list[dict[str, Any]]:
-    """The ccxt market of each symbol (``BTC/USDT``, or the exchange's id ``BTCUSDT``), all checked before any download."""
+    """The ccxt market of each symbol (``BTC/USDT``, or the exchange's id ``BTCUSDT``), all checked before any
+    download."""
     if timeframe not in TIMEFRAMES_MS:
         raise ConfigError(f"--timeframe {timeframe!r} is not one of {', '.join(TIMEFRAMES_MS)}")
     try:

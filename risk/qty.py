@@ -8,10 +8,9 @@ a zero is always positive (``0E-5``, never ``-0E-5``), as it was with the fracti
 
 from __future__ import annotations
 
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, \
-    Overflow
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 
-from bot.errors import ExecutionError
+from risk.errors import ExecutionError
 
 # Integer quotients and products of Decimals are exact in this context; anything inexact raises.
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN,

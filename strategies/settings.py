@@ -1,4 +1,5 @@
-"""The ``[model]`` section of ``config.toml``: which predictor, its checkpoint, and each model's shape.
+"""The ``[model]`` and ``[forecast]`` sections of ``config.toml``: which predictor, its checkpoint, each
+model's shape, and how its forecasts are scored (skill, calibration, monitor).
 
 The hyperparameters here are what ``bot train`` builds a model with; a trained
 checkpoint carries its own copy, and the engine refuses a checkpoint whose
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.configkeys import _key
+from strategies.configkeys import _key
 
 MODELS = ("baseline", "cnn_gru", "lstm", "knn", "fusion", "multi_asset")
 
@@ -115,3 +116,48 @@ class ModelSettings:
     multi_asset: MultiAssetSettings = field(default_factory=MultiAssetSettings,
                                             metadata={"doc": "per-asset experts + coordinator"})
     train: TrainSettings = field(default_factory=TrainSettings, metadata={"doc": "training"})
+
+
+@dataclass(frozen=True, slots=True)
+class SkillSettings:
+    enabled: bool = _key("scale each model's mu by its demonstrated out-of-sample skill (false: mu at face value)",
+                         default=True)
+    halflife_bars: int = _key("half-life of the weighted regression of realised returns on mu", default=720,
+                              lo=10, hi=1_000_000)
+    z: float = _key("the scale is the regression slope minus this many standard errors (clipped at 0)",
+                    default=2.0, lo=0.0, hi=10.0)
+    min_bars: int = _key("effective outcomes needed before any skill counts", default=168, lo=1, hi=1_000_000)
+    max_scale: float = _key("cap on the scale applied to mu", default=2.0, lo=0.0, hi=100.0, lo_open=True)
+    seed_bars: int = _key("a checkpoint's validation range seeds the regression with at most this many outcomes' "
+                          "weight (0: no seed)", default=720, lo=0, hi=1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationSettings:
+    enabled: bool = _key("recalibrate sigma and the 68 %/95 % intervals online (false: the model's own N(mu, "
+                         "sigma^2))", default=True)
+    step: float = _key("step of the online quantile trackers of the 68 % and 95 % intervals (log units)",
+                       default=0.02, lo=0.0, hi=1.0, lo_open=True)
+    halflife_bars: int = _key("half-life of the variance scale (EW mean of squared standardised errors)",
+                              default=720, lo=10, hi=1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSettings:
+    enabled: bool = _key("run the skill monitor: a CUSUM alarm stops a model's new exposure until skill is shown "
+                         "again", default=True)
+    nll_allowance: float = _key("NLL excess over the EWMA baseline tolerated per bar, nats", default=0.02,
+                                lo=0.0, hi=10.0)
+    nll_threshold: float = _key("the NLL CUSUM fires above this", default=20.0, lo=0.0, hi=1e6, lo_open=True)
+    pit_rate: float = _key("95 % interval misses tolerated per bar (nominal 0.05)", default=0.10, lo=0.05,
+                           hi=1.0, lo_open=True)
+    pit_threshold: float = _key("the PIT CUSUM fires above this", default=8.0, lo=0.0, hi=1e6, lo_open=True)
+    ewma_lambda: float = _key("decay of the RiskMetrics EWMA baseline the NLL is compared with", default=0.94,
+                              lo=0.0, hi=1.0, lo_open=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastSettings:
+    skill: SkillSettings = field(default_factory=SkillSettings, metadata={"doc": "skill"})
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings, metadata={"doc": "calibration"})
+    monitor: MonitorSettings = field(default_factory=MonitorSettings, metadata={"doc": "monitor"})
