@@ -31,8 +31,8 @@ from itertools import accumulate
 
 Values = tuple[float, float, float]      # h(−1), h(0), h(+1)
 
-MAX_ITERATIONS = 500
-TOLERANCE = 1e-13
+MAX_ITERATIONS = 300
+TOLERANCE = 1e-10     # log-return units: far below any edge a decision compares
 
 
 def static_values(cost: float) -> Values:

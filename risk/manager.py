@@ -29,7 +29,7 @@ from math import isfinite
 
 import numpy as np
 
-from risk.band import Values, band_values
+from risk.band import Values, band_values, static_values
 from risk.deleverage import deleverage
 from risk.events import Decision, Delevered, RiskStateLogged
 from risk.gate import edge_gate_parts, gate_parts
@@ -131,6 +131,7 @@ class RiskManager:
         self._edges: dict[str, deque[float]] = {s: deque((edges or {}).get(s, ())[-n:] if n else (), maxlen=n or 1)
                                                 for s in symbols}
         self._values: dict[str, tuple[float, Values]] = {}    # symbol -> (cost, values) of its current edges
+        self._nonzero: dict[str, int] = {}                     # symbol -> edges in its history that are not 0
         self.symbols = tuple(symbols)
         self.tf_ms = timeframe_ms
         self.qty_step = qty_step
@@ -299,8 +300,16 @@ class RiskManager:
         e = edge if isfinite(edge) else 0.0
         dropped = history[0] if len(history) == history.maxlen else None
         history.append(e)
+        nonzero = self._nonzero.get(symbol)
+        if nonzero is None:
+            nonzero = sum(1 for x in history if x != 0.0)
+        else:
+            nonzero += (e != 0.0) - (dropped is not None and dropped != 0.0)
+        self._nonzero[symbol] = nonzero
         if len(history) < min(BAND_MIN_HISTORY, history.maxlen or 1):
             return None              # too few edges to say how the signal behaves: the one-bar rule
+        if not nonzero:
+            return static_values(cost)   # no signal at all (no skill): what band_values would find, at once
         cached = self._values.get(symbol)
         if cached is not None and cached[0] == cost and dropped == e:
             return cached[1]         # the same multiset of edges: the same values

@@ -204,12 +204,13 @@ class AssessedPredictor:
             sigma, z68, z95, nu = c.sigma, c.z68, c.z95, c.nu
         else:
             sigma, z68, z95, nu = sigma_raw, Z68, Z95, math.inf
+        state = Tracked(t.skill, t.calibration, t.monitor, t.ewma_var, alarm, None).to_json()
         out = Forecast(f.symbol, f.bar_ms, b * mu_raw, sigma, f.model,
                        edge=b * edge_raw if not math.isnan(f.edge) else math.nan, edge_se=edge_se,
-                       mu_raw=mu_raw, sigma_raw=sigma_raw, skill=b, z68=z68, z95=z95, nu=nu, alarm=alarm)
-        tracked = Tracked(t.skill, t.calibration, t.monitor, t.ewma_var, alarm, out)
-        self.tracked[f.symbol] = tracked
-        return replace(out, state=tracked.to_json())
+                       mu_raw=mu_raw, sigma_raw=sigma_raw, skill=b, z68=z68, z95=z95, nu=nu, alarm=alarm,
+                       state=state)
+        self.tracked[f.symbol] = Tracked(t.skill, t.calibration, t.monitor, t.ewma_var, alarm, out)
+        return out
 
 
 def assess_sequence(mu: Sequence[float], sigma: Sequence[float], y: Sequence[float], settings: Any,
