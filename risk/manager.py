@@ -4,8 +4,9 @@ At the close of each bar, for every symbol with a forecast:
 
 1. **score** last bar's forecasts against the realised return and **update the
    trading state** (drawdown, interval coverage → ACTIVE / REDUCING / HALTED);
-2. **gate** (σ cap; net edge after the round trip's costs against asymmetric margins in units of the
-   edge's standard error, keep while staying earns more than leaving, minimum hold) → a direction;
+2. **gate** (σ cap; the expected return net of costs against asymmetric margins in units of its
+   standard error, each position valued by the no-trade band of the symbol's recent edges
+   (:mod:`risk.band`), minimum hold) → a direction; a held position keeps its size;
 3. **size** (fractional Kelly, volatility target, per-symbol cap), then the gross cap;
 4. apply the **state**: HALTED → flat; REDUCING → no target may open, add or flip;
 5. **VaR budget**: if the target book's binding VaR (99 %, 1 and 24 bars, the
@@ -230,7 +231,7 @@ class RiskManager:
             entry = entry_bars.get(f.symbol)
             held = None if entry is None else (bar_ms - entry) // tf
             if net_edge:
-                cost = (costs if isinstance(costs, float) else costs.get(f.symbol, 0.0)) + gs.extra_cost_bps / 1e4
+                cost = (costs.get(f.symbol, 0.0) if isinstance(costs, Mapping) else float(costs)) + gs.extra_cost_bps / 1e4
                 values = self._band(f.symbol, f.expected, cost)
                 direction, _, reason, keep = edge_gate_parts(f.expected, f.edge_se, f.sigma, cost,
                                                              (cur > 0) - (cur < 0), held, gs, f.skill, values)
