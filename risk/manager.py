@@ -231,7 +231,8 @@ class RiskManager:
             entry = entry_bars.get(f.symbol)
             held = None if entry is None else (bar_ms - entry) // tf
             if net_edge:
-                cost = (costs.get(f.symbol, 0.0) if isinstance(costs, Mapping) else float(costs)) + gs.extra_cost_bps / 1e4
+                cost = costs.get(f.symbol, 0.0) if isinstance(costs, Mapping) else float(costs)
+                cost += gs.extra_cost_bps / 1e4
                 values = self._band(f.symbol, f.expected, cost)
                 direction, _, reason, keep = edge_gate_parts(f.expected, f.edge_se, f.sigma, cost,
                                                              (cur > 0) - (cur < 0), held, gs, f.skill, values)
