@@ -5,7 +5,7 @@
 A backtest decides bars far faster than a live feed delivers them, and writing its log is a large part
 of its time; on one thread the engine waits for every commit.  :class:`BarWriter` stands in for the
 :class:`~bot.store.TradeStore` the engine writes bars to: ``write_bars`` turns the records into plain
-rows (:func:`~bot.store.bar_rows`: strings, numbers and None, so a batch serialises fast) and hands
+rows (:func:`~bot.store_rows.bar_rows`: strings, numbers and None, so a batch serialises fast) and hands
 them to a child process that commits them with the same ``TradeStore.write_rows`` transaction a direct
 write uses — the same rows, the same "a bar is written whole or not at all", the same file.
 
@@ -36,7 +36,8 @@ from pathlib import Path
 
 import bot
 from bot.errors import DataError
-from bot.store import BarRecord, BarRows, TradeStore, bar_rows, check_unique_bars
+from bot.store import TradeStore
+from bot.store_rows import BarRecord, BarRows, bar_rows, check_unique_bars
 
 log = logging.getLogger(__name__)
 

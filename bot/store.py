@@ -17,74 +17,48 @@ import functools
 import json
 import logging
 import math
-import os
 import sqlite3
 from collections.abc import Mapping, Sequence
-from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
 
 import aiosqlite
 
 from bot.config import config_changes
 from bot.errors import DataError
-from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, Side, SubmitOrder, VarMeasured
+from bot.events import Side, SubmitOrder
 from bot.rejections import RejectionCount
 from bot.schema import (
     COMMANDS_DDL,
-    INSERT_CANDLE,
-    INSERT_DECISION,
-    INSERT_DELEVERAGE,
-    INSERT_FILL,
-    INSERT_FORECAST,
-    INSERT_FUNDING,
-    INSERT_ORDER,
-    INSERT_POSITION,
-    INSERT_RISK_STATE,
-    INSERT_VAR,
-    MARK_CANCELLED,
     MARK_COMMAND_TAKEN,
-    MARK_FILLED,
     MIGRATE_1_TO_2,
     MIGRATE_2_TO_3,
     PENDING_COMMANDS,
     SCHEMA,
     SCHEMA_VERSION,
 )
-from risk.events import Decision, Delevered, RiskStateLogged
-from strategies.calibration import Z68, Z95
+from bot.store_rows import (
+    FORECAST_COLUMNS,
+    INSERTS,
+    STATUS_UPDATES,
+    UPSERT_REJECTION,
+    BarRecord,
+    BarRows,
+    bar_rows,
+    check_unique_bars,
+    forecast_from_row,
+    rejection_row,
+)
+from bot.tradelog_file import check_schema_version, check_trade_log_file
+from risk.events import RiskStateLogged
 from strategies.events import Forecast
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5_000
 NEW_RUN_HINT = "pick a new [run] id in config.toml"   # bot run; a backtest names its --run
-
-
-@dataclass(frozen=True, slots=True)
-class BarRecord:
-    """Everything that happened at one bar, written in one transaction."""
-
-    bar_ms: int
-    candles: tuple[Candle, ...]
-    forecasts: tuple[Forecast, ...]
-    decisions: tuple[Decision, ...]
-    orders: tuple[SubmitOrder, ...]          # submitted at this bar's close
-    fills: tuple[OrderFilled, ...]           # filled at this bar's open (orders from earlier bars)
-    cancelled: tuple[tuple[str, str], ...]   # (order_id, reason)
-    equity: EquityMarked                     # cash/equity row and one positions row per PositionMarked
-    funding: tuple[FundingPaid, ...] = ()
-    risk_state: RiskStateLogged | None = None
-    var: tuple[VarMeasured, ...] = ()
-    deleverage: tuple[Delevered, ...] = ()
-    # This session's rejection counts that grew since the previous bar: committed with the bar, so a crash
-    # loses none that an earlier bar saw.
-    rejections: tuple[RejectionCount, ...] = ()
-    # Operator commands (command_id) this bar's decision took: marked taken with the bar.
-    commands: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,65 +73,6 @@ class ResumeState:
     margins: dict[str, Decimal] = field(default_factory=dict)   # symbol -> isolated margin, nonzero positions
     risk_state: RiskStateLogged | None = None       # the trading state after the last bar
     forecasts: tuple[Forecast, ...] = ()            # each symbol's latest (scored at the next bar if made at the last)
-
-
-# Versions the read-only tools (report, status) read as they are; the store migrates them on open.
-READABLE_VERSIONS = (1, 2, SCHEMA_VERSION)
-
-
-def check_schema_version(version: int | None, path: str | Path, readable: tuple[int, ...] = (SCHEMA_VERSION,)) -> None:
-    """Raise DataError unless ``version`` is one of the ``readable`` schema versions."""
-    if version in readable:
-        return
-    if version is None:
-        raise DataError(f"{path}: not a trade log (its schema_version table is empty)")
-    if version > SCHEMA_VERSION:
-        raise DataError(f"{path}: trade log schema version {version} is newer than this bot understands "
-                        f"(version {SCHEMA_VERSION}); upgrade the bot or use another database file")
-    raise DataError(f"{path}: unknown trade log schema version {version} (this bot reads version "
-                    f"{SCHEMA_VERSION}); use another database file")
-
-
-def check_trade_log_file(path: Path) -> None:
-    """DataError unless this process can create a trade log at ``path`` or write the one there; writes nothing.
-
-    Refused: a missing or read-only folder, a folder or other non-file at ``path``, a file this process
-    may not read and write, an empty (0-byte) file, and any file that is not a trade log this code knows
-    (another SQLite database, or not a database at all), read through a read-only connection, so it stays
-    untouched.  An SQLite file without any table becomes a new log (another process may be creating it).
-    """
-    folder = path.parent
-    if not folder.is_dir():
-        raise DataError(f"{path}: cannot open the trade log: folder {folder} does not exist")
-    # SQLite creates the -wal and -shm files beside the log, so the folder must be writable either way.
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise DataError(f"{path}: cannot write the trade log: folder {folder} is not writable "
-                        "(bot status and bot report can read a log there)")
-    if not path.exists():
-        return
-    if path.is_dir():
-        raise DataError(f"{path}: cannot open the trade log: it is a folder, not a file")
-    if not path.is_file():
-        raise DataError(f"{path}: cannot open the trade log: not a regular file")
-    if not os.access(path, os.R_OK | os.W_OK):
-        raise DataError(f"{path}: cannot write the trade log: the file is read-only or unreadable to this "
-                        "user (bot status and bot report can read a readable one)")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: an empty (0-byte) file, not a trade log; remove it to start a new log there")
-    try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-            tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            version = (conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
-                       if "schema_version" in tables else None)
-    except sqlite3.Error as exc:
-        raise DataError(f"{path}: not a trade log ({exc})") from exc
-    if tables and "schema_version" not in tables:
-        raise DataError(f"{path}: not a trade log (an SQLite file without a schema_version table); "
-                        "it was left as it is")
-    if not tables:   # an SQLite file with nothing in it (a log another process is creating): it becomes one
-        return
-    if version is None or version > SCHEMA_VERSION:
-        check_schema_version(version, path)
 
 
 class TradeStore:
@@ -309,11 +224,11 @@ class TradeStore:
                     return 0
                 fresh = [b for b in batch if b.bar_ms in new]
                 # The bars are new, so these inserts are plain: a clash is a bug, and it undoes the whole batch.
-                for k, sql in enumerate(_INSERTS):
+                for k, sql in enumerate(INSERTS):
                     rows = [row for b in fresh for row in b.inserts[k]]
                     if rows:
                         await db.executemany(sql, rows)
-                for k, (sql, status) in enumerate(_STATUS_UPDATES):
+                for k, (sql, status) in enumerate(STATUS_UPDATES):
                     rows = [row for b in fresh for row in b.status[k]]
                     if rows and (await db.executemany(sql, rows)).rowcount != len(rows):
                         raise DataError(f"{_bars_text(bars)} of run {run_id!r} not written: an order marked "
@@ -365,7 +280,7 @@ class TradeStore:
             return
         db = self._conn()
         async with self._lock:
-            await db.executemany(UPSERT_REJECTION, [_rejection_row(run_id, r) for r in rows])
+            await db.executemany(UPSERT_REJECTION, [rejection_row(run_id, r) for r in rows])
 
     async def _execute(self, sql: str, params: tuple[object, ...]) -> None:
         db = self._conn()
@@ -489,27 +404,6 @@ class TradeStore:
             forecasts=tuple(forecast_from_row(row) for row in forecasts))
 
 
-FORECAST_COLUMNS = ("symbol, bar_ms, mu, sigma, model, edge, edge_se, mu_raw, sigma_raw, skill, z68, z95, nu, alarm, "
-                    "state")
-
-
-def _real(x: float) -> float | None:
-    """NaN as NULL (SQLite would store it as NULL anyway; this says so)."""
-    return None if x != x else x
-
-
-def forecast_from_row(row: Sequence[Any]) -> Forecast:
-    """A :class:`Forecast` from a row of :data:`FORECAST_COLUMNS` (NULLs of pre-version-3 rows as defaults)."""
-    sym, b, mu, sg, m, edge, edge_se, mu_raw, sigma_raw, skill, z68, z95, nu, alarm, state = row
-    nan = math.nan
-    return Forecast(str(sym), int(b), float(mu), float(sg), str(m),
-                    nan if edge is None else float(edge), 0.0 if edge_se is None else float(edge_se),
-                    nan if mu_raw is None else float(mu_raw), nan if sigma_raw is None else float(sigma_raw),
-                    nan if skill is None else float(skill), Z68 if z68 is None else float(z68),
-                    Z95 if z95 is None else float(z95), math.inf if nu is None else float(nu),
-                    alarm or "", state or "")
-
-
 # Bind variables per statement stay far below SQLite's limit (999 before version 3.32).
 _EQUITY_CHUNK = 200
 
@@ -520,79 +414,6 @@ def _insert_equity_sql(n: int) -> str:
     values = ", ".join(["(?, ?, ?, ?)"] * n)
     return (f"INSERT INTO equity (run_id, bar_ms, cash, equity) VALUES {values} "
             "ON CONFLICT DO NOTHING RETURNING bar_ms")
-
-
-class BarRows(NamedTuple):
-    """One bar's rows for the trade log, plain values only (so a batch pickles fast to a writer process)."""
-
-    bar_ms: int
-    cash: str
-    equity: str
-    inserts: tuple[list[tuple[object, ...]], ...]   # parameter rows per statement of _INSERTS
-    status: tuple[list[tuple[object, ...]], ...]    # parameter rows per statement of _STATUS_UPDATES
-    commands: tuple[tuple[object, ...], ...] = ()   # MARK_COMMAND_TAKEN rows
-
-
-# A session's count of one reason only grows; MAX keeps a late-written older snapshot from lowering it.
-UPSERT_REJECTION = (
-    "INSERT INTO rejections (run_id, session_no, source, reason, count, last_ms, example) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, session_no, source, reason) DO UPDATE SET "
-    "count = MAX(count, excluded.count), last_ms = MAX(last_ms, excluded.last_ms), example = excluded.example")
-
-
-def _rejection_row(run_id: str, r: RejectionCount) -> tuple[object, ...]:
-    return (run_id, r.session_no, r.source, r.reason, r.count, r.last_ms, r.example[:500])
-
-
-# Parents first: a fill's foreign key needs its order, which may be in the same batch.
-_INSERTS = (INSERT_CANDLE, INSERT_FORECAST, INSERT_DECISION, INSERT_ORDER, INSERT_FILL, INSERT_POSITION,
-            INSERT_FUNDING, INSERT_RISK_STATE, INSERT_VAR, INSERT_DELEVERAGE, UPSERT_REJECTION)
-_STATUS_UPDATES = ((MARK_FILLED, "filled"), (MARK_CANCELLED, "cancelled"))
-
-
-def check_unique_bars(run_id: str, records: Sequence[BarRecord]) -> None:
-    """ValueError if a batch holds a bar more than once."""
-    bars = [r.bar_ms for r in records]
-    if len(set(bars)) != len(bars):
-        twice = sorted({b for b in bars if bars.count(b) > 1})
-        raise ValueError(f"run {run_id!r}: a batch holds bar(s) {twice} more than once")
-
-
-def bar_rows(run_id: str, r: BarRecord) -> BarRows:
-    """The rows of ``r`` (ValueError if an event in it belongs to another bar)."""
-    _check_bar_times(r)
-    bar = r.bar_ms
-    candles = [(run_id, c.symbol, bar, c.close_ms, str(c.open), str(c.high), str(c.low), str(c.close),
-                str(c.volume)) for c in r.candles]
-    forecasts = [(run_id, bar, f.symbol, f.model, f.mu, f.sigma, _real(f.mu_raw), _real(f.sigma_raw), _real(f.skill),
-                  _real(f.edge), f.edge_se, f.z68, f.z95, f.nu, f.alarm, f.state or None) for f in r.forecasts]
-    decisions = [(run_id, bar, d.symbol, d.action, str(d.target_qty), str(d.current_qty), d.reason)
-                 for d in r.decisions]
-    orders = [(run_id, o.order_id, bar, o.symbol, Side(o.side).value, str(o.qty), str(o.leverage), o.order_type,
-               "open", None, None if o.limit_price is None else str(o.limit_price)) for o in r.orders]
-    # A liquidation is no decision: its order row is written with it, already filled.
-    orders += [(run_id, f.order_id, bar, f.symbol, Side(f.side).value, str(f.qty), "1", "liquidation",
-                "filled", bar, None) for f in r.fills if f.reason == "liquidation"]
-    fills = [(run_id, f.order_id, f.symbol, f.decision_bar_ms, bar, Side(f.side).value, str(f.qty),
-              str(f.price), str(f.fee), f.reason, f.trade_id) for f in r.fills]
-    positions = [(run_id, bar, p.symbol, str(p.qty), str(p.avg_price), str(p.mark), str(p.margin),
-                  None if p.liq_price is None else str(p.liq_price)) for p in r.equity.positions]
-    funding = [(run_id, bar, f.symbol, str(f.qty), str(f.mark), str(f.rate), str(f.amount)) for f in r.funding]
-    risk: list[tuple[object, ...]] = []
-    if r.risk_state is not None:
-        k = r.risk_state
-        risk.append((run_id, bar, k.state, k.since_bar_ms, k.reason, str(k.peak_equity), k.coverage_68,
-                     k.coverage_95, k.outcomes, json.dumps(dict(k.entry_bars), sort_keys=True)))
-    var = [(run_id, bar, v.method, v.horizon, v.alpha, v.var, v.es) for v in r.var]
-    steps = [(run_id, bar, d.step, d.symbol, d.exposure_before, d.exposure_after, d.var_before, d.var_after)
-             for d in r.deleverage]
-    # A partial fill of an exchange order (final false) leaves it open.
-    filled = [(bar, run_id, f.order_id) for f in r.fills if f.reason != "liquidation" and f.final]
-    cancelled = [(reason, bar, run_id, order_id) for order_id, reason in r.cancelled]
-    rejections = [_rejection_row(run_id, k) for k in r.rejections]
-    return BarRows(bar, str(r.equity.cash), str(r.equity.equity),
-                   (candles, forecasts, decisions, orders, fills, positions, funding, risk, var, steps, rejections),
-                   (filled, cancelled), tuple((bar, run_id, c) for c in r.commands))
 
 
 async def _ensure_schema(db: aiosqlite.Connection, path: Path) -> None:
@@ -650,19 +471,3 @@ async def _rollback(db: aiosqlite.Connection) -> None:
         await db.execute("ROLLBACK")
     except sqlite3.OperationalError:   # no transaction is active: BEGIN failed, or COMMIT already went through
         pass
-
-
-def _check_bar_times(record: BarRecord) -> None:
-    """Raise ValueError if an event of ``record`` belongs to another bar: it would be logged under the wrong key."""
-    bar = record.bar_ms
-    stray = ([f"candle {c.symbol}@{c.open_ms}" for c in record.candles if c.open_ms != bar]
-             + [f"forecast {f.symbol}@{f.bar_ms}" for f in record.forecasts if f.bar_ms != bar]
-             + [f"decision {d.symbol}@{d.bar_ms}" for d in record.decisions if d.bar_ms != bar]
-             + [f"order {o.order_id}@{o.bar_ms}" for o in record.orders if o.bar_ms != bar]
-             + [f"fill {f.order_id}@{f.fill_bar_ms}" for f in record.fills if f.fill_bar_ms != bar]
-             + [f"fill {f.order_id} decided at {f.decision_bar_ms}, not before it" for f in record.fills
-                if f.decision_bar_ms >= bar and f.reason != "liquidation"]
-             + ([f"equity@{record.equity.bar_ms}"] if record.equity.bar_ms != bar else []))
-    if stray:
-        raise ValueError(f"bar record {bar} holds events of other bars: {', '.join(stray[:5])}"
-                         + (f" and {len(stray) - 5} more" if len(stray) > 5 else ""))

@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.events import Candle, EquityMarked, PositionMarked, VarMeasured  # noqa: E402
 from bot.schema import SCHEMA  # noqa: E402
-from bot.store import _INSERTS, BarRecord, TradeStore, bar_rows  # noqa: E402
+from bot.store import TradeStore  # noqa: E402
+from bot.store_rows import INSERTS, BarRecord, bar_rows  # noqa: E402
 from risk.events import Decision, RiskStateLogged  # noqa: E402
 from strategies.events import Forecast  # noqa: E402
 
@@ -92,7 +93,7 @@ def raw(path: Path, recs: list[BarRecord]) -> float:
         db.execute("BEGIN IMMEDIATE")
         db.executemany("INSERT INTO equity (run_id, bar_ms, cash, equity) VALUES (?, ?, ?, ?)",
                        [("bench", b.bar_ms, b.cash, b.equity) for b in chunk])
-        for k, sql in enumerate(_INSERTS):
+        for k, sql in enumerate(INSERTS):
             rows = [row for b in chunk for row in b.inserts[k]]
             if rows:
                 db.executemany(sql, rows)

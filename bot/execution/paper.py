@@ -48,91 +48,37 @@ average entry price, ``mm`` the maintenance margin rate):
   8 h (00:00, 08:00, 16:00 UTC): each position receives ``−q × mark × rate``
   in cash (a long pays when the rate is positive); ``M`` is unchanged.
 
-Every money sum and product runs in a decimal context with unbounded precision
-that traps ``Inexact``, so cash and equity reconcile to the last unit; only the
-informational quotients (average entry price, margin, liquidation price) are
-rounded to 28 significant digits, and the cash flows built from them are exact
-products again.
+The arithmetic of one fill (price, fee, margin, liquidation price) and its decimal
+contexts are in :mod:`bot.execution.fills`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import (
-    MAX_EMAX,
-    MAX_PREC,
-    MIN_EMIN,
-    ROUND_CEILING,
-    ROUND_FLOOR,
-    ROUND_HALF_EVEN,
-    Context,
-    Decimal,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
-    localcontext,
-)
-from fractions import Fraction
+from decimal import Decimal, localcontext
 
 from bot.config import PaperSettings
 from bot.errors import ExecutionError
 from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, PositionMarked, Side, SubmitOrder
+from bot.execution.fills import (
+    AVERAGE,
+    EXACT,
+    FUNDING_INTERVAL_MS,
+    MAX_LEVERAGE,
+    ONE,
+    ZERO,
+    fee_for,
+    fill_price,
+    is_finite_decimal,
+    liquidation_price,
+    margin_for,
+)
 from bot.execution.limits import NotionalCap
 from risk.qty import rounded_qty
 
 log = logging.getLogger(__name__)
-
-# Sums and products of Decimals are exact in this context; anything inexact raises.
-_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN,
-                 traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
-# The average entry price and the margin are quotients; they are reported, never summed into cash.
-_AVERAGE = Context(prec=28, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
-# Liquidation prices round toward the entry (a long's up, a short's down): the loss never exceeds the margin.
-_LIQ_LONG = Context(prec=28, rounding=ROUND_CEILING, traps=[InvalidOperation, DivisionByZero, Overflow])
-_LIQ_SHORT = Context(prec=28, rounding=ROUND_FLOOR, traps=[InvalidOperation, DivisionByZero, Overflow])
-_ZERO = Decimal(0)
-_ONE = Decimal(1)
-MAX_LEVERAGE = Decimal(125)
-FUNDING_INTERVAL_MS = 28_800_000  # 8 h: Binance USDⓈ-M perpetuals settle funding at 00:00, 08:00, 16:00 UTC
-
-
-def _is_decimal(value: object) -> bool:
-    return isinstance(value, Decimal) and value.is_finite()
-
-
-def fill_price(open_price: Decimal, side: Side, slippage_bps: Decimal) -> Decimal:
-    """The price a market order pays at ``open_price``: slippage always against us, exact."""
-    with localcontext(_EXACT):
-        rate = slippage_bps.scaleb(-4)
-        return open_price * (1 + rate) if side is Side.BUY else open_price * (1 - rate)
-
-
-def fee_for(qty: Decimal, price: Decimal, fee_bps: Decimal, fee_step: Decimal) -> Decimal:
-    """The fee of a fill: ``qty × price × fee_bps / 10 000`` rounded up to ``fee_step``."""
-    with localcontext(_EXACT):
-        exact = (qty * price * fee_bps).scaleb(-4)
-        units = math.ceil(Fraction(exact) / Fraction(fee_step))
-        return Decimal(units) * fee_step
-
-
-def liquidation_price(qty: Decimal, avg_price: Decimal, margin: Decimal, mm_rate: Decimal) -> Decimal | None:
-    """Where margin ``M + q (p − E)`` falls to ``mm × |q| × p``; None for a long that cannot get there."""
-    if qty == 0:
-        return None
-    with localcontext(_EXACT):
-        if qty > 0:
-            numerator, denominator = qty * avg_price - margin, qty * (1 - mm_rate)
-        else:
-            numerator, denominator = margin - qty * avg_price, -qty * (1 + mm_rate)
-    if numerator <= 0:
-        return None
-    with localcontext(_LIQ_LONG if qty > 0 else _LIQ_SHORT):
-        return numerator / denominator
-
 
 @dataclass(frozen=True, slots=True)
 class PaperSnapshot:
@@ -160,23 +106,23 @@ class PaperAccount:
         *,
         maintenance_margin_rate: Decimal = Decimal("0.005"),
         liquidation_fee_bps: Decimal = Decimal("50"),
-        funding_rate_8h: Decimal = _ZERO,
+        funding_rate_8h: Decimal = ZERO,
         positions: Mapping[str, tuple[Decimal, Decimal]] | None = None,
         margins: Mapping[str, Decimal] | None = None,
         marks: Mapping[str, Decimal] | None = None,
         open_orders: Iterable[SubmitOrder] = (),
         symbols: Iterable[str] | None = None,
     ) -> None:
-        _require(_is_decimal(cash), "cash", "a finite Decimal", cash)
-        _require(_is_decimal(fee_bps) and fee_bps >= 0, "fee_bps", "a finite Decimal >= 0", fee_bps)
-        _require(_is_decimal(slippage_bps) and 0 <= slippage_bps < 10_000, "slippage_bps",
+        _require(is_finite_decimal(cash), "cash", "a finite Decimal", cash)
+        _require(is_finite_decimal(fee_bps) and fee_bps >= 0, "fee_bps", "a finite Decimal >= 0", fee_bps)
+        _require(is_finite_decimal(slippage_bps) and 0 <= slippage_bps < 10_000, "slippage_bps",
                  "a finite Decimal in [0, 10000)", slippage_bps)
-        _require(_is_decimal(fee_step) and fee_step > 0, "fee_step", "a finite Decimal > 0", fee_step)
-        _require(_is_decimal(maintenance_margin_rate) and 0 <= maintenance_margin_rate <= Decimal("0.5"),
+        _require(is_finite_decimal(fee_step) and fee_step > 0, "fee_step", "a finite Decimal > 0", fee_step)
+        _require(is_finite_decimal(maintenance_margin_rate) and 0 <= maintenance_margin_rate <= Decimal("0.5"),
                  "maintenance_margin_rate", "a finite Decimal in [0, 0.5]", maintenance_margin_rate)
-        _require(_is_decimal(liquidation_fee_bps) and 0 <= liquidation_fee_bps <= 1000, "liquidation_fee_bps",
+        _require(is_finite_decimal(liquidation_fee_bps) and 0 <= liquidation_fee_bps <= 1000, "liquidation_fee_bps",
                  "a finite Decimal in [0, 1000]", liquidation_fee_bps)
-        _require(_is_decimal(funding_rate_8h) and abs(funding_rate_8h) <= Decimal("0.01"), "funding_rate_8h",
+        _require(is_finite_decimal(funding_rate_8h) and abs(funding_rate_8h) <= Decimal("0.01"), "funding_rate_8h",
                  "a finite Decimal in [-0.01, 0.01]", funding_rate_8h)
         self._cash = cash
         self._fee_bps = fee_bps
@@ -195,7 +141,7 @@ class PaperAccount:
         self._restore_positions(positions or {}, margins or {})
         for symbol, price in (marks or {}).items():
             self._check_symbol(symbol, "marks")
-            _require(_is_decimal(price) and price > 0, f"marks[{symbol!r}]", "a finite Decimal > 0", price)
+            _require(is_finite_decimal(price) and price > 0, f"marks[{symbol!r}]", "a finite Decimal > 0", price)
             self._marks[symbol] = price
         for order in open_orders:
             self.submit(order)
@@ -204,16 +150,16 @@ class PaperAccount:
                            margins: Mapping[str, Decimal]) -> None:
         for symbol, (qty, avg) in positions.items():
             self._check_symbol(symbol, "positions")
-            _require(_is_decimal(qty), f"positions[{symbol!r}].qty", "a finite Decimal", qty)
-            _require(_is_decimal(avg) and avg >= 0, f"positions[{symbol!r}].avg_price",
+            _require(is_finite_decimal(qty), f"positions[{symbol!r}].qty", "a finite Decimal", qty)
+            _require(is_finite_decimal(avg) and avg >= 0, f"positions[{symbol!r}].avg_price",
                      "a finite Decimal >= 0", avg)
             if qty != 0:
                 self._qty[symbol], self._avg[symbol] = qty, avg
-                with localcontext(_EXACT):
+                with localcontext(EXACT):
                     self._margin[symbol] = abs(qty) * avg  # fully collateralised unless a margin is given
         for symbol, margin in margins.items():
             _require(symbol in self._qty, f"margins[{symbol!r}]", "the margin of an open position", margin)
-            _require(_is_decimal(margin) and margin >= 0, f"margins[{symbol!r}]", "a finite Decimal >= 0",
+            _require(is_finite_decimal(margin) and margin >= 0, f"margins[{symbol!r}]", "a finite Decimal >= 0",
                      margin)
             self._margin[symbol] = margin
 
@@ -231,7 +177,7 @@ class PaperAccount:
     @classmethod
     def restore(cls, snapshot: PaperSnapshot, *, fee_bps: Decimal, slippage_bps: Decimal, fee_step: Decimal,
                 maintenance_margin_rate: Decimal = Decimal("0.005"), liquidation_fee_bps: Decimal = Decimal("50"),
-                funding_rate_8h: Decimal = _ZERO, symbols: Iterable[str] | None = None) -> PaperAccount:
+                funding_rate_8h: Decimal = ZERO, symbols: Iterable[str] | None = None) -> PaperAccount:
         """An account in the state ``snapshot`` recorded, with these fee, slippage, margin and funding rules."""
         return cls(snapshot.cash, fee_bps, slippage_bps, fee_step, maintenance_margin_rate=maintenance_margin_rate,
                    liquidation_fee_bps=liquidation_fee_bps, funding_rate_8h=funding_rate_8h,
@@ -284,15 +230,15 @@ class PaperAccount:
 
     def position(self, symbol: str) -> Decimal:
         """Signed quantity held (negative when short, zero when flat)."""
-        return self._qty.get(symbol, _ZERO)
+        return self._qty.get(symbol, ZERO)
 
     def avg_price(self, symbol: str) -> Decimal:
         """Average entry price of the open position, 0 when flat."""
-        return self._avg.get(symbol, _ZERO)
+        return self._avg.get(symbol, ZERO)
 
     def margin(self, symbol: str) -> Decimal:
         """Isolated margin of the open position, 0 when flat."""
-        return self._margin.get(symbol, _ZERO)
+        return self._margin.get(symbol, ZERO)
 
     def liq_price(self, symbol: str) -> Decimal | None:
         """Price at which the position is liquidated; None when flat or when it cannot be."""
@@ -324,8 +270,8 @@ class PaperAccount:
         _require(isinstance(order.side, Side), "side", "a Side", order.side, oid)
         _require(order.order_type == "market", "order_type", "'market' (paper orders fill at the next open)",
                  order.order_type, oid)
-        _require(_is_decimal(order.qty) and order.qty > 0, "qty", "a finite Decimal > 0", order.qty, oid)
-        _require(_is_decimal(order.leverage) and 1 <= order.leverage <= MAX_LEVERAGE, "leverage",
+        _require(is_finite_decimal(order.qty) and order.qty > 0, "qty", "a finite Decimal > 0", order.qty, oid)
+        _require(is_finite_decimal(order.leverage) and 1 <= order.leverage <= MAX_LEVERAGE, "leverage",
                  f"a finite Decimal in [1, {MAX_LEVERAGE}]", order.leverage, oid)
         busy = self._orders.get(order.symbol)
         if busy is not None:
@@ -358,7 +304,7 @@ class PaperAccount:
         if candle.open_ms <= order.bar_ms:
             raise ExecutionError(f"order {order_id!r} decided at bar {order.bar_ms} cannot fill at the open "
                                  f"of bar {candle.open_ms}: fills must come from a later bar")
-        _require(_is_decimal(candle.open) and candle.open > 0, "open", "a finite Decimal > 0",
+        _require(is_finite_decimal(candle.open) and candle.open > 0, "open", "a finite Decimal > 0",
                  candle.open, order_id)
         price = fill_price(candle.open, order.side, self._slippage_bps)
         fee = fee_for(order.qty, price, self._fee_bps, self._fee_step)
@@ -368,20 +314,21 @@ class PaperAccount:
                            fill_bar_ms=candle.open_ms, side=order.side, qty=order.qty, price=price, fee=fee)
 
     def book_fill(self, symbol: str, side: Side, qty: Decimal, price: Decimal, fee: Decimal,
-                  leverage: Decimal = _ONE) -> None:
+                  leverage: Decimal = ONE) -> None:
         """Book a fill that happened elsewhere (an exchange trade) with the same exact arithmetic."""
         self._check_symbol(symbol, "symbol")
         _require(isinstance(side, Side), "side", "a Side", side)
-        _require(_is_decimal(qty) and qty > 0, "qty", "a finite Decimal > 0", qty)
-        _require(_is_decimal(price) and price > 0 and _is_decimal(fee), "price/fee", "finite, price > 0", (price, fee))
-        _require(_is_decimal(leverage) and 1 <= leverage <= MAX_LEVERAGE, "leverage", "in [1, 125]", leverage)
+        _require(is_finite_decimal(qty) and qty > 0, "qty", "a finite Decimal > 0", qty)
+        _require(is_finite_decimal(price) and price > 0 and is_finite_decimal(fee), "price/fee", "finite, price > 0",
+                 (price, fee))
+        _require(is_finite_decimal(leverage) and 1 <= leverage <= MAX_LEVERAGE, "leverage", "in [1, 125]", leverage)
         self._apply(symbol, side, qty, price, fee, leverage)
 
     def _apply(self, symbol: str, side: Side, qty: Decimal, price: Decimal, fee: Decimal,
                leverage: Decimal) -> None:
-        with localcontext(_EXACT):
+        with localcontext(EXACT):
             signed = qty if side is Side.BUY else -qty
-            old = self._qty.get(symbol, _ZERO)
+            old = self._qty.get(symbol, ZERO)
             new = old + signed
             self._cash = self._cash - signed * price - fee
             if new == 0:
@@ -390,27 +337,27 @@ class PaperAccount:
                 return
             if old == 0 or (old > 0) != (new > 0):  # opened, or flipped through zero: old margin released
                 avg = price
-                margin = _margin_for(abs(new), price, leverage)
+                margin = margin_for(abs(new), price, leverage)
             elif (old > 0) == (signed > 0):  # increased: weighted average of entries, margin added
                 cost = abs(old) * self._avg[symbol] + qty * price
-                with localcontext(_AVERAGE):
+                with localcontext(AVERAGE):
                     avg = cost / abs(new)
                 if leverage == 1 and self._is_full(symbol):
                     margin = abs(new) * avg  # stays exactly fully collateralised
                 else:
-                    margin = self._margin[symbol] + _margin_for(qty, price, leverage)
+                    margin = self._margin[symbol] + margin_for(qty, price, leverage)
             else:  # reduced: the remaining entries keep their price and their share of the margin
                 avg = self._avg[symbol]
                 if self._is_full(symbol):
                     margin = abs(new) * avg
                 else:
                     kept = self._margin[symbol] * abs(new)
-                    with localcontext(_AVERAGE):
+                    with localcontext(AVERAGE):
                         margin = kept / abs(old)
             self._qty[symbol], self._avg[symbol], self._margin[symbol] = new, avg, margin
 
     def _is_full(self, symbol: str) -> bool:
-        with localcontext(_EXACT):
+        with localcontext(EXACT):
             return self._margin[symbol] == abs(self._qty[symbol]) * self._avg[symbol]
 
     # -- margin and funding --------------------------------------------------------------------
@@ -431,7 +378,7 @@ class PaperAccount:
             return None
         for name in ("open", "high", "low"):
             value = getattr(candle, name)
-            _require(_is_decimal(value) and value > 0, name, "a finite Decimal > 0", value)
+            _require(is_finite_decimal(value) and value > 0, name, "a finite Decimal > 0", value)
         liq = self.liq_price(symbol)
         if liq is None:
             return None
@@ -447,7 +394,7 @@ class PaperAccount:
         size = abs(qty)
         fee = fee_for(size, price, self._liq_fee_bps, self._fee_step)
         log.warning("liquidation %s %s %s @ %s (liq price %s) fee %s", symbol, side.value, size, price, liq, fee)
-        self._apply(symbol, side, size, price, fee, _ONE)
+        self._apply(symbol, side, size, price, fee, ONE)
         # A liquidation is not a decision: it happens inside the bar it is seen in.
         return OrderFilled(order_id=f"liq:{candle.open_ms}:{symbol}", symbol=symbol,
                            decision_bar_ms=candle.open_ms, fill_bar_ms=candle.open_ms, side=side, qty=size,
@@ -463,13 +410,13 @@ class PaperAccount:
             return []
         for symbol, price in marks.items():
             self._check_symbol(symbol, "marks")
-            _require(_is_decimal(price) and price > 0, f"marks[{symbol!r}]", "a finite Decimal > 0", price)
+            _require(is_finite_decimal(price) and price > 0, f"marks[{symbol!r}]", "a finite Decimal > 0", price)
         merged = {**self._marks, **marks}
         unmarked = sorted(s for s in self._qty if s not in merged)
         if unmarked:
             raise ExecutionError(f"cannot settle funding at bar {bar_ms}: no price for position(s) {unmarked}")
         paid = []
-        with localcontext(_EXACT):
+        with localcontext(EXACT):
             for symbol in sorted(self._qty):
                 qty, mark = self._qty[symbol], merged[symbol]
                 amount = -qty * mark * self._funding_rate
@@ -484,7 +431,7 @@ class PaperAccount:
         """Record ``marks`` and return equity = cash + Σ qty × mark, exact; every position needs a mark."""
         for symbol, price in marks.items():
             self._check_symbol(symbol, "marks")
-            _require(_is_decimal(price) and price > 0, f"marks[{symbol!r}]", "a finite Decimal > 0", price)
+            _require(is_finite_decimal(price) and price > 0, f"marks[{symbol!r}]", "a finite Decimal > 0", price)
         merged = {**self._marks, **marks}
         unmarked = sorted(s for s in self._qty if s not in merged)
         if unmarked:
@@ -493,8 +440,8 @@ class PaperAccount:
         positions = tuple(PositionMarked(symbol=s, qty=self._qty[s], avg_price=self._avg[s], mark=merged[s],
                                          margin=self._margin[s], liq_price=self.liq_price(s))
                           for s in sorted(self._qty))
-        with localcontext(_EXACT):
-            equity = self._cash + sum((p.qty * p.mark for p in positions), _ZERO)
+        with localcontext(EXACT):
+            equity = self._cash + sum((p.qty * p.mark for p in positions), ZERO)
         self._last_equity = EquityMarked(bar_ms=bar_ms, cash=self._cash, equity=equity, positions=positions)
         return self._last_equity
 
@@ -502,16 +449,6 @@ class PaperAccount:
         _require(isinstance(symbol, str) and symbol != "", name, "a non-empty string", symbol, order_id)
         if self._symbols is not None and symbol not in self._symbols:
             _require(False, name, f"one of {sorted(self._symbols)}", symbol, order_id)
-
-
-def _margin_for(qty: Decimal, price: Decimal, leverage: Decimal) -> Decimal:
-    """Initial margin of ``qty`` at ``price``: notional / leverage (exact at leverage 1)."""
-    with localcontext(_EXACT):
-        notional = qty * price
-    if leverage == 1:
-        return notional
-    with localcontext(_AVERAGE):
-        return notional / leverage
 
 
 def _require(ok: bool, name: str, allowed: str, value: object, order_id: str | None = None) -> None:

@@ -27,7 +27,7 @@ from bot.timefmt import utc_day, utc_minute
 from strategies.events import Forecast
 
 if TYPE_CHECKING:
-    from bot.store import BarRecord
+    from bot.store_rows import BarRecord
 
 DAY_MS = 86_400_000
 

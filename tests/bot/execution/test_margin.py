@@ -13,14 +13,8 @@ from hypothesis import strategies as st
 from bot.config import PaperSettings
 from bot.errors import ExecutionError
 from bot.events import Candle, FundingPaid, OrderFilled, Side, SubmitOrder
-from bot.execution.paper import (
-    FUNDING_INTERVAL_MS,
-    PaperAccount,
-    PaperExecutor,
-    PaperSnapshot,
-    fee_for,
-    liquidation_price,
-)
+from bot.execution.fills import FUNDING_INTERVAL_MS, fee_for, liquidation_price
+from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 HOUR = 3_600_000

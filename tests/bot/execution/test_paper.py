@@ -14,7 +14,9 @@ from bot.config import PaperSettings
 from bot.errors import ExecutionError
 from bot.events import Candle, OrderFilled, Side, SubmitOrder
 from bot.execution import Executor
-from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot, fee_for, fill_price, rounded_qty
+from bot.execution.fills import fee_for, fill_price
+from bot.execution.paper import PaperAccount, PaperExecutor, PaperSnapshot
+from risk.qty import rounded_qty
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 HOUR = 3_600_000
