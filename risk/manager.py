@@ -197,7 +197,7 @@ class RiskManager:
             if prev is not None and prev.bar_ms == prev_ms:
                 if last is None:
                     last = returns[-1].tolist()     # the realised returns of the bar that closed
-                # score(prev.mu, prev.sigma, last[i]), inline
+                # score(prev.mu, prev.sigma, last[i], prev.z68, prev.z95), inline
                 prev_mu, prev_sigma, realized = prev.mu, prev.sigma, last[i]
                 if isfinite(prev_mu) and isfinite(prev_sigma) and prev_sigma > 0 and isfinite(realized):
                     z = abs(realized - prev_mu) / prev_sigma

@@ -31,9 +31,7 @@ from decimal import Decimal
 from enum import IntEnum
 
 from risk.settings import StateSettings
-
-Z68 = 0.994457883209753   # NormalDist().inv_cdf(0.84): the central 68 % interval is mu ± Z68·sigma
-Z95 = 1.959963984540054   # NormalDist().inv_cdf(0.975)
+from strategies.calibration import Z68, Z95
 
 
 class TradingState(IntEnum):
@@ -57,12 +55,13 @@ class RiskState:
         return cls(TradingState.ACTIVE, None, equity, "start")
 
 
-def score(mu: float, sigma: float, realized: float) -> tuple[bool, bool] | None:
-    """Whether ``realized`` fell inside the forecast's 68 % and 95 % intervals (None: unusable)."""
+def score(mu: float, sigma: float, realized: float, z68: float = Z68, z95: float = Z95) -> tuple[bool, bool] | None:
+    """Whether ``realized`` fell inside the forecast's 68 % and 95 % intervals, ``mu ± z·sigma`` (None: unusable);
+    a calibrated forecast brings its own ``z68``, ``z95``."""
     if not (math.isfinite(mu) and math.isfinite(sigma) and sigma > 0 and math.isfinite(realized)):
         return None
     z = abs(realized - mu) / sigma
-    return z <= Z68, z <= Z95
+    return z <= z68, z <= z95
 
 
 def _triggers(drawdown: float, st: RiskState, s: StateSettings) -> tuple[TradingState, str]:

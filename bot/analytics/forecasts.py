@@ -26,20 +26,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from statistics import NormalDist
 
 import numpy as np
 
 from strategies.baselines import persistence_ewma
+from strategies.calibration import Z68, Z95
 from strategies.calibration import nll as calibrated_nll
 from strategies.metrics import coverage, gaussian_nll
 
 EWMA_LAMBDA = 0.94
 EWMA_WARMUP = 24
 RELIABILITY_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))
-_Z68 = NormalDist().inv_cdf(0.84)
-_Z95 = NormalDist().inv_cdf(0.975)
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +98,7 @@ def join_outcomes(forecasts: Sequence[tuple[int, str, float, float]],
                    mu=np.asarray(cols[2], dtype=np.float64), sigma=np.asarray(cols[3], dtype=np.float64),
                    y=np.asarray(cols[4], dtype=np.float64), base_sigma=np.asarray(cols[5], dtype=np.float64))
     if shapes:
-        gauss = (_Z68, _Z95, math.inf)
+        gauss = (Z68, Z95, math.inf)
         sh = np.array([shapes.get((r[0], r[1]), gauss) for r in rows], dtype=np.float64).reshape(-1, 3)
         out = replace(out, z68=sh[:, 0], z95=sh[:, 1], nu=sh[:, 2])
     return out
@@ -129,8 +126,7 @@ def _ewma_sigma(closes: Mapping[int, float], timeframe_ms: int) -> dict[int, flo
 
 def nll_per_forecast(mu: np.ndarray, sigma: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The Gaussian NLL of each outcome (its mean is ``gaussian_nll``)."""
-    z = (y - mu) / sigma
-    return _HALF_LOG_2PI + np.log(sigma) + 0.5 * z * z
+    return calibrated_nll(mu, sigma, y)
 
 
 def pit(o: Outcomes) -> np.ndarray:
@@ -154,8 +150,8 @@ def _nll(o: Outcomes) -> np.ndarray:
 def _covered(o: Outcomes) -> tuple[np.ndarray, np.ndarray]:
     """Whether each outcome fell inside its 68 % and its 95 % interval."""
     z = np.abs(o.y - o.mu) / o.sigma
-    z68 = _Z68 if o.z68 is None else o.z68
-    z95 = _Z95 if o.z95 is None else o.z95
+    z68 = Z68 if o.z68 is None else o.z68
+    z95 = Z95 if o.z95 is None else o.z95
     return z <= z68, z <= z95
 
 

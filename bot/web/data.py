@@ -24,7 +24,7 @@ from bot.reporting.review import Review, build_review
 from bot.reporting.run_report import Report, begin_run_snapshot
 from bot.reporting.tradelog import load_trade_log
 from bot.status import Status, load_status
-from risk.state import Z68, Z95
+from strategies.calibration import Z68, Z95
 
 T = TypeVar("T")
 
