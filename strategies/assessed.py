@@ -34,6 +34,7 @@ from typing import Any, cast
 import numpy as np
 
 from strategies.base import CLOSE, Predictor
+from strategies.baseline import ewma_variance
 from strategies.calibration import Z68, Z95, Calibration, calibrated
 from strategies.events import Forecast
 from strategies.monitor import MonitorState, gaussian_nll, monitor_step
@@ -91,10 +92,7 @@ def _ewma_of(closes: np.ndarray, lam: float) -> float:
     r = r[np.isfinite(r)]
     if r.size == 0:
         return math.nan
-    var = float(np.mean(r * r))
-    for x in r.tolist():
-        var = lam * var + (1.0 - lam) * x * x
-    return var
+    return float(ewma_variance(r[None, :], lam)[0])
 
 
 class AssessedPredictor:

@@ -21,6 +21,19 @@ from strategies.base import CLOSE
 from strategies.events import Forecast
 
 
+def ewma_variance(r: np.ndarray, lam: float) -> np.ndarray:
+    """RiskMetrics variance after the last return of each row of ``r`` (n, T), seeded with the row's mean r²."""
+    n = r.shape[1]
+    # EWMA as one weighted sum: var_T = λ^n var_0 + (1-λ) Σ λ^(T-t) r_t², with var_0 = mean r².
+    weights = (1.0 - lam) * lam ** np.arange(n - 1, -1, -1, dtype=np.float64)
+    # An elementwise product summed along each row, not a BLAS matrix-vector product: the sum runs in
+    # the same order whatever the batch size, so a symbol's forecast does not depend on which other
+    # windows share its batch (BLAS gemv blocks rows differently by batch size, changing the last bit).
+    # That is what lets a backtest compute every bar of a symbol in one pass with identical numbers.
+    rr = r * r
+    return lam**n * rr.mean(axis=1) + (rr * weights).sum(axis=1)
+
+
 class EwmaMomentumPredictor:
     name = "baseline_ewma"
 
@@ -42,17 +55,7 @@ class EwmaMomentumPredictor:
         close = windows[:, :, CLOSE]
         r = np.diff(np.log(close), axis=1)                      # (n, window-1)
         mu = self.mu_shrink * r[:, -self.momentum_bars:].mean(axis=1)
-        lam = self.ewma_lambda
-        n = r.shape[1]
-        # EWMA as one weighted sum: var_T = λ^n var_0 + (1-λ) Σ λ^(T-t) r_t², with var_0 = mean r².
-        weights = (1.0 - lam) * lam ** np.arange(n - 1, -1, -1, dtype=np.float64)
-        # An elementwise product summed along each row, not a BLAS matrix-vector product: the sum runs in
-        # the same order whatever the batch size, so a symbol's forecast does not depend on which other
-        # windows share its batch (BLAS gemv blocks rows differently by batch size, changing the last bit).
-        # That is what lets a backtest compute every bar of a symbol in one pass with identical numbers.
-        rr = r * r
-        var = lam**n * rr.mean(axis=1) + (rr * weights).sum(axis=1)
-        sigma = np.maximum(np.sqrt(var), self.sigma_floor)
+        sigma = np.maximum(np.sqrt(ewma_variance(r, self.ewma_lambda)), self.sigma_floor)
         return mu, sigma
 
     def predict(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray) -> list[Forecast]:
