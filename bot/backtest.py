@@ -45,7 +45,6 @@ from threadpoolctl import threadpool_limits
 
 from bot import __version__
 from bot.assembly import AssembledBar
-from bot.bar_writer import BarWriter
 from bot.config import Settings
 from bot.engine import Engine, EngineStats
 from bot.errors import ConfigError, DataError
@@ -53,7 +52,8 @@ from bot.events import Candle
 from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series
-from bot.store import TradeStore
+from bot.store.trade_store import TradeStore
+from bot.store.writer import BarWriter
 from bot.timefmt import utc_minute
 from strategies.base import Predictor
 from strategies.baseline import EwmaMomentumPredictor

@@ -31,7 +31,7 @@ from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
 from bot.feeds.websocket import KlineFeed, Received
 from bot.notify.delivery import Notifier, build_channels
 from bot.rejections import RejectionTally
-from bot.store import ResumeState, TradeStore
+from bot.store.trade_store import ResumeState, TradeStore
 from bot.timefmt import utc_minute, utc_span
 from risk.manager import RiskManager, restored_state
 from risk.state import RiskState, TradingState

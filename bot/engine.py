@@ -57,8 +57,8 @@ from bot.feeds.binance import reason_kind
 from bot.feeds.websocket import Received
 from bot.plausibility import implausibility
 from bot.rejections import RejectionTally
-from bot.store import TradeStore
-from bot.store_rows import BarRecord
+from bot.store.rows import BarRecord
+from bot.store.trade_store import TradeStore
 from bot.timefmt import utc_minute, utc_span
 from bot.watchdog import Watchdog
 from risk.events import Decision

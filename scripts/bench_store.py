@@ -34,9 +34,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.events import Candle, EquityMarked, PositionMarked, VarMeasured  # noqa: E402
-from bot.schema import SCHEMA  # noqa: E402
-from bot.store import TradeStore  # noqa: E402
-from bot.store_rows import INSERTS, BarRecord, bar_rows  # noqa: E402
+from bot.store.rows import INSERTS, BarRecord, bar_rows  # noqa: E402
+from bot.store.schema import SCHEMA  # noqa: E402
+from bot.store.trade_store import TradeStore  # noqa: E402
 from risk.events import Decision, RiskStateLogged  # noqa: E402
 from strategies.events import Forecast  # noqa: E402
 

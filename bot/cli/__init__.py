@@ -58,7 +58,7 @@ async def _run(settings: Settings, max_bars: int | None, stop_after_bar_ms: int 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.secrets import check_live_guard, load_credentials
-    from bot.tradelog_file import check_trade_log_file
+    from bot.store.files import check_trade_log_file
 
     settings = load_settings(args.config)
     if args.db:
@@ -131,7 +131,7 @@ def _clear_demo_log(db: str, run_id: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.tradelog_file import check_trade_log_file
+    from bot.store.files import check_trade_log_file
 
     if args.bars < 1:
         raise ConfigError(f"--bars must be at least 1, got {args.bars}")

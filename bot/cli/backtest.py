@@ -62,7 +62,7 @@ async def _backtest(args: argparse.Namespace) -> int:
     from bot.cli.models import find_csv, parse_day
     from bot.config import load_settings
     from bot.feeds.replay.csvdata import load_ohlcv_csv
-    from bot.tradelog_file import check_trade_log_file
+    from bot.store.files import check_trade_log_file
 
     # The arguments and the trade log first: a mistake stops the command before the data is read.
     start_ms, end_ms = parse_day(args.start), parse_day(args.end)

@@ -27,7 +27,7 @@ from bot.execution.reconcile import futures_holdings
 from bot.feeds.backfill import point_at
 from bot.feeds.retry import RetryPolicy, call_with_retry
 from bot.secrets import Credentials, require_live
-from bot.store import ResumeState
+from bot.store.trade_store import ResumeState
 
 log = logging.getLogger(__name__)
 

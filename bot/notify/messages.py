@@ -1,6 +1,6 @@
 """What is worth telling the operator, read from each decided bar: pure, no I/O.
 
-:class:`BarWatcher` is handed every bar the engine decides (the same :class:`~bot.store.BarRecord`
+:class:`BarWatcher` is handed every bar the engine decides (the same :class:`~bot.store.rows.BarRecord`
 the trade log gets) and the watchdog's outages, and turns them into :class:`Notification` values:
 
 * ``fills``  — the bar's fills, one message per bar that has any;
@@ -27,7 +27,7 @@ from bot.timefmt import utc_day, utc_minute
 from strategies.events import Forecast
 
 if TYPE_CHECKING:
-    from bot.store_rows import BarRecord
+    from bot.store.rows import BarRecord
 
 DAY_MS = 86_400_000
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot.errors import DataError
-from bot.tradelog_file import READABLE_VERSIONS, check_schema_version
+from bot.store.files import READABLE_VERSIONS, check_schema_version
 
 # Sums of exact decimal strings stay exact well beyond the default 28 digits.
 _PRECISION = 60

@@ -17,7 +17,7 @@ from contextlib import closing
 from pathlib import Path
 
 from bot.errors import DataError
-from bot.store import BUSY_TIMEOUT_MS
+from bot.store.trade_store import BUSY_TIMEOUT_MS
 
 COMMANDS = ("stop-entries", "flatten", "resume")
 NOTE_MAX = 200

@@ -280,7 +280,7 @@ def load_report_ro(path: Path, run_id: str | None) -> Report:
 
 def begin_run_snapshot_any(conn: sqlite3.Connection, path: Path) -> None:
     """Check the file is a trade log this code reads and open one read snapshot (no run needed)."""
-    from bot.tradelog_file import READABLE_VERSIONS, check_schema_version
+    from bot.store.files import READABLE_VERSIONS, check_schema_version
 
     if not _has_table(conn, "schema_version"):
         raise DataError(f"{path}: not a trade log (no schema_version table)")

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from bot.backtest import YIELD_EVERY, run_backtest
-from bot.bar_writer import BarWriter
 from bot.config import Settings
 from bot.errors import DataError
 from bot.feeds.replay.csvdata import write_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market
-from bot.store import TradeStore
+from bot.store.trade_store import TradeStore
+from bot.store.writer import BarWriter
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 START_MS = 1_704_067_200_000

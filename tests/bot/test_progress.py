@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from bot.progress import bars_decided, with_progress
-from bot.store import TradeStore
+from bot.store.trade_store import TradeStore
 
 
 @pytest.mark.asyncio

@@ -16,7 +16,7 @@ from bot.errors import DataError
 from bot.events import EquityMarked, OrderFilled, PositionMarked, Side, SubmitOrder
 from bot.reporting.command import main
 from bot.reporting.run_report import format_report, load_report, max_drawdown
-from bot.store import BarRecord, TradeStore
+from bot.store.trade_store import BarRecord, TradeStore
 from risk.events import Decision
 from strategies.events import Forecast
 

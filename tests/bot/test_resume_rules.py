@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.errors import ConfigError, DataError
 from bot.feeds.replay.csvdata import Series, write_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market
-from bot.store import TradeStore
+from bot.store.trade_store import TradeStore
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

@@ -13,7 +13,7 @@ from bot.cli import main
 from bot.errors import DataError
 from bot.events import EquityMarked, PositionMarked, Side, SubmitOrder
 from bot.status import format_status, load_status
-from bot.store import BarRecord, TradeStore
+from bot.store.trade_store import BarRecord, TradeStore
 from risk.events import RiskStateLogged
 
 H = 3_600_000

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from bot.errors import DataError
 from bot.events import Candle, EquityMarked, OrderFilled, PositionMarked, Side, SubmitOrder
-from bot.store import SCHEMA_VERSION, BarRecord, ResumeState, TradeStore
+from bot.store.trade_store import SCHEMA_VERSION, BarRecord, ResumeState, TradeStore
 from risk.events import Decision, RiskStateLogged
 from strategies.events import Forecast
 

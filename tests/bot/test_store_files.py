@@ -13,7 +13,7 @@ import pytest
 from bot.errors import DataError
 from bot.reporting.run_report import load_report
 from bot.status import load_status
-from bot.store import TradeStore
+from bot.store.trade_store import TradeStore
 
 T0 = 1_704_067_200_000
 AS_ROOT = pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes files whatever their mode")

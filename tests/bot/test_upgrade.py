@@ -17,7 +17,7 @@ import pytest
 from bot.cli import main
 from bot.config import Settings, config_changes
 from bot.errors import DataError
-from bot.store import TradeStore
+from bot.store.trade_store import TradeStore
 
 V1_LOG = Path(__file__).parent / "data" / "trade_log_v1_demo.sqlite.gz"
 T_LATER = 1_800_000_000_000

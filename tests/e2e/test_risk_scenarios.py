@@ -30,7 +30,7 @@ from bot.feeds.replay.csvdata import Series, load_ohlcv_csv
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.feeds.websocket import KlineFeed
-from bot.store import TradeStore
+from bot.store.trade_store import TradeStore
 from strategies.events import Forecast
 
 REPO = Path(__file__).resolve().parents[2]

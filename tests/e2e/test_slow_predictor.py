@@ -17,7 +17,7 @@ from bot.execution.paper import PaperAccount, PaperExecutor
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.feeds.websocket import KlineFeed
-from bot.store import TradeStore
+from bot.store.trade_store import TradeStore
 from strategies.baseline import EwmaMomentumPredictor
 from strategies.events import Forecast
 

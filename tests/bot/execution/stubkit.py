@@ -13,7 +13,7 @@ from bot.events import Candle, SubmitOrder
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.live import open_exchange_executor
 from bot.secrets import Credentials
-from bot.store import ResumeState
+from bot.store.trade_store import ResumeState
 
 D = Decimal
 KEY, SECRET = "stub-key-0123456789", "stub-secret-abcdef"

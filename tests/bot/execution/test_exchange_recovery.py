@@ -10,7 +10,7 @@ from stubkit import BTC, ETH, T0, D, H, candle, make_stub, marked, open_executor
 from bot.events import OrderFilled, SubmitOrder
 from bot.execution.exchange import ExchangeExecutor
 from bot.reporting.run_report import load_report
-from bot.store import BarRecord, TradeStore
+from bot.store.trade_store import BarRecord, TradeStore
 
 RUN = "live-test"
 PRICES = {BTC: "40000", ETH: "2000"}

@@ -16,7 +16,7 @@ from bot.events import OrderFilled, SubmitOrder
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.orders import client_order_id
 from bot.reporting.run_report import load_report
-from bot.store import BarRecord, TradeStore
+from bot.store.trade_store import BarRecord, TradeStore
 
 RUN = "live-test"
 PRICES = {BTC: "40000", ETH: "2000"}

@@ -4,7 +4,7 @@
 
 A backtest decides bars far faster than a live feed delivers them, and writing its log is a large part
 of its time; on one thread the engine waits for every commit.  :class:`BarWriter` stands in for the
-:class:`~bot.store.TradeStore` the engine writes bars to: ``write_bars`` turns the records into plain
+:class:`~bot.store.trade_store.TradeStore` the engine writes bars to: ``write_bars`` turns the records into plain
 rows (:func:`~bot.store_rows.bar_rows`: strings, numbers and None, so a batch serialises fast) and hands
 them to a child process that commits them with the same ``TradeStore.write_rows`` transaction a direct
 write uses — the same rows, the same "a bar is written whole or not at all", the same file.
@@ -36,8 +36,8 @@ from pathlib import Path
 
 import bot
 from bot.errors import DataError
-from bot.store import TradeStore
-from bot.store_rows import BarRecord, BarRows, bar_rows, check_unique_bars
+from bot.store.rows import BarRecord, BarRows, bar_rows, check_unique_bars
+from bot.store.trade_store import TradeStore
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +55,13 @@ class BarWriter:
         self.sent = 0      # bars handed to the child
 
     async def start(self) -> BarWriter:
-        # A fresh interpreter (``python -m bot.bar_writer``), not multiprocessing: a fork would copy this
+        # A fresh interpreter (``python -m bot.store.writer``), not multiprocessing: a fork would copy this
         # process's event loop and threads, and a spawn re-imports the caller's main script.
         ours, theirs = socket.socketpair()
         root = str(Path(bot.__file__).resolve().parents[1])   # the child imports this very code
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         try:
-            self._process = subprocess.Popen([sys.executable, "-m", "bot.bar_writer", str(self.store.path),
+            self._process = subprocess.Popen([sys.executable, "-m", "bot.store.writer", str(self.store.path),
                                               str(theirs.fileno())], pass_fds=(theirs.fileno(),), env=env)
         finally:
             theirs.close()

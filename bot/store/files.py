@@ -1,6 +1,6 @@
 """Is a file a trade log this code may open, read or create?  Checked before anything is written to it.
 
-The store (:meth:`bot.store.TradeStore.open`), ``bot run``, ``bot demo`` and ``bot backtest`` check a log
+The store (:meth:`bot.store.trade_store.TradeStore.open`), ``bot run``, ``bot demo`` and ``bot backtest`` check a log
 before the model, the exchange and the feed start; ``bot report``, ``bot status`` and the dashboard check
 the schema version of what they read.
 """
@@ -13,7 +13,7 @@ from contextlib import closing
 from pathlib import Path
 
 from bot.errors import DataError
-from bot.schema import SCHEMA_VERSION
+from bot.store.schema import SCHEMA_VERSION
 
 # Versions the read-only tools (report, status) read as they are; the store migrates them on open.
 READABLE_VERSIONS = (1, 2, SCHEMA_VERSION)

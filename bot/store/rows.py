@@ -3,7 +3,7 @@
     BarRecord (what happened at one bar) ──► bar_rows ──► BarRows (plain values per statement) ──► TradeStore
 
 The rows are plain strings, numbers and None, so a batch crosses to the writer process
-(:mod:`bot.bar_writer`) cheaply; :class:`~bot.store.TradeStore` runs :data:`INSERTS` and
+(:mod:`bot.store.writer`) cheaply; :class:`~bot.store.trade_store.TradeStore` runs :data:`INSERTS` and
 :data:`STATUS_UPDATES` over them in one transaction.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, Side, SubmitOrder, VarMeasured
 from bot.rejections import RejectionCount
-from bot.schema import (
+from bot.store.schema import (
     INSERT_CANDLE,
     INSERT_DECISION,
     INSERT_DELEVERAGE,

@@ -30,16 +30,8 @@ from bot.config import config_changes
 from bot.errors import DataError
 from bot.events import Side, SubmitOrder
 from bot.rejections import RejectionCount
-from bot.schema import (
-    COMMANDS_DDL,
-    MARK_COMMAND_TAKEN,
-    MIGRATE_1_TO_2,
-    MIGRATE_2_TO_3,
-    PENDING_COMMANDS,
-    SCHEMA,
-    SCHEMA_VERSION,
-)
-from bot.store_rows import (
+from bot.store.files import check_schema_version, check_trade_log_file
+from bot.store.rows import (
     FORECAST_COLUMNS,
     INSERTS,
     STATUS_UPDATES,
@@ -51,7 +43,15 @@ from bot.store_rows import (
     forecast_from_row,
     rejection_row,
 )
-from bot.tradelog_file import check_schema_version, check_trade_log_file
+from bot.store.schema import (
+    COMMANDS_DDL,
+    MARK_COMMAND_TAKEN,
+    MIGRATE_1_TO_2,
+    MIGRATE_2_TO_3,
+    PENDING_COMMANDS,
+    SCHEMA,
+    SCHEMA_VERSION,
+)
 from risk.events import RiskStateLogged
 from strategies.events import Forecast
 
