@@ -30,6 +30,7 @@ from pathlib import Path
 from bot.config import TIMEFRAMES_MS
 from bot.errors import DataError
 from bot.reporting.run_report import _connect_read_only, begin_run_snapshot
+from bot.timefmt import format_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,21 +348,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _time(ms: int | None) -> str:
     return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def format_duration(ms: int) -> str:
-    """``3d 4h``, ``2h 5m``, ``4m 10s``, ``12s``; negative (a clock behind the log) reads as ``-12s``."""
-    sign, secs = ("-" if ms < 0 else ""), abs(ms) // 1000
-    d, rem = divmod(secs, 86_400)
-    h, rem = divmod(rem, 3_600)
-    m, sec = divmod(rem, 60)
-    if d:
-        return f"{sign}{d}d {h}h"
-    if h:
-        return f"{sign}{h}h {m}m"
-    if m:
-        return f"{sign}{m}m {sec}s"
-    return f"{sign}{sec}s"
 
 
 def _money(d: Decimal) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import quote
 
-from bot.status import format_duration
+from bot.timefmt import format_duration
 
 Cell = str | tuple[str, object]    # text, or (text, sort key)
 
@@ -79,8 +79,8 @@ def chart(url: str, label: str, tall: bool = False) -> str:
             f'data-figure="{esc(url)}"></div>')
 
 
-PAGES = (("overview", "Overview"), ("symbols", "Symbols"), ("trades", "Trades"), ("risk", "Risk"),
-         ("forecasts", "Forecast quality"), ("health", "Health"))
+PAGES = (("overview", "Overview"), ("tearsheet", "Tearsheet"), ("symbols", "Symbols"), ("trades", "Trades"),
+         ("risk", "Risk"), ("forecasts", "Forecast quality"), ("health", "Health"))
 
 
 def run_url(run_id: str, page: str = "") -> str:
