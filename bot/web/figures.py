@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from bot.analytics.tearsheet import MS_PER_DAY, daily_exposure
+from bot.numfmt import bps, sig
 from bot.reporting.review import Review
 from bot.reporting.tearsheet import Tearsheet
 from bot.web.data import BandRow, CandleRow, finite
@@ -29,7 +30,8 @@ def iso(ms: int) -> str:
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
     # The legend sits under the x axis, inside the bottom margin (outside it, it would cover what follows).
-    base: dict[str, Any] = {"title": {"text": title, "font": {"size": 14}},
+    # The title on the left: the right of the top margin holds plotly's tool bar (and a figure's buttons).
+    base: dict[str, Any] = {"title": {"text": title, "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
                             "margin": {"l": 60, "r": 20, "t": 40, "b": 90}, "height": 360,
                             "legend": {"orientation": "h", "y": -0.18, "yanchor": "top"}, "hovermode": "x unified",
                             "template": "plotly_white"}
@@ -51,11 +53,11 @@ def equity_figure(r: Review) -> Figure:
         held = "+".join(s.split("/")[0] for s in r.bench_symbols)
         data.append({"type": "scatter", "mode": "lines", "name": f"buy & hold {held}", "x": x,
                      "y": _floats(r.bench_curve), "line": {"color": _GREY, "dash": "dot"}})
-    layout = _layout("Equity vs buy & hold (quote asset)")
+    layout = _layout("Equity vs buy & hold (quote asset)", margin={"l": 60, "r": 20, "t": 64, "b": 90})
     layout["yaxis"] = {"type": "linear", "tickformat": ",.2f"}
     layout["updatemenus"] = [{
         "type": "buttons", "direction": "right", "showactive": True, "active": 0, "x": 1, "xanchor": "right",
-        "y": 1.14, "yanchor": "bottom", "pad": {"r": 0, "t": 0}, "font": {"size": 11},
+        "y": 1.01, "yanchor": "bottom", "pad": {"r": 0, "t": 0, "b": 0}, "font": {"size": 11},
         "buttons": [{"label": "linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
                     {"label": "log scale", "method": "relayout", "args": [{"yaxis.type": "log"}]}]}]
     return {"data": data, "layout": layout}
@@ -117,7 +119,8 @@ def symbol_figure(symbol: str, candles: Sequence[CandleRow], band: Sequence[Band
     data.append({"type": "scatter", "mode": "markers", "name": "forecast (decision on hover)", "x": x,
                  "y": [finite(closes[b.bar_ms] * math.exp(b.mu)) for b in rows],
                  "marker": {"size": 4, "color": _BLUE},
-                 "text": [f"mu {b.mu:+.5f} sigma {b.sigma:.5f}<br>{b.action}: {_wrap(b.reason)}" for b in rows],
+                 "text": [f"μ {bps(b.mu)}, σ {bps(b.sigma, sign=False)}<br>{b.action}: {_wrap(b.reason)}"
+                          for b in rows],
                  "hovertemplate": "%{text}<extra></extra>"})
     for side, symbol_shape, color in (("buy", "triangle-up", _UP), ("sell", "triangle-down", _DOWN)):
         mine = [f for f in fills if f[1] == side]
@@ -125,7 +128,7 @@ def symbol_figure(symbol: str, candles: Sequence[CandleRow], band: Sequence[Band
             data.append({"type": "scatter", "mode": "markers", "name": f"{side} fills", "x": [iso(f[0]) for f in mine],
                          "y": [f[3] for f in mine], "marker": {"symbol": symbol_shape, "size": 11, "color": color,
                                                                "line": {"width": 1, "color": "#000"}},
-                         "text": [f"{side} {f[2]:g} @ {f[3]:g} ({f[4]})" for f in mine],
+                         "text": [f"{side} {sig(f[2])} @ {sig(f[3])} ({f[4]})" for f in mine],
                          "hovertemplate": "%{text}<extra></extra>"})
     layout = _layout(f"{symbol}: candles, fills, forecast bands (68 %, 95 %)", height=560, hovermode="closest")
     layout["xaxis"] = {"rangeslider": {"visible": False}}
@@ -237,12 +240,13 @@ def rolling_volatility_figure(t: Tearsheet) -> Figure:
 
 def returns_figure(t: Tearsheet) -> Figure:
     """Histograms of the bar returns and of the UTC-day returns (buttons switch); plotly.js bins them."""
-    layout = _layout("Return distribution (%)", height=320, hovermode="closest", bargap=0.05)
+    layout = _layout("Return distribution (%)", height=320, hovermode="closest", bargap=0.05,
+                     margin={"l": 60, "r": 20, "t": 64, "b": 60})
     layout["xaxis"] = {"title": {"text": "return (%)"}}
     layout["yaxis"] = {"title": {"text": "count"}}
     layout["updatemenus"] = [{
         "type": "buttons", "direction": "right", "showactive": True, "active": 0, "x": 1, "xanchor": "right",
-        "y": 1.14, "yanchor": "bottom", "pad": {"r": 0, "t": 0}, "font": {"size": 11},
+        "y": 1.01, "yanchor": "bottom", "pad": {"r": 0, "t": 0, "b": 0}, "font": {"size": 11},
         "buttons": [{"label": "per bar", "method": "restyle", "args": [{"visible": [True, False]}]},
                     {"label": "per day", "method": "restyle", "args": [{"visible": [False, True]}]}]}]
     return {"data": [{"type": "histogram", "name": f"per bar ({t.returns.size:,})", "x": _floats(t.returns * 100),
@@ -264,5 +268,6 @@ def monthly_figure(r: Review) -> Figure:
     layout["yaxis"] = {"type": "category", "autorange": "reversed"}
     return {"data": [{"type": "heatmap", "x": months, "y": [str(y) for y in years], "z": z, "text": text,
                       "texttemplate": "%{text}", "hovertemplate": "%{y} %{x}: %{text}<extra></extra>",
-                      "colorscale": "RdYlGn", "zmid": 0, "showscale": False, "xgap": 2, "ygap": 2}],
+                      "colorscale": [[0, _DOWN], [0.5, "#ffffbf"], [1, _UP]], "zmid": 0, "showscale": False,
+                      "xgap": 2, "ygap": 2}],
             "layout": layout}

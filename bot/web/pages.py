@@ -9,6 +9,7 @@ import numpy as np
 
 from bot.analytics.gate import refusal_kind, refused_total
 from bot.analytics.trades import RoundTrip
+from bot.numfmt import bps
 from bot.reporting.review import _PERF_ROWS, Review, skill_summary
 from bot.reporting.tearsheet import Tearsheet
 from bot.status import Status
@@ -177,8 +178,8 @@ def trades_page(run_id: str, r: Review, orders: list[OrderRow], kind: str | None
               (utc(t.close_ms), t.close_ms or 0) if t.close_ms else ("open", 2**62),
               (duration((t.close_ms or r.log.report.end_ms or t.open_ms) - t.open_ms),
                (t.close_ms or r.log.report.end_ms or t.open_ms) - t.open_ms),
-              (num(t.qty), float(t.qty)), (num(t.entry_price, ",.6g"), float(t.entry_price)),
-              ("-" if t.exit_price is None else num(t.exit_price, ",.6g"), float(t.exit_price or 0)),
+              (num(t.qty), float(t.qty)), (num(t.entry_price), float(t.entry_price)),
+              ("-" if t.exit_price is None else num(t.exit_price), float(t.exit_price or 0)),
               (money(t.fees), float(t.fees)), (money(t.funding), float(t.funding)), (money(t.pnl), float(t.pnl)),
               "liquidated" if t.liquidated else ""] for t in r.trips]
     stats = [[name, str(st.trips), pct(st.win_rate, ".1%"), num(st.profit_factor, ".2f"),
@@ -285,9 +286,10 @@ def forecasts_page(run_id: str, r: Review, s: Status) -> str:
                         "against the next bar's log return)", table_id="quality")
     skill = [[m, sym, f"{n:,}", pct(share, ".1%"), f"{last:.3f}", "; ".join(alarms) or "none"]
              for m, sym, n, share, last, alarms in skill_summary(r.log)]
-    now = [[k.symbol, k.model, utc(k.bar_ms), f"{k.skill:.3f}", num(k.mu_raw, "+.6f"), num(k.mu, "+.6f"),
+    now = [[k.symbol, k.model, utc(k.bar_ms), f"{k.skill:.3f}", bps(k.mu_raw), bps(k.mu),
             k.alarm or "none"] for k in s.skill]
-    buckets = [[f"{b.lo:.5f}", f"{b.hi:.5f}", str(b.forecasts), str(b.held), f"{b.mean_y_abs:.5f}", money(b.pnl)]
+    buckets = [[bps(b.lo, sign=False), bps(b.hi, sign=False), str(b.forecasts), str(b.held),
+                bps(b.mean_y_abs, sign=False), money(b.pnl)]
                for b in r.buckets]
     total = refused_total(r.gate)
     gate = [[g.kind, f"{g.signals:,}", pct(g.hit_rate, ".1%"), f"{g.mean_bps:+.2f}", money(g.would_earn),
@@ -331,8 +333,8 @@ def health_page(run_id: str, s: Status, rejections: list[tuple[int, str, str, in
                 duration((o.ended_ms or s.now_ms) - o.started_ms), utc(o.last_bar_ms), o.reason,
                 "yes" if o.flattened else ""] for o in s.outages[::-1]]
     rej = [[str(n), src, why, (f"{c:,}", c), utc(t), ex] for n, src, why, c, t, ex in rejections[::-1]]
-    positions = [[p.symbol, num(p.qty), num(p.avg_price, ",.6g"), num(p.mark, ",.6g"), money(p.margin),
-                  "-" if p.liq_price is None else num(p.liq_price, ",.6g")] for p in s.positions]
+    positions = [[p.symbol, num(p.qty), num(p.avg_price), num(p.mark), money(p.margin),
+                  "-" if p.liq_price is None else num(p.liq_price)] for p in s.positions]
     orders = [[o.order_id, o.symbol, utc(o.bar_ms), o.side, num(o.qty)] for o in s.orders]
     return "".join([
         table(("", "now"), facts, caption=f"Run {run_id} as of {utc(s.now_ms)}", table_id="health"),
@@ -344,6 +346,8 @@ def health_page(run_id: str, s: Status, rejections: list[tuple[int, str, str, in
               caption="Feed outages and skipped bars", table_id="outages"),
         table(("session", "source", "reason", "count", "last", "example"), rej, sortable=True, table_id="rejections",
               caption="Rejections by reason (market data refused, orders the exchange refused)"),
-        "<p class=sub>Feed latency (kline to commit) is measured in the daemon and printed at its end; the trade "
-        "log does not keep it.</p>",
+        "<p class=sub>Feed latency (a bar's close to its decision and commit): not shown. The daemon measures it "
+        "(<code>bot demo</code> prints p50 and p99 at its end), but the trade log keeps no wall-clock time per bar "
+        "— candles hold the exchange's close time only, and no table records when a bar was received or "
+        "committed — so it cannot be read back here without a new column.</p>",
     ])

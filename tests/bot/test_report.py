@@ -115,7 +115,7 @@ async def test_report_of_a_hand_made_run(tmp_path: Path) -> None:
     assert "10,000.00 -> 10,039.41" in text
     assert "+0.39%" in text
     assert "-0.40%  peak 10,009.80 at 2024-01-01 01:00 UTC, trough 9,969.41 at 2024-01-01 03:00 UTC" in text
-    assert "sum(PnL) 39.41 = 10039.41 - 10000 = 39.41" in text
+    assert "sum(PnL) 39.41 = 10,039.41 - 10,000.00 = 39.41 (to the last unit)" in text
     assert "FAIL" not in text
     btc_line = next(line for line in text.splitlines() if line.startswith(BTC))
     # Symbol, fills, liquidations, fees, funding, final qty, mark, PnL.
