@@ -29,7 +29,9 @@ OVERFLOW = """const out = [];
 const page = document.documentElement.clientWidth;
 for (const el of document.querySelectorAll('table, .chart, pre')) {
   const r = el.getBoundingClientRect();
-  if (r.right > page + 1 || el.scrollWidth > el.clientWidth + 1) out.push((el.id || el.className || el.tagName) +
+  // A chart's plot is as wide as its box, border included: only a chart past the page's edge counts.
+  const inner = el.classList.contains('chart') ? false : el.scrollWidth > el.clientWidth + 1;
+  if (r.right > page + 1 || inner) out.push((el.id || el.className || el.tagName) +
       ' ' + Math.round(r.width) + ' px');
 }
 return out;"""
