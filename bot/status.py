@@ -29,7 +29,9 @@ from pathlib import Path
 
 from bot.config import TIMEFRAMES_MS
 from bot.errors import DataError
+from bot.numfmt import bps, money, sig
 from bot.reporting.run_report import _connect_read_only, begin_run_snapshot
+from bot.timefmt import format_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,14 +269,14 @@ def _bar_lines(s: Status) -> list[str]:
              f"Equity      {_money(s.equity)}  cash {_money(s.cash)}", ""]
     if s.positions:
         header = ("Position", "Qty", "Avg price", "Mark", "Margin", "Liq price")
-        rows = [(p.symbol, _num(p.qty), _price(p.avg_price), _price(p.mark), _money(p.margin),
-                 "-" if p.liq_price is None else _price(p.liq_price)) for p in s.positions]
+        rows = [(p.symbol, sig(p.qty), sig(p.avg_price), sig(p.mark), _money(p.margin), sig(p.liq_price))
+                for p in s.positions]
         lines += _table(header, rows) + [""]
     else:
         lines += ["Positions   none (flat)", ""]
     if s.orders:
         header = ("Open order", "Symbol", "Decided at", "Side", "Qty", "Leverage")
-        rows = [(o.order_id, o.symbol, _time(o.bar_ms), o.side, _num(o.qty), _num(o.leverage)) for o in s.orders]
+        rows = [(o.order_id, o.symbol, _time(o.bar_ms), o.side, sig(o.qty), sig(o.leverage)) for o in s.orders]
         lines += _table(header, rows) + [""]
     else:
         lines += ["Orders      none open", ""]
@@ -293,7 +295,7 @@ def _skill_lines(s: Status) -> list[str]:
     if not s.skill:
         return []
     header = ("Skill", "Model", "Scale", "Model mu", "Traded mu", "Alarm")
-    rows = [(k.symbol, k.model, f"{k.skill:.3f}", f"{k.mu_raw:+.6f}", f"{k.mu:+.6f}", k.alarm or "none")
+    rows = [(k.symbol, k.model, f"{k.skill:.3f}", bps(k.mu_raw), bps(k.mu), k.alarm or "none")
             for k in s.skill]
     alarms = sum(1 for k in s.skill if k.alarm)
     note = (f"  {alarms} SKILL ALARM(S): no new exposure from the model on those symbols until skill is shown "
@@ -349,39 +351,8 @@ def _time(ms: int | None) -> str:
     return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def format_duration(ms: int) -> str:
-    """``3d 4h``, ``2h 5m``, ``4m 10s``, ``12s``; negative (a clock behind the log) reads as ``-12s``."""
-    sign, secs = ("-" if ms < 0 else ""), abs(ms) // 1000
-    d, rem = divmod(secs, 86_400)
-    h, rem = divmod(rem, 3_600)
-    m, sec = divmod(rem, 60)
-    if d:
-        return f"{sign}{d}d {h}h"
-    if h:
-        return f"{sign}{h}h {m}m"
-    if m:
-        return f"{sign}{m}m {sec}s"
-    return f"{sign}{sec}s"
-
-
 def _money(d: Decimal) -> str:
-    return f"{d:,.2f}"
-
-
-def _price(d: Decimal) -> str:
-    """A price to 8 decimal places at most (a liquidation price is a long quotient)."""
-    exponent = d.as_tuple().exponent
-    return _num(d.quantize(_PRICE_STEP) if isinstance(exponent, int) and exponent < -8 else d)
-
-
-_PRICE_STEP = Decimal("1e-8")
-
-
-def _num(d: Decimal) -> str:
-    text = f"{d:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("0", "-0") else text
+    return money(d)
 
 
 __all__ = ["Status", "OpenPosition", "OpenOrder", "TradingStateNow", "Outage", "Session", "Rejection",

@@ -26,4 +26,19 @@ def utc_span(start_ms: int, end_ms: int) -> str:
     return f"{utc_minute(start_ms)[:-4]} .. {utc_minute(end_ms)}"
 
 
-__all__ = ["utc_minute", "utc_day", "utc_span"]
+def format_duration(ms: int) -> str:
+    """``3d 4h``, ``2h 5m``, ``4m 10s``, ``12s``; negative (a clock behind the log) reads as ``-12s``."""
+    sign, secs = ("-" if ms < 0 else ""), abs(ms) // 1000
+    d, rem = divmod(secs, 86_400)
+    h, rem = divmod(rem, 3_600)
+    m, sec = divmod(rem, 60)
+    if d:
+        return f"{sign}{d}d {h}h"
+    if h:
+        return f"{sign}{h}h {m}m"
+    if m:
+        return f"{sign}{m}m {sec}s"
+    return f"{sign}{sec}s"
+
+
+__all__ = ["utc_minute", "utc_day", "utc_span", "format_duration"]

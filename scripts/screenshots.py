@@ -1,4 +1,5 @@
-"""Save a 1400-px-wide screenshot of each dashboard page: ``python scripts/screenshots.py OUT_DIR [--db PATH]``.
+"""Save a 1400-px-wide screenshot of each dashboard page and of ``bot report --html``'s file:
+``python scripts/screenshots.py OUT_DIR [--db PATH]``.
 
 Without ``--db`` it makes a demo trade log first (the real daemon against the replay exchange, cost-blind gate so
 there are fills).  It serves the dashboard on a free loopback port and drives Debian's headless chromium through
@@ -19,10 +20,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-PAGES = ("overview", "symbols", "trades", "risk", "forecasts", "health")
+PAGES = ("overview", "tearsheet", "symbols", "trades", "risk", "forecasts", "health")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
          "--hide-scrollbars")
+# Tables or charts wider than the page (cut off, or behind a scrollbar at this width).
+OVERFLOW = """const out = [];
+const page = document.documentElement.clientWidth;
+for (const el of document.querySelectorAll('table, .chart, pre')) {
+  const r = el.getBoundingClientRect();
+  // A chart's plot is as wide as its box, border included: only a chart past the page's edge counts.
+  const inner = el.classList.contains('chart') ? false : el.scrollWidth > el.clientWidth + 1;
+  if (r.right > page + 1 || inner) out.push((el.id || el.className || el.tagName) +
+      ' ' + Math.round(r.width) + ' px');
+}
+return out;"""
 DRAWN = """const c = Array.from(document.querySelectorAll('[data-figure]'));
 return document.readyState === 'complete' && c.every(el => el.data && el.querySelector('.main-svg'));"""
 
@@ -84,20 +96,28 @@ def main() -> int:
     for flag in (*FLAGS, f"--user-data-dir={work / 'profile'}", f"--window-size={args.width},1000"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or "chromedriver"))
+    from bot.web.report import write_report
+
+    report = write_report(db, run, work / "report.html")
+    shots = [("runs", url + "/")] + [(page, f"{url}/runs/{run}/{page}") for page in PAGES]
+    shots.append(("report", report.as_uri()))
     try:
-        for name, path in [("runs", "/")] + [(page, f"/runs/{run}/{page}") for page in PAGES]:
+        for name, address in shots:
             driver.set_window_size(args.width, 1000)
-            driver.get(url + path)
+            driver.get(address)
             deadline = time.monotonic() + 60
             while not driver.execute_script(DRAWN) and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(0.5)   # plotly's transitions
-            height = min(int(driver.execute_script("return document.documentElement.scrollHeight")), 6000)
+            # The report file holds every page: it gets a taller cap than one page.
+            cap = 24000 if name == "report" else 6000
+            height = min(int(driver.execute_script("return document.documentElement.scrollHeight")), cap)
             driver.set_window_size(args.width, height)
             time.sleep(0.5)
             target = args.out / f"{name}.png"
             driver.save_screenshot(str(target))
-            print(target)
+            wide = driver.execute_script(OVERFLOW)
+            print(target, f"(wider than {args.width} px: {', '.join(wide)})" if wide else "")
     finally:
         driver.quit()
         server.should_exit = True

@@ -174,7 +174,7 @@ def cmd_replay_server(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bot.reporting.command import run
+    from bot.cli.report import run
 
     if not Path(args.db).exists():
         raise DataError(f"no trade log at {args.db}")
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_replay_server)
 
     rep = sub.add_parser("report", help="review a trade log: performance, trades, forecast quality, the gate")
-    from bot.reporting.command import add_arguments
+    from bot.cli.report import add_arguments
 
     add_arguments(rep)
     rep.set_defaults(func=cmd_report)

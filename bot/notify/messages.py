@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from bot.events import OrderFilled
+from bot.numfmt import sig
 from bot.timefmt import utc_day, utc_minute
 from strategies.events import Forecast
 
@@ -61,7 +62,7 @@ def qty_text(value: Decimal) -> str:
 
 def fill_line(f: OrderFilled) -> str:
     what = "" if f.reason == "signal" else f" ({f.reason})"
-    return f"{f.side.value} {qty_text(f.qty)} {f.symbol} at {f.price:,.6g} fee {money(f.fee, 4)}{what}"
+    return f"{f.side.value} {qty_text(f.qty)} {f.symbol} at {sig(f.price)} fee {money(f.fee, 4)}{what}"
 
 
 def fill_data(f: OrderFilled) -> dict[str, Any]:

@@ -1,7 +1,4 @@
-"""Write the review out: one self-contained HTML page, the equity/drawdown PNG, CSV exports.
-
-The HTML page has no external reference: the figures are PNGs inlined as ``data:`` URIs and the
-style is an inline ``<style>`` block, so the file can be mailed or archived alone.
+"""Write the review out: the equity/drawdown PNG and CSV exports (the HTML file: :mod:`bot.web.report`).
 
 ``--csv PATH`` writes one row per fill to PATH (the stored exact decimal strings) and one row per
 round trip beside it, at ``PATH`` with ``-round-trips`` before the suffix.
@@ -9,24 +6,17 @@ round trip beside it, at ``PATH`` with ``-round-trips`` before the suffix.
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 from datetime import UTC, datetime
 from decimal import localcontext
 from pathlib import Path
 
-from bot.reporting.review import Review, format_full
+from bot.reporting.review import Review
 
 FILL_COLUMNS = ("run_id", "order_id", "trade_id", "symbol", "decision_bar_ms", "bar_ms", "time_utc", "side", "qty",
                 "price", "fee", "notional", "reason")
 TRIP_COLUMNS = ("symbol", "direction", "open_ms", "open_utc", "close_ms", "close_utc", "qty", "entry_price",
                 "exit_price", "fees", "funding", "pnl", "fills", "liquidated")
-
-_STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-          "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}"
-          "img{max-width:100%;display:block;margin:0.5em 0 2em}")
-
 
 def _utc(ms: int | None) -> str:
     return "" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
@@ -38,26 +28,6 @@ def write_png(review: Review, path: str | Path) -> Path:
 
     out = Path(path)
     out.write_bytes(png_bytes(equity_drawdown(review)))
-    return out
-
-
-def write_html(review: Review, path: str | Path) -> Path:
-    """The text report and every figure in one HTML file."""
-    from bot.reporting.figures import ALL, png_bytes
-
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-             f"<title>sigma-bot report: {html.escape(review.log.report.run_id)}</title>"
-             f"<style>{_STYLE}</style></head><body>",
-             f"<h1>sigma-bot report: run {html.escape(review.log.report.run_id)}</h1>",
-             f"<pre>{html.escape(format_full(review))}</pre>"]
-    if review.perf is not None:
-        for title, draw in ALL:
-            data = base64.b64encode(png_bytes(draw(review))).decode("ascii")
-            parts.append(f"<h2>{html.escape(title)}</h2><img alt=\"{html.escape(title)}\" "
-                         f"src=\"data:image/png;base64,{data}\">")
-    parts.append("</body></html>\n")
-    out = Path(path)
-    out.write_text("\n".join(parts), encoding="utf-8")
     return out
 
 

@@ -32,6 +32,7 @@ from bot.analytics.performance import (
     time_in_market,
 )
 from bot.analytics.trades import RoundTrip, TradeFill, TradeStats, round_trips, trade_stats, traded_notional
+from bot.numfmt import bps
 from bot.reporting.run_report import format_report
 from bot.reporting.tradelog import TradeLog
 
@@ -261,8 +262,9 @@ def _forecast_lines(r: Review) -> list[str]:
         + " ".join(f"{lvl:.2f}:{obs:.2f}" for lvl, obs in q.reliability[1::2]),
         "  PIT histogram (tenths; 0.10 each when calibrated) " + " ".join(f"{h:.2f}" for h in q.pit_histogram),
         "", "PnL by sigma bucket (quintiles of sigma at decision; positions held over the next bar, before costs)"]
-    rows = [("sigma from", "to", "forecasts", "held", "mean |return|", "PnL")]
-    rows += [(f"{b.lo:.5f}", f"{b.hi:.5f}", f"{b.forecasts}", f"{b.held}", f"{b.mean_y_abs:.5f}", f"{b.pnl:,.2f}")
+    rows: list[tuple[str, ...]] = [("sigma from", "to", "forecasts", "held", "mean |return|", "PnL")]
+    rows += [(bps(b.lo, sign=False), bps(b.hi, sign=False), f"{b.forecasts}", f"{b.held}",
+              bps(b.mean_y_abs, sign=False), f"{b.pnl:,.2f}")
              for b in r.buckets]
     return lines + _table(rows)
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bot.errors import DataError
+from bot.numfmt import money, sig
 from bot.store.files import READABLE_VERSIONS, check_schema_version
 
 # Sums of exact decimal strings stay exact well beyond the default 28 digits.
@@ -182,12 +183,22 @@ def reconciliation(symbols: Sequence[SymbolPnl], equity_start: Decimal, equity_e
              for s in symbols if s.final_qty != s.net_qty]
     return (
         Check("per-symbol PnL sums to the equity change", pnl == change,
-              f"sum(PnL) {pnl} {'=' if pnl == change else '!='} {equity_end} - {equity_start} = {change}"),
+              f"sum(PnL) {money(pnl)} {'=' if pnl == change else '!='} {money(equity_end)} - {money(equity_start)} "
+              f"= {money(change)} {_exactly(pnl, change)}"),
         Check("last bar: equity = cash + sum(qty * mark)", marked == equity_end,
-              f"{cash_end} + positions = {marked} {'=' if marked == equity_end else '!='} equity {equity_end}"),
+              f"{money(cash_end)} + positions = {money(marked)} {'=' if marked == equity_end else '!='} equity "
+              f"{money(equity_end)} {_exactly(marked, equity_end)}"),
         Check("positions equal the net filled quantities", not stray,
               "; ".join(stray) or f"{len(symbols)} symbol(s) agree"),
     )
+
+
+def _exactly(a: Decimal, b: Decimal) -> str:
+    """Shown to the cent; the check itself compares every digit, so say which way it went."""
+    if a == b:
+        return "(to the last unit)"
+    with localcontext(prec=_PRECISION):
+        return f"(off by {a - b})"
 
 
 def plausibility_check(equity: Sequence[tuple[int, Decimal]],
@@ -383,8 +394,8 @@ def format_report(report: Report) -> str:
         "",
     ]
     header = ("Symbol", "Fills", "Liq", "Fees", "Funding", "Final qty", "Mark", "PnL")
-    rows = [(s.symbol, f"{s.fills:,}", f"{s.liquidations:,}", _money(s.fees), _money(s.funding), _qty(s.final_qty),
-             "-" if s.final_mark is None else _qty(s.final_mark), _money(s.pnl)) for s in r.symbols]
+    rows = [(s.symbol, f"{s.fills:,}", f"{s.liquidations:,}", _money(s.fees), _money(s.funding), sig(s.final_qty),
+             sig(s.final_mark), _money(s.pnl)) for s in r.symbols]
     rows.append(("Total", f"{r.trades:,}", f"{r.liquidations:,}", _money(r.fees), _money(r.funding), "", "",
                  _money(r.pnl)))
     lines += _table(header, rows)
@@ -414,14 +425,7 @@ def _time(ms: int | None) -> str:
 
 
 def _money(d: Decimal) -> str:
-    return f"{d:,.2f}"
-
-
-def _qty(d: Decimal) -> str:
-    text = f"{d:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("0", "-0") else text
+    return money(d)
 
 
 def _pct(d: Decimal | None, sign: bool = True) -> str:

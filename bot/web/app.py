@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field
 
 from bot.analytics.gate import refusal_kind
 from bot.errors import DataError
-from bot.web import figures, pages
+from bot.reporting.tearsheet import build_tearsheet
+from bot.web import charts, pages
 from bot.web.commands import COMMANDS, NOTE_MAX, NoCommandsTable, submit_command
 from bot.web.data import TradeLogReader, finite
 from bot.web.html import PAGES, esc, run_url, shell, utc
@@ -119,6 +120,10 @@ def create_app(db_path: str | Path, token: str | None = None, poll_s: float = 1.
         status = reader.status(run_id)
         if page == "overview":
             body = pages.overview_page(run_id, reader.review(run_id), status)
+        elif page == "tearsheet":
+            review = reader.review(run_id)
+            body = pages.tearsheet_page(run_id, review, build_tearsheet(review),
+                                        run_url(run_id, "trades") + "#round-trips")
         elif page == "symbols":
             syms = reader.symbols(run_id)
             body = pages.symbols_page(run_id, syms, symbol if symbol in syms else (syms[0] if syms else None))
@@ -297,7 +302,12 @@ def create_app(db_path: str | Path, token: str | None = None, poll_s: float = 1.
     @app.get("/api/runs/{run_id}/figures/{name}", tags=["figures"])
     def api_figure(run_id: Run, name: str, symbol: str | None = None) -> dict[str, Any]:
         """A chart of the dashboard as a Plotly figure (``data`` and ``layout``)."""
-        return _figure(reader, run_id, name, symbol)
+        try:
+            return charts.figure(reader, run_id, name, symbol)
+        except charts.UnknownFigure as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except charts.MissingSymbol as exc:
+            raise HTTPException(422, str(exc)) from exc
 
     # -- live updates -----------------------------------------------------------------------------------
 
@@ -341,30 +351,6 @@ def _events_url(run_id: str) -> str:
     from urllib.parse import quote
 
     return f"/api/runs/{quote(run_id, safe='')}/events"
-
-
-def _figure(reader: TradeLogReader, run_id: str, name: str, symbol: str | None) -> dict[str, Any]:
-    if name == "symbol":
-        if not symbol:
-            raise HTTPException(422, "the symbol figure needs ?symbol=")
-        candles, band = reader.candles(run_id, symbol)
-        r = reader.review(run_id)
-        fills = [(f.bar_ms, f.side, float(f.qty), float(f.price), f.reason) for f in r.log.fills if f.symbol == symbol]
-        return figures.symbol_figure(symbol, candles, band, fills, r.log.timeframe_ms)
-    if name in ("var", "state"):
-        if name == "state":
-            return figures.state_figure(reader.state_series(run_id))
-        cfg = reader.config(run_id).get("risk", {}).get("var", {})
-        budgets = {h: float(cfg[k]) for h, k in ((1, "budget_1"), (24, "budget_24")) if k in cfg}
-        equity = {b: float(e) for b, _, e in reader.review(run_id).log.equity}
-        return figures.var_figure(reader.var(run_id), equity, budgets)
-    builders = {"equity": figures.equity_figure, "drawdown": figures.drawdown_figure,
-                "exposure": figures.exposure_figure, "reliability": figures.reliability_figure,
-                "pit": figures.pit_figure, "rolling-nll": figures.rolling_nll_figure,
-                "coverage": figures.coverage_figure}
-    if name not in builders:
-        raise HTTPException(404, f"no figure {name!r}; figures: {', '.join([*builders, 'symbol', 'var', 'state'])}")
-    return builders[name](reader.review(run_id))
 
 
 def _dec(d: Decimal | None) -> str | None:

@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from bot.analytics.tearsheet import MS_PER_DAY, daily_exposure
+from bot.numfmt import bps, sig
 from bot.reporting.review import Review
+from bot.reporting.tearsheet import Tearsheet
 from bot.web.data import BandRow, CandleRow, finite
 
 Figure = dict[str, Any]
@@ -27,7 +30,8 @@ def iso(ms: int) -> str:
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
     # The legend sits under the x axis, inside the bottom margin (outside it, it would cover what follows).
-    base: dict[str, Any] = {"title": {"text": title, "font": {"size": 14}},
+    # The title on the left: the right of the top margin holds plotly's tool bar (and a figure's buttons).
+    base: dict[str, Any] = {"title": {"text": title, "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
                             "margin": {"l": 60, "r": 20, "t": 40, "b": 90}, "height": 360,
                             "legend": {"orientation": "h", "y": -0.18, "yanchor": "top"}, "hovermode": "x unified",
                             "template": "plotly_white"}
@@ -40,7 +44,8 @@ def _floats(values: Sequence[float] | np.ndarray) -> list[float | None]:
 
 
 def equity_figure(r: Review) -> Figure:
-    """Equity against an equal-weight buy-and-hold of the traded symbols, scaled to the same start."""
+    """Equity against an equal-weight buy-and-hold of the traded symbols, scaled to the same start; buttons switch
+    the price axis between linear and log scale."""
     x = [iso(int(b)) for b in r.bar_ms]
     data: list[dict[str, Any]] = [{"type": "scatter", "mode": "lines", "name": "strategy equity", "x": x,
                                    "y": _floats(r.equity), "line": {"color": _BLUE}}]
@@ -48,7 +53,14 @@ def equity_figure(r: Review) -> Figure:
         held = "+".join(s.split("/")[0] for s in r.bench_symbols)
         data.append({"type": "scatter", "mode": "lines", "name": f"buy & hold {held}", "x": x,
                      "y": _floats(r.bench_curve), "line": {"color": _GREY, "dash": "dot"}})
-    return {"data": data, "layout": _layout("Equity vs buy & hold (quote asset)")}
+    layout = _layout("Equity vs buy & hold (quote asset)", margin={"l": 60, "r": 20, "t": 64, "b": 90})
+    layout["yaxis"] = {"type": "linear", "tickformat": ",.2f"}
+    layout["updatemenus"] = [{
+        "type": "buttons", "direction": "right", "showactive": True, "active": 0, "x": 1, "xanchor": "right",
+        "y": 1.01, "yanchor": "bottom", "pad": {"r": 0, "t": 0, "b": 0}, "font": {"size": 11},
+        "buttons": [{"label": "linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
+                    {"label": "log scale", "method": "relayout", "args": [{"yaxis.type": "log"}]}]}]
+    return {"data": data, "layout": layout}
 
 
 def drawdown_figure(r: Review) -> Figure:
@@ -59,12 +71,26 @@ def drawdown_figure(r: Review) -> Figure:
 
 
 def exposure_figure(r: Review) -> Figure:
-    x = [iso(int(b)) for b in r.bar_ms]
-    return {"data": [{"type": "scatter", "mode": "lines", "name": "gross", "x": x, "y": _floats(r.gross),
-                      "line": {"color": _ORANGE}},
-                     {"type": "scatter", "mode": "lines", "name": "net", "x": x, "y": _floats(r.net),
-                      "line": {"color": _BLUE}}],
-            "layout": _layout("Exposure / equity", height=280)}
+    """Gross and net exposure over equity: per bar over a few days, per UTC day (mean, and the day's largest gross)
+    beyond, so a year of hourly bars reads as 365 steps rather than 8,760 spikes."""
+    if r.bar_ms.size == 0 or int(r.bar_ms[-1] - r.bar_ms[0]) <= 3 * MS_PER_DAY:
+        x = [iso(int(b)) for b in r.bar_ms]
+        return {"data": [{"type": "scatter", "mode": "lines", "name": "gross", "x": x, "y": _floats(r.gross),
+                          "line": {"color": _ORANGE, "shape": "hv"}},
+                         {"type": "scatter", "mode": "lines", "name": "net", "x": x, "y": _floats(r.net),
+                          "line": {"color": _BLUE, "shape": "hv"}}],
+                "layout": _layout("Exposure / equity, per bar", height=280)}
+    d = daily_exposure(r.bar_ms, r.gross, r.net)
+    x = [iso(int(b)) for b in d.day_ms]
+    held = [f"in the market {h:.0%} of the day" for h in d.held]
+    return {"data": [{"type": "scatter", "mode": "lines", "name": "gross, daily mean", "x": x,
+                      "y": _floats(d.gross_mean), "fill": "tozeroy", "line": {"color": _ORANGE, "shape": "hv"},
+                      "text": held, "hovertemplate": "%{y:.2f} (%{text})"},
+                     {"type": "scatter", "mode": "lines", "name": "gross, daily max", "x": x,
+                      "y": _floats(d.gross_max), "line": {"color": _ORANGE, "shape": "hv", "dash": "dot", "width": 1}},
+                     {"type": "scatter", "mode": "lines", "name": "net, daily mean", "x": x, "y": _floats(d.net_mean),
+                      "line": {"color": _BLUE, "shape": "hv"}}],
+            "layout": _layout("Exposure / equity, per UTC day", height=280)}
 
 
 def symbol_figure(symbol: str, candles: Sequence[CandleRow], band: Sequence[BandRow],
@@ -93,7 +119,8 @@ def symbol_figure(symbol: str, candles: Sequence[CandleRow], band: Sequence[Band
     data.append({"type": "scatter", "mode": "markers", "name": "forecast (decision on hover)", "x": x,
                  "y": [finite(closes[b.bar_ms] * math.exp(b.mu)) for b in rows],
                  "marker": {"size": 4, "color": _BLUE},
-                 "text": [f"mu {b.mu:+.5f} sigma {b.sigma:.5f}<br>{b.action}: {_wrap(b.reason)}" for b in rows],
+                 "text": [f"μ {bps(b.mu)}, σ {bps(b.sigma, sign=False)}<br>{b.action}: {_wrap(b.reason)}"
+                          for b in rows],
                  "hovertemplate": "%{text}<extra></extra>"})
     for side, symbol_shape, color in (("buy", "triangle-up", _UP), ("sell", "triangle-down", _DOWN)):
         mine = [f for f in fills if f[1] == side]
@@ -101,7 +128,7 @@ def symbol_figure(symbol: str, candles: Sequence[CandleRow], band: Sequence[Band
             data.append({"type": "scatter", "mode": "markers", "name": f"{side} fills", "x": [iso(f[0]) for f in mine],
                          "y": [f[3] for f in mine], "marker": {"symbol": symbol_shape, "size": 11, "color": color,
                                                                "line": {"width": 1, "color": "#000"}},
-                         "text": [f"{side} {f[2]:g} @ {f[3]:g} ({f[4]})" for f in mine],
+                         "text": [f"{side} {sig(f[2])} @ {sig(f[3])} ({f[4]})" for f in mine],
                          "hovertemplate": "%{text}<extra></extra>"})
     layout = _layout(f"{symbol}: candles, fills, forecast bands (68 %, 95 %)", height=560, hovermode="closest")
     layout["xaxis"] = {"rangeslider": {"visible": False}}
@@ -189,3 +216,58 @@ def coverage_figure(r: Review) -> Figure:
                       "y": _floats(r.rolling.cov68), "line": {"color": _BLUE}},
                      {"type": "scatter", "mode": "lines", "name": "95 % interval", "x": x,
                       "y": _floats(r.rolling.cov95), "line": {"color": _ORANGE}}], "layout": layout}
+
+
+# -- the tearsheet ------------------------------------------------------------------------------------
+
+
+def rolling_sharpe_figure(t: Tearsheet) -> Figure:
+    x = [iso(int(b)) for b in t.returns_ms]
+    layout = _layout(f"Rolling Sharpe ({t.window} bars, annualised)", height=280)
+    layout["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
+                         "line": {"color": _GREY, "width": 1}}]
+    return {"data": [{"type": "scatter", "mode": "lines", "name": "Sharpe", "x": x,
+                      "y": _floats(t.rolling_sharpe), "line": {"color": _BLUE}}], "layout": layout}
+
+
+def rolling_volatility_figure(t: Tearsheet) -> Figure:
+    x = [iso(int(b)) for b in t.returns_ms]
+    layout = _layout(f"Rolling volatility ({t.window} bars, annualised)", height=280)
+    layout["yaxis"] = {"tickformat": ".0%", "rangemode": "tozero"}
+    return {"data": [{"type": "scatter", "mode": "lines", "name": "volatility", "x": x,
+                      "y": _floats(t.rolling_volatility), "line": {"color": _ORANGE}}], "layout": layout}
+
+
+def returns_figure(t: Tearsheet) -> Figure:
+    """Histograms of the bar returns and of the UTC-day returns (buttons switch); plotly.js bins them."""
+    layout = _layout("Return distribution (%)", height=320, hovermode="closest", bargap=0.05,
+                     margin={"l": 60, "r": 20, "t": 64, "b": 60})
+    layout["xaxis"] = {"title": {"text": "return (%)"}}
+    layout["yaxis"] = {"title": {"text": "count"}}
+    layout["updatemenus"] = [{
+        "type": "buttons", "direction": "right", "showactive": True, "active": 0, "x": 1, "xanchor": "right",
+        "y": 1.01, "yanchor": "bottom", "pad": {"r": 0, "t": 0, "b": 0}, "font": {"size": 11},
+        "buttons": [{"label": "per bar", "method": "restyle", "args": [{"visible": [True, False]}]},
+                    {"label": "per day", "method": "restyle", "args": [{"visible": [False, True]}]}]}]
+    return {"data": [{"type": "histogram", "name": f"per bar ({t.returns.size:,})", "x": _floats(t.returns * 100),
+                      "nbinsx": 60, "marker": {"color": _BLUE}},
+                     {"type": "histogram", "name": f"per UTC day ({t.daily.size:,})", "x": _floats(t.daily * 100),
+                      "nbinsx": 40, "marker": {"color": _ORANGE}, "visible": False}],
+            "layout": layout}
+
+
+def monthly_figure(r: Review) -> Figure:
+    """Monthly returns, years down and months across."""
+    years = sorted({y for y, _ in r.monthly})
+    z: list[list[float | None]] = [[None] * 12 for _ in years]
+    for (y, m), v in r.monthly.items():
+        z[years.index(y)][m - 1] = finite(100 * v)
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    text = [["" if v is None else f"{v:+.2f}%" for v in row] for row in z]
+    layout = _layout("Monthly returns (%)", height=max(180, 110 + 40 * len(years)), hovermode="closest")
+    layout["yaxis"] = {"type": "category", "autorange": "reversed"}
+    return {"data": [{"type": "heatmap", "x": months, "y": [str(y) for y in years], "z": z, "text": text,
+                      "texttemplate": "%{text}", "hovertemplate": "%{y} %{x}: %{text}<extra></extra>",
+                      "colorscale": [[0, _DOWN], [0.5, "#ffffbf"], [1, _UP]], "zmid": 0, "showscale": False,
+                      "xgap": 2, "ygap": 2}],
+            "layout": layout}

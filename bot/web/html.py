@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import quote
 
-from bot.status import format_duration
+from bot.numfmt import money as fmt_money
+from bot.numfmt import sig
+from bot.timefmt import format_duration
 
 Cell = str | tuple[str, object]    # text, or (text, sort key)
 
@@ -28,22 +30,14 @@ def duration(ms: int | None) -> str:
 
 
 def money(d: Decimal | float | None) -> str:
-    if d is None or (isinstance(d, float) and not math.isfinite(d)):
-        return "-"
-    return f"{d:,.2f}"
+    return fmt_money(d)
 
 
 def num(d: Decimal | float | None, spec: str = "") -> str:
+    """``spec`` applied, or six significant digits (:func:`bot.numfmt.sig`) without one."""
     if d is None or (isinstance(d, float) and not math.isfinite(d)):
         return "-"
-    if spec:
-        return format(d, spec)
-    if isinstance(d, Decimal):
-        text = f"{d:f}"
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        return "0" if text in ("0", "-0") else text
-    return f"{d:.6g}"
+    return format(d, spec) if spec else sig(d)
 
 
 def pct(x: float | None, spec: str = "+.2%") -> str:
@@ -79,8 +73,8 @@ def chart(url: str, label: str, tall: bool = False) -> str:
             f'data-figure="{esc(url)}"></div>')
 
 
-PAGES = (("overview", "Overview"), ("symbols", "Symbols"), ("trades", "Trades"), ("risk", "Risk"),
-         ("forecasts", "Forecast quality"), ("health", "Health"))
+PAGES = (("overview", "Overview"), ("tearsheet", "Tearsheet"), ("symbols", "Symbols"), ("trades", "Trades"),
+         ("risk", "Risk"), ("forecasts", "Forecast quality"), ("health", "Health"))
 
 
 def run_url(run_id: str, page: str = "") -> str:

@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from urllib.parse import quote, urlencode
 
+import numpy as np
+
 from bot.analytics.gate import refusal_kind, refused_total
+from bot.analytics.trades import RoundTrip
+from bot.numfmt import bps
 from bot.reporting.review import _PERF_ROWS, Review, skill_summary
+from bot.reporting.tearsheet import Tearsheet
 from bot.status import Status
 from bot.web.data import CommandRow, OrderRow, RunSummary, TradeLogReader
 from bot.web.html import chart, duration, esc, money, num, pct, run_url, table, utc
@@ -80,21 +85,101 @@ def symbols_page(run_id: str, symbols: list[str], chosen: str | None) -> str:
         f'{esc(urlencode({"symbol": s}))}">{esc(s)}</a>' for s in symbols)
     if chosen is None:
         return f"<p>{links or 'no candles logged yet'}</p>"
-    url = _api(run_id, "figures/symbol") + "?" + urlencode({"symbol": chosen})
-    return (f"<p>{links}</p>" + chart(url, f"{chosen} candles with fills and forecast bands", tall=True)
-            + "<p class=sub>Band: the forecast made at a bar's close for the next bar, drawn at that next bar: "
-              "close × exp(μ ± z68·σ) and close × exp(μ ± z95·σ), with the calibrated z68, z95 the trade log "
-              "holds (0.9945 and 1.96 in logs older than schema 3). Hover a forecast dot for the decision and "
-              "its reason.</p>")
+    return f"<p>{links}</p>" + symbol_chart(run_id, chosen) + BAND_NOTE
 
 
-def trades_page(run_id: str, r: Review, orders: list[OrderRow], kind: str | None) -> str:
+BAND_NOTE = ("<p class=sub>Band: the forecast made at a bar's close for the next bar, drawn at that next bar: "
+             "close × exp(μ ± z68·σ) and close × exp(μ ± z95·σ), with the calibrated z68, z95 the trade log "
+             "holds (0.9945 and 1.96 in logs older than schema 3). Hover a forecast dot for the decision and "
+             "its reason.</p>")
+
+
+def symbol_chart(run_id: str, symbol: str) -> str:
+    url = _api(run_id, "figures/symbol") + "?" + urlencode({"symbol": symbol})
+    return chart(url, f"{symbol} candles with fills and forecast bands", tall=True)
+
+
+def tearsheet_page(run_id: str, r: Review, t: Tearsheet, trades_href: str) -> str:
+    """Trade statistics, the deepest drawdowns, rolling ratios, the return distribution, exposure by day."""
+    if r.perf is None:
+        return "<p>No bars written yet for this run: nothing to show.</p>"
+    s, st = t.trips, r.stats
+
+    def trip_text(trip: RoundTrip | None, what: str) -> str:
+        if trip is None:
+            return "-"
+        side = "long" if trip.direction > 0 else "short"
+        figure = money(trip.pnl) if what == "pnl" else duration((trip.close_ms or trip.open_ms) - trip.open_ms)
+        return f"{figure}: {trip.symbol} {side}, {utc(trip.open_ms)} to {utc(trip.close_ms)}"
+
+    trades = [["closed round trips", f"{s.closed:,}"], ["win rate", pct(st.win_rate, ".1%")],
+              ["profit factor", num(st.profit_factor, ",.2f")], ["expectancy a trip", money(st.expectancy)],
+              ["average duration", duration(None if s.avg_duration_ms is None else round(s.avg_duration_ms))],
+              ["longest", trip_text(s.longest, "duration")], ["best trip", trip_text(s.best, "pnl")],
+              ["worst trip", trip_text(s.worst, "pnl")],
+              ["longest winning streak", f"{s.win_streak:,} trips in a row"],
+              ["longest losing streak", f"{s.loss_streak:,} trips in a row"]]
+    rets = t.returns
+    bars_a_day = max(1, round(86_400_000 / r.log.timeframe_ms))
+    returns = [["bars", f"{rets.size:,} returns, {pct(float((rets > 0).mean()) if rets.size else None, '.1%')} "
+                "of them up"],
+               ["best bar / worst bar", f"{pct(_max(rets))} / {pct(_min(rets))}"],
+               ["UTC days", f"{t.daily.size:,}, {pct(float((t.daily > 0).mean()) if t.daily.size else None, '.1%')} "
+                "of them up"],
+               ["best day / worst day", f"{pct(_max(t.daily))} / {pct(_min(t.daily))}"],
+               [f"rolling Sharpe now ({t.window} bars)", num(_last(t.rolling_sharpe), ",.2f")],
+               [f"rolling volatility now ({t.window} bars)", pct(_last(t.rolling_volatility), ".2%")]]
+    if bars_a_day == 1:
+        returns = [row for row in returns if not row[0].startswith(("UTC days", "best day"))]
+    dds = [[str(i), (pct(p.depth, ".2%"), p.depth), (utc(p.peak_ms), p.peak_ms), (utc(p.valley_ms), p.valley_ms),
+            (utc(p.recovery_ms), p.recovery_ms) if p.recovery_ms is not None else ("not yet", 2**62),
+            (duration(p.length_ms), p.length_ms), (f"{p.bars_under:,}", p.bars_under)]
+           for i, p in enumerate(t.drawdowns, 1)]
+    return "".join([
+        '<div class="grid">',
+        table(("trades", "value"), trades, table_id="trade-summary",
+              caption="Trades (closed round trips, in closing order)"),
+        table(("returns", "value"), returns, table_id="return-summary",
+              caption="Returns (simple returns of the equity marks; days by UTC)"),
+        "</div>",
+        f'<p class=sub>Every trip with its entry, exit, duration, fees and PnL: <a href="{esc(trades_href)}">'
+        "the round-trip table</a>.</p>",
+        table(("#", "depth", "peak", "valley", "recovered", "length", "bars under water"), dds, sortable=True,
+              table_id="drawdowns", caption="The five deepest drawdowns (peak to recovery; length to the last bar "
+                                            "when not recovered)"),
+        chart(_api(run_id, "figures/equity"), "equity against buy and hold, linear or log scale"),
+        chart(_api(run_id, "figures/drawdown"), "drawdown"),
+        '<div class="grid">',
+        chart(_api(run_id, "figures/rolling-sharpe"), "rolling Sharpe ratio"),
+        chart(_api(run_id, "figures/rolling-volatility"), "rolling volatility"),
+        "</div>",
+        chart(_api(run_id, "figures/returns"), "return distribution"),
+        chart(_api(run_id, "figures/exposure"), "exposure per day"),
+        chart(_api(run_id, "figures/monthly"), "monthly returns"),
+    ])
+
+
+def _max(x: np.ndarray) -> float | None:
+    return float(x.max()) if x.size else None
+
+
+def _min(x: np.ndarray) -> float | None:
+    return float(x.min()) if x.size else None
+
+
+def _last(x: np.ndarray) -> float | None:
+    finite = x[np.isfinite(x)]
+    return float(finite[-1]) if finite.size else None
+
+
+def trades_page(run_id: str, r: Review, orders: list[OrderRow], kind: str | None, static: bool = False) -> str:
+    """The trades page; ``static`` (a file, no server): the reason filter hides rows in the browser instead."""
     trips = [[t.symbol, "long" if t.direction > 0 else "short", (utc(t.open_ms), t.open_ms),
               (utc(t.close_ms), t.close_ms or 0) if t.close_ms else ("open", 2**62),
               (duration((t.close_ms or r.log.report.end_ms or t.open_ms) - t.open_ms),
                (t.close_ms or r.log.report.end_ms or t.open_ms) - t.open_ms),
-              (num(t.qty), float(t.qty)), (num(t.entry_price, ",.6g"), float(t.entry_price)),
-              ("-" if t.exit_price is None else num(t.exit_price, ",.6g"), float(t.exit_price or 0)),
+              (num(t.qty), float(t.qty)), (num(t.entry_price), float(t.entry_price)),
+              ("-" if t.exit_price is None else num(t.exit_price), float(t.exit_price or 0)),
               (money(t.fees), float(t.fees)), (money(t.funding), float(t.funding)), (money(t.pnl), float(t.pnl)),
               "liquidated" if t.liquidated else ""] for t in r.trips]
     stats = [[name, str(st.trips), pct(st.win_rate, ".1%"), num(st.profit_factor, ".2f"),
@@ -108,6 +193,17 @@ def trades_page(run_id: str, r: Review, orders: list[OrderRow], kind: str | None
         for k, n in kinds.most_common()]
     shown = decisions[-ROWS_SHOWN:][::-1]
     dec_rows = [[(utc(d.bar_ms), d.bar_ms), d.symbol, d.action, num(d.target_qty), d.reason] for d in shown]
+    dec_kinds = [f'data-kind="{esc(refusal_kind(d.reason) if d.action == "none" else d.action)}"' for d in shown]
+    if static:
+        kinds = Counter(refusal_kind(d.reason) if d.action == "none" else d.action for d in shown)
+        options = ['<option value="">all reasons</option>'] + [
+            f'<option value="{esc(k)}">{esc(k)} ({n:,})</option>' for k, n in kinds.most_common()]
+        form = (f'<h2 id="decisions">Decisions</h2><p class="filter"><label>reason <select '
+                f'data-filter="decisions-table">{"".join(options)}</select></label></p>')
+    else:
+        form = (f'<h2 id="decisions">Decisions</h2><form method="get" action="#decisions" class="filter">'
+                f'<label>reason <select name="kind" onchange="this.form.submit()">{"".join(options)}</select></label>'
+                f"<noscript><button>filter</button></noscript></form>")
     fills = r.log.fills[-ROWS_SHOWN:][::-1]
     fill_rows = [[(utc(f.bar_ms), f.bar_ms), f.symbol, f.side, (num(f.qty), float(f.qty)),
                   (num(f.price), float(f.price)), (money(f.fee), float(f.fee)), f.reason, f.order_id] for f in fills]
@@ -119,10 +215,9 @@ def trades_page(run_id: str, r: Review, orders: list[OrderRow], kind: str | None
         table(("symbol", "side", "entry", "exit", "duration", "max qty", "entry price", "exit price", "fees",
                "funding", "PnL", ""), trips, sortable=True, table_id="round-trips",
               caption=f"Round trips ({len(trips):,}; flat to flat, average-cost entry; click a header to sort)"),
-        f'<h2 id="decisions">Decisions</h2><form method="get" action="#decisions" class="filter">'
-        f'<label>reason <select name="kind" onchange="this.form.submit()">{"".join(options)}</select></label>'
-        f"<noscript><button>filter</button></noscript></form>",
+        form,
         table(("bar", "symbol", "action", "target qty", "reason"), dec_rows, sortable=True, table_id="decisions-table",
+              row_attrs=dec_kinds,
               caption=f"{len(decisions):,} decision(s)" + (f" ({kind})" if kind else "")
               + (f", newest {ROWS_SHOWN} shown" if len(decisions) > ROWS_SHOWN else "")),
         table(("bar", "symbol", "side", "type", "qty", "leverage", "status", "why"), order_rows, sortable=True,
@@ -133,7 +228,8 @@ def trades_page(run_id: str, r: Review, orders: list[OrderRow], kind: str | None
 
 
 def risk_page(run_id: str, reader: TradeLogReader, s: Status, commands: list[CommandRow], controls: bool,
-              commands_table: bool) -> str:
+              commands_table: bool, static: bool = False) -> str:
+    """The risk page; ``static`` (a file, no server): no operator controls."""
     t = s.trading
     now = ("no trading state logged yet" if t is None else
            f"{t.state}" + ("" if t.since_bar_ms is None else f" since {utc(t.since_bar_ms)}") + f": {t.reason}")
@@ -153,7 +249,8 @@ def risk_page(run_id: str, reader: TradeLogReader, s: Status, commands: list[Com
                    [[str(c.command_id), utc(c.created_ms), c.command, c.note,
                      "waiting for the next bar" if c.taken_bar_ms is None else utc(c.taken_bar_ms)]
                     for c in commands[::-1]], caption="Operator commands", table_id="commands")]
-    parts.append(_controls(run_id, controls, commands_table))
+    if not static:
+        parts.append(_controls(run_id, controls, commands_table))
     return "".join(parts)
 
 
@@ -189,9 +286,10 @@ def forecasts_page(run_id: str, r: Review, s: Status) -> str:
                         "against the next bar's log return)", table_id="quality")
     skill = [[m, sym, f"{n:,}", pct(share, ".1%"), f"{last:.3f}", "; ".join(alarms) or "none"]
              for m, sym, n, share, last, alarms in skill_summary(r.log)]
-    now = [[k.symbol, k.model, utc(k.bar_ms), f"{k.skill:.3f}", num(k.mu_raw, "+.6f"), num(k.mu, "+.6f"),
+    now = [[k.symbol, k.model, utc(k.bar_ms), f"{k.skill:.3f}", bps(k.mu_raw), bps(k.mu),
             k.alarm or "none"] for k in s.skill]
-    buckets = [[f"{b.lo:.5f}", f"{b.hi:.5f}", str(b.forecasts), str(b.held), f"{b.mean_y_abs:.5f}", money(b.pnl)]
+    buckets = [[bps(b.lo, sign=False), bps(b.hi, sign=False), str(b.forecasts), str(b.held),
+                bps(b.mean_y_abs, sign=False), money(b.pnl)]
                for b in r.buckets]
     total = refused_total(r.gate)
     gate = [[g.kind, f"{g.signals:,}", pct(g.hit_rate, ".1%"), f"{g.mean_bps:+.2f}", money(g.would_earn),
@@ -235,8 +333,8 @@ def health_page(run_id: str, s: Status, rejections: list[tuple[int, str, str, in
                 duration((o.ended_ms or s.now_ms) - o.started_ms), utc(o.last_bar_ms), o.reason,
                 "yes" if o.flattened else ""] for o in s.outages[::-1]]
     rej = [[str(n), src, why, (f"{c:,}", c), utc(t), ex] for n, src, why, c, t, ex in rejections[::-1]]
-    positions = [[p.symbol, num(p.qty), num(p.avg_price, ",.6g"), num(p.mark, ",.6g"), money(p.margin),
-                  "-" if p.liq_price is None else num(p.liq_price, ",.6g")] for p in s.positions]
+    positions = [[p.symbol, num(p.qty), num(p.avg_price), num(p.mark), money(p.margin),
+                  "-" if p.liq_price is None else num(p.liq_price)] for p in s.positions]
     orders = [[o.order_id, o.symbol, utc(o.bar_ms), o.side, num(o.qty)] for o in s.orders]
     return "".join([
         table(("", "now"), facts, caption=f"Run {run_id} as of {utc(s.now_ms)}", table_id="health"),
@@ -248,6 +346,8 @@ def health_page(run_id: str, s: Status, rejections: list[tuple[int, str, str, in
               caption="Feed outages and skipped bars", table_id="outages"),
         table(("session", "source", "reason", "count", "last", "example"), rej, sortable=True, table_id="rejections",
               caption="Rejections by reason (market data refused, orders the exchange refused)"),
-        "<p class=sub>Feed latency (kline to commit) is measured in the daemon and printed at its end; the trade "
-        "log does not keep it.</p>",
+        "<p class=sub>Feed latency (a bar's close to its decision and commit): not shown. The daemon measures it "
+        "(<code>bot demo</code> prints p50 and p99 at its end), but the trade log keeps no wall-clock time per bar "
+        "— candles hold the exchange's close time only, and no table records when a bar was received or "
+        "committed — so it cannot be read back here without a new column.</p>",
     ])

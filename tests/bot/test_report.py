@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.cli.report import main
 from bot.errors import DataError
 from bot.events import EquityMarked, OrderFilled, PositionMarked, Side, SubmitOrder
-from bot.reporting.command import main
 from bot.reporting.run_report import format_report, load_report, max_drawdown
 from bot.store.trade_store import BarRecord, TradeStore
 from risk.events import Decision
@@ -115,7 +115,7 @@ async def test_report_of_a_hand_made_run(tmp_path: Path) -> None:
     assert "10,000.00 -> 10,039.41" in text
     assert "+0.39%" in text
     assert "-0.40%  peak 10,009.80 at 2024-01-01 01:00 UTC, trough 9,969.41 at 2024-01-01 03:00 UTC" in text
-    assert "sum(PnL) 39.41 = 10039.41 - 10000 = 39.41" in text
+    assert "sum(PnL) 39.41 = 10,039.41 - 10,000.00 = 39.41 (to the last unit)" in text
     assert "FAIL" not in text
     btc_line = next(line for line in text.splitlines() if line.startswith(BTC))
     # Symbol, fills, liquidations, fees, funding, final qty, mark, PnL.
@@ -302,10 +302,11 @@ async def test_the_review_of_runs_without_candles_or_bars_still_writes_its_files
     assert "no forecast has an outcome yet" in text and "buy & hold (no candles)" in text
     all_trips = next(line for line in text.splitlines() if line.startswith("  all "))
     assert all_trips.split() == ["all", "1", "0.0%", "0.00", "-10.39", "-10.39"]   # the closed BTC trip
-    assert out["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out["html"].read_text().count("<img") == 6
+    assert out["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out["html"].read_text().count("data-figure=") == 16   # no candles: no symbol chart
     assert (tmp_path / "r-round-trips.csv").read_text().count("\n") == 3     # header, BTC closed, ETH open
     assert main(["--db", str(path), "--run", "empty", "--html", str(out["html"])]) == 0
-    assert "No bars written yet" in capsys.readouterr().out and "<img" not in out["html"].read_text()
+    assert "HTML report" in capsys.readouterr().out
+    assert out["html"].read_text().count("No bars written yet") == 2      # the overview and the tearsheet
 
 
 @pytest.mark.asyncio

@@ -105,7 +105,7 @@ async def test_status_page(tmp_path: Path) -> None:
     text = format_status(load_status(db, now_ms=NOW))
     assert "Last bar    2024-01-01 03:00:00 UTC (closed 30m 0s ago)" in text
     assert "Equity      9,800.00  cash 9,800.00" in text
-    assert "66.83417085" in text and "66.834170854" not in text   # liquidation price to 8 places
+    assert "66.8342" in text and "66.83417" not in text   # liquidation price 66.834170854... to 6 significant digits
     assert "o5" in text and "ETH/USDT" in text
     assert "Trading     REDUCING since 2024-01-01 02:00:00 UTC: drawdown 12.0% >= 10.0%" in text
     assert "Outages     2, 2h 20m in all; longest ended one 2h 0m" in text

@@ -1,19 +1,36 @@
 // sigma-bot dashboard: draws the charts from the JSON API, sorts tables, follows new bars (server-sent events),
 // and sends operator commands.  The API token is typed by the operator and sent only in a request header.
+// In a report file (bot report --html) the figures come embedded in <script id="figures"> instead of the API.
 "use strict";
+
+let embedded = null;
+
+function embeddedFigures() {
+  if (embedded === null) {
+    const el = document.getElementById("figures");
+    embedded = el ? JSON.parse(el.textContent) : {};
+  }
+  return embedded;
+}
+
+async function loadFigure(url) {
+  const inline = embeddedFigures()[url];
+  if (inline) return inline;
+  const response = await fetch(url, {cache: "no-store"});
+  if (!response.ok) throw new Error("chart unavailable: " + response.status);
+  return response.json();
+}
 
 async function drawCharts(root) {
   for (const el of root.querySelectorAll("[data-figure]")) {
     try {
-      const response = await fetch(el.dataset.figure, {cache: "no-store"});
-      if (!response.ok) { el.textContent = "chart unavailable: " + response.status; continue; }
-      const fig = await response.json();
+      const fig = await loadFigure(el.dataset.figure);
       // The figure's own height on its box: a responsive redraw (a window resize) then keeps it.
       el.style.height = (fig.layout.height || 360) + "px";
       await Plotly.react(el, fig.data, fig.layout, {responsive: true, displaylogo: false});
       el.dataset.traces = String(fig.data.length);
     } catch (err) {
-      el.textContent = "chart unavailable";
+      el.textContent = err && err.message && err.message.startsWith("chart") ? err.message : "chart unavailable";
     }
   }
 }
@@ -43,6 +60,18 @@ function makeSortable(root) {
       };
       th.addEventListener("click", sort);
       th.addEventListener("keydown", (e) => { if (e.key === "Enter") sort(); });
+    });
+  }
+}
+
+function wireFilters(root) {
+  // A select with data-filter="TABLE_ID" shows only that table's rows whose data-kind it names (report files).
+  for (const select of root.querySelectorAll("select[data-filter]")) {
+    select.addEventListener("change", () => {
+      const tableEl = document.getElementById(select.dataset.filter);
+      for (const row of tableEl.tBodies[0].rows) {
+        row.hidden = select.value !== "" && row.dataset.kind !== select.value;
+      }
     });
   }
 }
@@ -101,6 +130,7 @@ function follow() {
 
 document.addEventListener("DOMContentLoaded", () => {
   makeSortable(document);
+  wireFilters(document);
   wireControls(document);
   drawCharts(document);
   follow();

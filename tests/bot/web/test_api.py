@@ -16,7 +16,7 @@ from bot.web.serve import api_token, check_bind
 
 TOKEN = "test-token-0123456789abcdef"   # the servers below that have controls use it
 
-PAGES = ("overview", "symbols", "trades", "risk", "forecasts", "health")
+PAGES = ("overview", "tearsheet", "symbols", "trades", "risk", "forecasts", "health")
 
 
 def test_runs_and_equity_match_the_trade_log(backtest_log: Path, serve) -> None:
@@ -55,12 +55,14 @@ def test_every_page_and_figure_renders(backtest_log: Path, serve) -> None:
         html = c.get("/runs/bt/symbols").text
         assert "data-figure=" in html and "BTC%2FUSDT" in html
         for name in ("equity", "drawdown", "exposure", "var", "state", "reliability", "pit", "rolling-nll",
-                     "coverage"):
+                     "coverage", "rolling-sharpe", "rolling-volatility", "returns", "monthly"):
             fig = c.get(f"/api/runs/bt/figures/{name}").json()
             assert fig["data"] and "layout" in fig, name
         fig = c.get("/api/runs/bt/figures/symbol", params={"symbol": "BTC/USDT"}).json()
         kinds = {t["type"] for t in fig["data"]}
         assert "candlestick" in kinds and any(t.get("name") == "buy fills" for t in fig["data"])
+        assert c.get("/api/runs/bt/figures/nope").status_code == 404
+        assert c.get("/api/runs/bt/figures/symbol").status_code == 422
         assert c.get("/static/plotly.min.js").status_code == 200
         assert c.get("/openapi.json").json()["paths"]["/api/runs/{run_id}/equity"]
 
