@@ -15,7 +15,7 @@ from bot.daemon import run_daemon
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.reporting.run_report import format_report, load_report
-from bot.status import format_status, load_status
+from bot.reporting.status import format_status, load_status
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 WINDOW = 32
