@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import aiohttp
@@ -15,7 +15,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from bot.errors import ConfigError
+from bot.feeds.replay.faults import Faults
 from bot.feeds.replay.server import ReplayExchange
+from bot.feeds.replay.streams import Connections, _Event
 from bot.feeds.replay.synthetic import generate_market
 
 H = 3_600_000
@@ -238,3 +240,45 @@ async def test_rest_hostile_replaces_the_next_klines_answers(http: aiohttp.Clien
         rx.faults.rest_hostile(lambda rows: b"\x00 raw", n=1)
         async with http.get(url) as r:
             assert await r.read() == b"\x00 raw"
+
+
+# --- Faults on its own: the collaborator needs only the connections and a clock, not the server ----------------
+
+def frame(market: str, t: int) -> _Event:
+    return _Event(f"{market}@kline_1h", json.dumps({"k": {"s": market.upper(), "t": t, "c": "1.0"}}),
+                  (market.upper(), t))
+
+
+def test_faults_shape_a_bars_closed_klines_without_a_server() -> None:
+    faults = Faults(Connections(), clock=lambda: START_MS)
+    bar0 = [frame("btcusdt", 0), frame("ethusdt", 0)]
+    bar1 = [frame("btcusdt", 1), frame("ethusdt", 1)]
+    bar2 = [frame("btcusdt", 2), frame("ethusdt", 2)]
+    assert faults.closed_klines(bar0) == bar0   # nothing armed: as recorded
+    faults.skip_closed("ETH/USDT", 1)
+    faults.duplicate_closed(1)
+    faults.reorder_next_bar()
+    # BTC doubled, ETH withheld, reversed, then the previous bar again (stale).
+    assert faults.closed_klines(bar1) == [bar1[0], bar1[0], *bar0]
+    faults.falsify_closed("BTC/USDT", lambda k: k.update(c="99999"), then_true=True)
+    out = faults.closed_klines(bar2)
+    assert [json.loads(ev.data)["k"]["c"] for ev in out] == ["99999", "1.0", "1.0"]
+    assert out[1:] == bar2
+    assert (faults.closed_skipped, faults.closed_falsified, faults.frames_withheld) == (1, 1, 0)
+
+
+@pytest.mark.asyncio
+async def test_faults_rest_answers_and_silence_without_a_server() -> None:
+    faults = Faults(Connections(), clock=lambda: START_MS)
+    assert faults.rest_answer("/api/v3/time") is None
+    faults.fail_next_rest("429", retry_after=7)
+    answer = faults.rest_answer("/api/v3/klines")
+    assert not isinstance(answer, Awaitable) and answer is not None
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "7"
+    assert json.loads(answer.body)["code"] == -1003
+    assert faults.rest_faults_served == {"429": 1} and faults.rest_faults_pending == 0
+    faults.go_silent(60)
+    assert faults.withheld([frame("btcusdt", 0)]) and faults.frames_withheld == 1
+    assert await faults.drop_connections() == 0   # no client connected: nothing to drop
+    await faults.aclose()   # ends the silence
+    assert not faults.withheld([frame("btcusdt", 1)])
