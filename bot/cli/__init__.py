@@ -182,7 +182,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bot.status import format_status, load_status
+    from bot.reporting.status import format_status, load_status
 
     if not Path(args.db).exists():
         raise DataError(f"no trade log at {args.db}")

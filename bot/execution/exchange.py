@@ -22,9 +22,9 @@ Lifecycle of an order (see :mod:`bot.execution.orders` for ids and rounding)::
                 trades and cancellations the bot has not logged are picked up by
                 the reconciliation of the next start
 
-Retries: reads go through :func:`~bot.feeds.retry.call_with_retry` (backoff,
-``Retry-After`` honoured for 429 and 418).  A placement is never simply
-repeated: every attempt first looks the client order id up (``origClientOrderId``)
+Retries: reads go through the :class:`~bot.execution.gateway.OrderGateway` the executor holds
+(:func:`~bot.feeds.retry.call_with_retry`: backoff, ``Retry-After`` honoured for 429 and 418).
+A placement is never simply repeated: every attempt first looks the client order id up (``origClientOrderId``)
 and adopts what it finds, and a "Duplicate order sent." answer means the order
 is there (USDT-M: -4116 "ClientOrderId is duplicated.").  An attempt that may have reached the exchange
 (timeout, network error) and could not be confirmed leaves the order tracked as unconfirmed; the
@@ -33,7 +33,8 @@ filter failure -1013, any other exchange error) raise ExecutionError; the engine
 logs the order as cancelled with the reason and the executor counts them for the
 ``rejections`` table (source ``exchange``).
 
-Reconciliation at start (:meth:`ExchangeExecutor.reconcile`, in :mod:`bot.execution.reconcile`): the trade log's
+Reconciliation at start (:meth:`ExchangeExecutor.reconcile`, which runs :func:`bot.execution.reconcile.reconcile`
+with the executor's gateway, book and tracked orders, and takes the book and orphans it returns): the trade log's
 open orders are looked up on the exchange and the trades they made while the
 bot was down are counted (they are logged as fills at the first bar); this
 run's open orders that the log does not know are listed and cancelled unless a
@@ -54,7 +55,6 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -63,8 +63,10 @@ import ccxt
 from bot.config import ExchangeSettings
 from bot.errors import ExecutionError
 from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, Side, SubmitOrder
+from bot.execution.gateway import OrderGateway
 from bot.execution.limits import NotionalCap
 from bot.execution.orders import (
+    TrackedOrder,
     bar_of_client_id,
     client_order_id,
     fill_from_trade,
@@ -72,8 +74,8 @@ from bot.execution.orders import (
     rounded_order,
 )
 from bot.execution.paper import PaperAccount
-from bot.execution.reconcile import ReconcilingMixin
-from bot.feeds.retry import RetryPolicy, call_with_retry, is_retryable, retry_after_s
+from bot.execution.reconcile import Reconciliation, reconcile
+from bot.feeds.retry import RetryPolicy, is_retryable, retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +84,7 @@ _OPEN = "open"
 _DUPLICATES = ("Duplicate order sent", "ClientOrderId is duplicated")   # spot -2010, USDT-M -4116
 
 
-@dataclass(slots=True)
-class TrackedOrder:
-    """An order of this run on the exchange, as far as the executor knows."""
-
-    order: SubmitOrder
-    client_id: str
-    exchange_id: str | None = None
-    confirmed: bool = False
-    seen_trades: set[str] = field(default_factory=set)
-    closed_reason: str | None = None   # the exchange closed it unfilled (or it never got there)
-    cancel_reason: str | None = None   # the engine asked to cancel it; sent at the next on_bar
-
-
-class ExchangeExecutor(ReconcilingMixin):
+class ExchangeExecutor:
     """The :class:`bot.execution.Executor` of real orders (see the module docstring)."""
 
     def __init__(self, exchange: Any, settings: ExchangeSettings, run_id: str, symbols: Sequence[str],
@@ -109,6 +98,7 @@ class ExchangeExecutor(ReconcilingMixin):
         self.symbols = tuple(symbols)
         self.policy = policy
         self._sleep = sleep
+        self._gateway = OrderGateway(exchange, policy, sleep)
         self._book = book
         self._tracked: dict[str, TrackedOrder] = {}
         self._orphans: dict[str, dict[str, Any]] = {}
@@ -135,13 +125,13 @@ class ExchangeExecutor(ReconcilingMixin):
             return None
         return None if taker is None else Decimal(str(taker))
 
-    def _assets(self, symbol: str) -> tuple[str, str]:
-        m = self.exchange.market(symbol)
-        return m["base"], m["quote"]
-
-    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, what: str, **kwargs: Any) -> Any:
-        return await call_with_retry(fn, *args, what=what, policy=self.policy, exchange=self.exchange,
-                                     error_type=None, sleep=self._sleep, **kwargs)
+    async def reconcile(self) -> Reconciliation:
+        """Compare the exchange with the trade log at start and adopt the exchange's truth (module doc)."""
+        found = await reconcile(self._gateway, self.settings.market, self.run_id, self.symbols, self._book,
+                                self._tracked.values())
+        self._book = found.book
+        self._orphans.update(found.orphan_orders)
+        return found
 
     # -- submit ----------------------------------------------------------------------------------
 
@@ -196,7 +186,8 @@ class ExchangeExecutor(ReconcilingMixin):
         if lev != wanted:
             log.warning("%s: leverage %s clamped to the exchange's maximum %d", order.symbol, order.leverage, lev)
         if self._leverage.get(order.symbol) != lev:
-            await self._call(self.exchange.set_leverage, lev, order.symbol, what=f"{order.symbol} leverage {lev}")
+            await self._gateway.call(self.exchange.set_leverage, lev, order.symbol,
+                                     what=f"{order.symbol} leverage {lev}")
             log.info("%s: leverage set to %d on the exchange", order.symbol, lev)
             self._leverage[order.symbol] = lev
 
@@ -204,7 +195,8 @@ class ExchangeExecutor(ReconcilingMixin):
         """The symbol's highest allowed leverage (first bracket of ``leverageBracket``), None if unknown."""
         if symbol not in self._max_leverage:
             try:
-                tiers = await self._call(self.exchange.fetch_leverage_tiers, [symbol], what=f"{symbol} brackets")
+                tiers = await self._gateway.call(self.exchange.fetch_leverage_tiers, [symbol],
+                                                 what=f"{symbol} brackets")
                 rows = tiers.get(self.exchange.market(symbol)["symbol"]) or []
                 caps = [int(Decimal(str(t["maxLeverage"]))) for t in rows if t.get("maxLeverage") is not None]
                 self._max_leverage[symbol] = max(caps) if caps else None
@@ -213,16 +205,6 @@ class ExchangeExecutor(ReconcilingMixin):
                             type(exc).__name__, exc)
                 return None
         return self._max_leverage[symbol]
-
-    async def _lookup(self, tracked: TrackedOrder) -> dict[str, Any] | None:
-        """The exchange's order with our client id, or None when it has none."""
-        async def fetch() -> dict[str, Any] | None:
-            try:
-                return await self.exchange.fetch_order(None, tracked.order.symbol,
-                                                       {"origClientOrderId": tracked.client_id})
-            except ccxt.OrderNotFound:   # the normal answer before a first placement: not an error
-                return None
-        return await self._call(fetch, what=f"lookup {tracked.client_id}")
 
     async def _place(self, tracked: TrackedOrder) -> None:
         """Place ``tracked`` at most once (see the module docstring); ExecutionError if it is refused."""
@@ -234,7 +216,7 @@ class ExchangeExecutor(ReconcilingMixin):
         last: BaseException | None = None
         for attempt in range(1, self.policy.max_attempts + 1):
             try:
-                found = await self._lookup(tracked)
+                found = await self._gateway.lookup(tracked.order.symbol, tracked.client_id)
             except Exception as exc:  # the lookup itself failed after its retries: nothing is known
                 log.warning("order %s: lookup failed: %s: %s", cid, type(exc).__name__, exc)
                 break
@@ -243,7 +225,7 @@ class ExchangeExecutor(ReconcilingMixin):
                     log.warning("order %s: already on the exchange (id %s); not placed again", cid, found["id"])
                 else:
                     log.info("order %s: already on the exchange (id %s), adopted", cid, found["id"])
-                self._adopt(tracked, found)
+                tracked.adopt(found)
                 return
             self.exchange.last_response_headers = None
             try:
@@ -269,7 +251,7 @@ class ExchangeExecutor(ReconcilingMixin):
                             cid, attempt, self.policy.max_attempts, type(exc).__name__, str(exc)[:200], delay)
                 await self._sleep(delay)
                 continue
-            self._adopt(tracked, answer)
+            tracked.adopt(answer)
             log.info("order %s placed: %s %s %s %s%s (id %s)", cid, o.order_type, o.side.value, o.qty, o.symbol,
                      f" @ {o.limit_price}" if o.limit_price is not None else "", answer.get("id"))
             return
@@ -278,10 +260,6 @@ class ExchangeExecutor(ReconcilingMixin):
                       f"{type(last).__name__}: {last}" if last else "a failed lookup")
             return
         self._refused(o, last or ExecutionError("no attempt was made"))
-
-    def _adopt(self, tracked: TrackedOrder, answer: Mapping[str, Any]) -> None:
-        tracked.exchange_id = str(answer.get("id"))
-        tracked.confirmed = True
 
     def _refused(self, order: SubmitOrder, exc: BaseException) -> None:
         name = type(exc).__name__
@@ -337,7 +315,7 @@ class ExchangeExecutor(ReconcilingMixin):
             except ccxt.OrderNotFound:   # -2011: already filled, cancelled or never placed
                 return False
         try:
-            if await self._call(cancel, what=f"cancel {t.client_id}"):
+            if await self._gateway.call(cancel, what=f"cancel {t.client_id}"):
                 log.info("order %s cancelled on the exchange: %s", t.client_id, t.cancel_reason)
             else:
                 log.info("order %s: nothing to cancel (already closed or never placed)", t.client_id)
@@ -348,7 +326,7 @@ class ExchangeExecutor(ReconcilingMixin):
         """New trades of ``t`` as fills logged at ``bar_ms``; notes it if the exchange closed it."""
         for attempt in range(self.settings.poll_attempts):
             try:
-                found = await self._lookup(t)
+                found = await self._gateway.lookup(t.order.symbol, t.client_id)
             except Exception as exc:
                 log.error("order %s: status unknown (%s: %s); polled again at the next bar", t.client_id,
                           type(exc).__name__, exc)
@@ -360,7 +338,7 @@ class ExchangeExecutor(ReconcilingMixin):
                     log.error("order %s: the exchange no longer knows it", t.client_id)
                     t.closed_reason = "unknown to the exchange"
                 return []
-            self._adopt(t, found)
+            t.adopt(found)
             status = found.get("status")
             if status != _OPEN or t.order.order_type == "limit" or attempt + 1 == self.settings.poll_attempts:
                 break
@@ -374,10 +352,10 @@ class ExchangeExecutor(ReconcilingMixin):
     async def _new_fills(self, t: TrackedOrder, found: Mapping[str, Any], bar_ms: int) -> list[OrderFilled]:
         if Decimal(str(found.get("filled") or "0")) == 0:
             return []
-        trades = await self._trades_of(t)
+        trades = await self._gateway.trades_of(t.order.symbol, t.exchange_id, t.client_id)
         new = [tr for tr in trades if str(tr.get("id")) not in t.seen_trades]
         complete = found.get("status") == "closed"
-        base, quote = self._assets(t.order.symbol)
+        base, quote = self._gateway.assets(t.order.symbol)
         fills = []
         for i, trade in enumerate(new):
             # An order the engine is cancelling at this bar stays "open" until that cancel is written.
@@ -390,12 +368,6 @@ class ExchangeExecutor(ReconcilingMixin):
                      fill.qty, fill.symbol, fill.price, fill.fee)
         return fills
 
-    async def _trades_of(self, t: TrackedOrder) -> list[dict[str, Any]]:
-        trades = await self._call(self.exchange.fetch_my_trades, t.order.symbol, None, None,
-                                  {"orderId": t.exchange_id}, what=f"trades of {t.client_id}")
-        return sorted((tr for tr in trades if str(tr.get("order")) == t.exchange_id),
-                      key=lambda tr: (int(tr.get("timestamp") or 0), str(tr.get("id"))))
-
     async def _cancel_orphans(self, bar_ms: int) -> None:
         """Cancel this run's unlogged open orders that no re-decided submission adopted by now."""
         for cid, found in list(self._orphans.items()):
@@ -404,7 +376,7 @@ class ExchangeExecutor(ReconcilingMixin):
                 continue
             del self._orphans[cid]
             try:
-                await self._call(self.exchange.cancel_order, None, found["symbol"], {"origClientOrderId": cid},
+                await self._gateway.call(self.exchange.cancel_order, None, found["symbol"], {"origClientOrderId": cid},
                                  what=f"cancel orphan {cid}")
                 log.warning("orphan order %s (not in the trade log, not re-decided) cancelled", cid)
             except Exception as exc:

@@ -27,6 +27,10 @@ Trades as fills
     position and the cash flow ``∓qty × price − fee`` equal to what the exchange
     booked, exactly.  A fee in a third asset (BNB) cannot be valued exactly; it is
     logged as 0 with a warning.
+
+Tracked orders
+    :class:`TrackedOrder` is what the executor knows of one of this run's orders on the
+    exchange; the per-bar polling and the start-up reconciliation both update it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -164,5 +170,23 @@ def fill_from_trade(order: SubmitOrder, trade: dict[str, Any], base: str, quote:
                        trade_id=str(trade.get("id")), final=final)
 
 
-__all__ = ["CLIENT_ID_RE", "bar_of_client_id", "client_order_id", "fill_from_trade", "limit_price_for",
+@dataclass(slots=True)
+class TrackedOrder:
+    """An order of this run on the exchange, as far as the executor knows."""
+
+    order: SubmitOrder
+    client_id: str
+    exchange_id: str | None = None
+    confirmed: bool = False
+    seen_trades: set[str] = field(default_factory=set)
+    closed_reason: str | None = None   # the exchange closed it unfilled (or it never got there)
+    cancel_reason: str | None = None   # the engine asked to cancel it; sent at the next on_bar
+
+    def adopt(self, answer: Mapping[str, Any]) -> None:
+        """Take the exchange's id from its answer about this order: it is there, confirmed."""
+        self.exchange_id = str(answer.get("id"))
+        self.confirmed = True
+
+
+__all__ = ["CLIENT_ID_RE", "TrackedOrder", "bar_of_client_id", "client_order_id", "fill_from_trade", "limit_price_for",
            "rounded_order", "run_prefix"]

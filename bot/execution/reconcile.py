@@ -1,26 +1,33 @@
 """Start-up reconciliation of the exchange executor with the exchange: its truth is adopted.
 
-Split from :mod:`bot.execution.exchange` (its module docstring describes the rules) as a mixin of
-:class:`~bot.execution.exchange.ExchangeExecutor`: the comparison reads the executor's tracked orders
-and book and uses its request, lookup and adoption helpers.
+The rules are in :mod:`bot.execution.exchange`'s docstring.  :func:`reconcile` takes everything it
+compares as arguments (the :class:`~bot.execution.gateway.OrderGateway` it reads through, the run, the
+book, the trade log's open orders) and returns a :class:`Reconciliation`: what it found, the book with
+the exchange's figures adopted and this run's unlogged open orders; the executor takes both.  It
+updates the tracked orders it is given in place (exchange id, ``closed_reason``), as the per-bar
+polling does.  The comparisons themselves are pure: :func:`balance_differences` (spot),
+:func:`position_differences` (USDT-M) and :func:`adjusted_book`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
 from typing import Any
 
 from bot.errors import ExecutionError
 from bot.events import Side
-from bot.execution.orders import fill_from_trade, run_prefix
+from bot.execution.gateway import OrderGateway
+from bot.execution.orders import TrackedOrder, fill_from_trade, run_prefix
 from bot.execution.paper import PaperAccount
 
 log = logging.getLogger("bot.execution.exchange")
 
 _ZERO = Decimal(0)
+
+Pending = Mapping[str, tuple[Decimal, Decimal]]   # symbol -> (Δqty, Δcash) of trades not logged yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,141 +36,162 @@ class Reconciliation:
 
     pending_trades: int
     mismatches: tuple[str, ...]
-    orphans: tuple[str, ...]
+    orphans: tuple[str, ...]   # client ids of this run's open orders the trade log does not know
+    book: PaperAccount = field(repr=False)   # the book with the exchange's balances (positions) adopted
+    orphan_orders: Mapping[str, dict[str, Any]] = field(default_factory=dict, repr=False)   # client id -> order
 
 
-class ReconcilingMixin:
-    """``reconcile`` and its balance/position comparisons, for :class:`~bot.execution.exchange.ExchangeExecutor`."""
+@dataclass(frozen=True, slots=True)
+class Differences:
+    """The exchange's figures less the book's (plus the trades not logged yet), and a line per mismatch."""
 
-    # Provided by ExchangeExecutor.
-    exchange: Any
-    settings: Any
-    run_id: str
-    symbols: tuple[str, ...]
-    _book: PaperAccount
-    _tracked: dict[str, Any]
-    _orphans: dict[str, Any]
-    _call: Callable[..., Awaitable[Any]]
-    _lookup: Callable[..., Awaitable[Any]]
-    _adopt: Callable[..., None]
-    _trades_of: Callable[..., Awaitable[list[dict[str, Any]]]]
-    _assets: Callable[[str], tuple[str, str]]
+    lines: tuple[str, ...] = ()
+    d_cash: Decimal = _ZERO
+    d_qty: Mapping[str, Decimal] = field(default_factory=dict)
+    entries: Mapping[str, Decimal] = field(default_factory=dict)   # USDT-M: the exchange's entry price
 
-    async def reconcile(self) -> Reconciliation:
-        """Compare the exchange with the trade log at start and adopt the exchange's truth (module doc)."""
-        mismatches: list[str] = []
-        pending: dict[str, tuple[Decimal, Decimal]] = {}   # symbol -> (Δqty, Δcash) of trades not logged yet
-        n_pending = 0
-        mine = run_prefix(self.run_id)
-        tracked_ids = {t.client_id for t in self._tracked.values()}
-        for symbol in self.symbols:
-            for o in await self._call(self.exchange.fetch_open_orders, symbol, what=f"{symbol} open orders"):
-                cid = str(o.get("clientOrderId") or "")
-                if cid in tracked_ids:
-                    continue
-                if cid.startswith(mine):
-                    self._orphans[cid] = o
-                    mismatches.append(f"{symbol}: open order {cid} on the exchange is not in the trade log "
-                                      "(placed just before a crash?); cancelled unless its bar is re-decided")
-                else:
-                    log.info("%s: open order %s is not this run's; left alone", symbol, cid or o.get("id"))
-        for t in self._tracked.values():
-            found = await self._lookup(t)
-            if found is None:
-                mismatches.append(f"{t.order.symbol}: open order {t.client_id} of the trade log is unknown to "
-                                  "the exchange; it is cancelled in the log at the next bar")
-                t.closed_reason = "unknown to the exchange at start"
+
+async def reconcile(gateway: OrderGateway, market: str, run_id: str, symbols: Sequence[str], book: PaperAccount,
+                    tracked: Iterable[TrackedOrder]) -> Reconciliation:
+    """Compare the exchange with the trade log at start and adopt the exchange's truth (module doc).
+
+    ``market`` is ``"spot"`` or ``"usdm"``; ``tracked`` are the trade log's open orders.
+    """
+    tracked = list(tracked)
+    orphans, mismatches = await _unlogged_open_orders(gateway, run_id, symbols, {t.client_id for t in tracked})
+    pending, n_pending, lost = await _trades_while_down(gateway, tracked)
+    mismatches += lost
+    if n_pending:
+        log.warning("%d trade(s) of open orders happened while the bot was down; logged as fills at the "
+                    "first bar", n_pending)
+    quote = gateway.assets(symbols[0])[1]
+    if market == "usdm":
+        cash, held = await futures_holdings(gateway.exchange, symbols, gateway.call)
+        diff = position_differences(book, pending, cash, held, symbols, quote)
+    else:
+        balance = await gateway.call(gateway.exchange.fetch_balance, what="balances")
+        bases = {s: gateway.assets(s)[0] for s in symbols}
+        diff = balance_differences(book, pending, balance.get("total") or {}, bases, quote)
+    mismatches += diff.lines
+    for m in mismatches:
+        log.warning("reconciliation: %s", m)
+    return Reconciliation(n_pending, tuple(mismatches), tuple(sorted(orphans)),
+                          adjusted_book(book, diff, symbols), orphans)
+
+
+async def _unlogged_open_orders(gateway: OrderGateway, run_id: str, symbols: Sequence[str],
+                                logged: set[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """This run's open orders on the exchange that the trade log does not know, and a line for each."""
+    mine = run_prefix(run_id)
+    orphans: dict[str, dict[str, Any]] = {}
+    lines: list[str] = []
+    for symbol in symbols:
+        for o in await gateway.call(gateway.exchange.fetch_open_orders, symbol, what=f"{symbol} open orders"):
+            cid = str(o.get("clientOrderId") or "")
+            if cid in logged:
                 continue
-            self._adopt(t, found)
-            if found.get("status") in ("canceled", "expired", "rejected"):
-                t.closed_reason = f"closed on the exchange while the bot was down (status {found.get('status')})"
-                log.warning("order %s: %s", t.client_id, t.closed_reason)
-            if Decimal(str(found.get("filled") or "0")) == 0:
-                continue
-            for trade in await self._trades_of(t):
-                if str(trade.get("id")) in t.seen_trades:
-                    continue
-                base, quote = self._assets(t.order.symbol)
-                f = fill_from_trade(t.order, trade, base, quote, 0, False)
-                dq, dc = pending.get(f.symbol, (_ZERO, _ZERO))
-                sign = 1 if f.side is Side.BUY else -1
-                pending[f.symbol] = (dq + sign * f.qty, dc - sign * f.qty * f.price - f.fee)
-                n_pending += 1
-        if n_pending:
-            log.warning("%d trade(s) of open orders happened while the bot was down; logged as fills at the "
-                        "first bar", n_pending)
-        mismatches += await self._reconcile_balances(pending)
-        for m in mismatches:
-            log.warning("reconciliation: %s", m)
-        return Reconciliation(n_pending, tuple(mismatches), tuple(sorted(self._orphans)))
-
-    async def _reconcile_balances(self, pending: Mapping[str, tuple[Decimal, Decimal]]) -> list[str]:
-        """Spot: the quote balance is the cash, each base balance the position; adopt the exchange's."""
-        if self.settings.market == "usdm":
-            return await self._reconcile_positions(pending)
-        balance = await self._call(self.exchange.fetch_balance, what="balances")
-        totals = balance.get("total") or {}
-        out: list[str] = []
-        quote = self._assets(self.symbols[0])[1]
-        expected_cash = self._book.cash + sum((dc for _, dc in pending.values()), _ZERO)
-        have_cash = Decimal(str(totals.get(quote) or "0"))
-        d_cash = have_cash - expected_cash
-        if d_cash:
-            out.append(f"{quote} balance {have_cash} != {expected_cash} in the trade log; the exchange's is adopted")
-        d_qty: dict[str, Decimal] = {}
-        for symbol in self.symbols:
-            base = self._assets(symbol)[0]
-            expected = self._book.position(symbol) + pending.get(symbol, (_ZERO, _ZERO))[0]
-            have = Decimal(str(totals.get(base) or "0"))
-            if have != expected:
-                d_qty[symbol] = have - expected
-                out.append(f"{symbol}: {base} balance {have} != position {expected} in the trade log; "
-                           "the exchange's is adopted")
-        if d_cash or d_qty:
-            self._adjust_book(d_cash, d_qty)
-        return out
-
-    async def _reconcile_positions(self, pending: Mapping[str, tuple[Decimal, Decimal]]) -> list[str]:
-        """USDT-M: ``positionRisk`` amounts are the positions, wallet − Σ amount × entry the cash (module doc)."""
-        cash, held = await futures_holdings(self.exchange, self.symbols, self._call)
-        out: list[str] = []
-        quote = self._assets(self.symbols[0])[1]
-        expected_cash = self._book.cash + sum((dc for _, dc in pending.values()), _ZERO)
-        d_cash = cash - expected_cash
-        if d_cash:
-            out.append(f"{quote} wallet balance less the positions' entry value, {cash}, != cash {expected_cash} "
-                       "in the trade log; the exchange's is adopted")
-        d_qty: dict[str, Decimal] = {}
-        entries: dict[str, Decimal] = {}
-        for symbol in self.symbols:
-            expected = self._book.position(symbol) + pending.get(symbol, (_ZERO, _ZERO))[0]
-            have, entry = held.get(symbol, (_ZERO, _ZERO))
-            if have != expected:
-                d_qty[symbol], entries[symbol] = have - expected, entry
-                out.append(f"{symbol}: position {have} (entry {entry}) on the exchange != position {expected} in "
-                           "the trade log; the exchange's is adopted")
-        if d_cash or d_qty:
-            self._adjust_book(d_cash, d_qty, entries)
-        return out
-
-    def _adjust_book(self, d_cash: Decimal, d_qty: Mapping[str, Decimal],
-                     entries: Mapping[str, Decimal] | None = None) -> None:
-        """Shift the book by the differences found (trades not logged yet stay to be booked as fills).
-
-        An adjusted position takes the exchange's entry price when one is given (futures), else keeps its
-        average, or the last mark when it was flat (spot: a balance has no entry price).
-        """
-        b = self._book
-        positions = dict(b.positions())
-        for symbol, dq in d_qty.items():
-            qty, avg = positions.get(symbol, (_ZERO, _ZERO))
-            if qty + dq == 0:
-                positions.pop(symbol, None)
+            if cid.startswith(mine):
+                orphans[cid] = o
+                lines.append(f"{symbol}: open order {cid} on the exchange is not in the trade log "
+                             "(placed just before a crash?); cancelled unless its bar is re-decided")
             else:
-                entry = (entries or {}).get(symbol) or (avg if qty else b.marks().get(symbol, _ZERO))
-                positions[symbol] = (qty + dq, entry)
-        self._book = PaperAccount(b.cash + d_cash, _ZERO, _ZERO, b.fee_step, positions=positions, marks=b.marks(),
-                                  symbols=self.symbols)
+                log.info("%s: open order %s is not this run's; left alone", symbol, cid or o.get("id"))
+    return orphans, lines
+
+
+async def _trades_while_down(gateway: OrderGateway, tracked: Sequence[TrackedOrder],
+                             ) -> tuple[dict[str, tuple[Decimal, Decimal]], int, list[str]]:
+    """Look each logged open order up: the (Δqty, Δcash) of its trades not logged yet per symbol, their
+    count, and a line for each order the exchange does not know (closed in the log at the next bar)."""
+    pending: dict[str, tuple[Decimal, Decimal]] = {}
+    n_pending = 0
+    lines: list[str] = []
+    for t in tracked:
+        found = await gateway.lookup(t.order.symbol, t.client_id)
+        if found is None:
+            lines.append(f"{t.order.symbol}: open order {t.client_id} of the trade log is unknown to "
+                         "the exchange; it is cancelled in the log at the next bar")
+            t.closed_reason = "unknown to the exchange at start"
+            continue
+        t.adopt(found)
+        if found.get("status") in ("canceled", "expired", "rejected"):
+            t.closed_reason = f"closed on the exchange while the bot was down (status {found.get('status')})"
+            log.warning("order %s: %s", t.client_id, t.closed_reason)
+        if Decimal(str(found.get("filled") or "0")) == 0:
+            continue
+        base, quote = gateway.assets(t.order.symbol)
+        for trade in await gateway.trades_of(t.order.symbol, t.exchange_id, t.client_id):
+            if str(trade.get("id")) in t.seen_trades:
+                continue
+            f = fill_from_trade(t.order, trade, base, quote, 0, False)
+            dq, dc = pending.get(f.symbol, (_ZERO, _ZERO))
+            sign = 1 if f.side is Side.BUY else -1
+            pending[f.symbol] = (dq + sign * f.qty, dc - sign * f.qty * f.price - f.fee)
+            n_pending += 1
+    return pending, n_pending, lines
+
+
+def balance_differences(book: PaperAccount, pending: Pending, totals: Mapping[str, Any],
+                        bases: Mapping[str, str], quote: str) -> Differences:
+    """Spot: the ``quote`` balance is the cash, each base balance (``bases``: symbol → asset) the position."""
+    lines: list[str] = []
+    expected_cash = book.cash + sum((dc for _, dc in pending.values()), _ZERO)
+    have_cash = Decimal(str(totals.get(quote) or "0"))
+    d_cash = have_cash - expected_cash
+    if d_cash:
+        lines.append(f"{quote} balance {have_cash} != {expected_cash} in the trade log; the exchange's is adopted")
+    d_qty: dict[str, Decimal] = {}
+    for symbol, base in bases.items():
+        expected = book.position(symbol) + pending.get(symbol, (_ZERO, _ZERO))[0]
+        have = Decimal(str(totals.get(base) or "0"))
+        if have != expected:
+            d_qty[symbol] = have - expected
+            lines.append(f"{symbol}: {base} balance {have} != position {expected} in the trade log; "
+                         "the exchange's is adopted")
+    return Differences(tuple(lines), d_cash, d_qty)
+
+
+def position_differences(book: PaperAccount, pending: Pending, cash: Decimal,
+                         held: Mapping[str, tuple[Decimal, Decimal]], symbols: Sequence[str],
+                         quote: str) -> Differences:
+    """USDT-M: ``held`` amounts are the positions, ``cash`` (wallet − Σ amount × entry) the cash."""
+    lines: list[str] = []
+    expected_cash = book.cash + sum((dc for _, dc in pending.values()), _ZERO)
+    d_cash = cash - expected_cash
+    if d_cash:
+        lines.append(f"{quote} wallet balance less the positions' entry value, {cash}, != cash {expected_cash} "
+                     "in the trade log; the exchange's is adopted")
+    d_qty: dict[str, Decimal] = {}
+    entries: dict[str, Decimal] = {}
+    for symbol in symbols:
+        expected = book.position(symbol) + pending.get(symbol, (_ZERO, _ZERO))[0]
+        have, entry = held.get(symbol, (_ZERO, _ZERO))
+        if have != expected:
+            d_qty[symbol], entries[symbol] = have - expected, entry
+            lines.append(f"{symbol}: position {have} (entry {entry}) on the exchange != position {expected} in "
+                         "the trade log; the exchange's is adopted")
+    return Differences(tuple(lines), d_cash, d_qty, entries)
+
+
+def adjusted_book(book: PaperAccount, diff: Differences, symbols: Sequence[str]) -> PaperAccount:
+    """``book`` shifted by the differences found (trades not logged yet stay to be booked as fills).
+
+    An adjusted position takes the exchange's entry price when one is given (futures), else keeps its
+    average, or the last mark when it was flat (spot: a balance has no entry price).  With nothing to
+    adjust, ``book`` itself.
+    """
+    if not diff.d_cash and not diff.d_qty:
+        return book
+    positions = dict(book.positions())
+    for symbol, dq in diff.d_qty.items():
+        qty, avg = positions.get(symbol, (_ZERO, _ZERO))
+        if qty + dq == 0:
+            positions.pop(symbol, None)
+        else:
+            entry = diff.entries.get(symbol) or (avg if qty else book.marks().get(symbol, _ZERO))
+            positions[symbol] = (qty + dq, entry)
+    return PaperAccount(book.cash + diff.d_cash, _ZERO, _ZERO, book.fee_step, positions=positions,
+                        marks=book.marks(), symbols=symbols)
 
 
 async def futures_holdings(exchange: Any, symbols: Sequence[str], call: Callable[..., Awaitable[Any]],
@@ -198,4 +226,5 @@ async def futures_holdings(exchange: Any, symbols: Sequence[str], call: Callable
     return cash, held
 
 
-__all__ = ["Reconciliation", "ReconcilingMixin", "futures_holdings"]
+__all__ = ["Differences", "Reconciliation", "adjusted_book", "balance_differences", "futures_holdings",
+           "position_differences", "reconcile"]

@@ -1,7 +1,7 @@
 """What the dashboard shows, read from a trade log opened read-only (SQLite URI ``mode=ro``).
 
 The figures come from the same functions as ``bot report`` (:func:`bot.reporting.tradelog.load_trade_log`,
-:func:`bot.reporting.review.build_review`) and ``bot status`` (:func:`bot.status.load_status`); this module
+:func:`bot.reporting.review.build_review`) and ``bot status`` (:func:`bot.reporting.status.load_status`); this module
 only adds the rows those do not keep (orders, VaR over time, deleveraging steps, every session's rejections,
 operator commands) and caches a run's review until a new bar, session or outage changes the log.
 """
@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 from bot.errors import DataError
 from bot.reporting.review import Review, build_review
 from bot.reporting.run_report import Report, begin_run_snapshot
+from bot.reporting.status import Status, load_status
 from bot.reporting.tradelog import load_trade_log
-from bot.status import Status, load_status
 from strategies.calibration import Z68, Z95
 
 T = TypeVar("T")

@@ -11,8 +11,8 @@ from bot.analytics.gate import refusal_kind, refused_total
 from bot.analytics.trades import RoundTrip
 from bot.numfmt import bps
 from bot.reporting.review import _PERF_ROWS, Review, skill_summary
+from bot.reporting.status import Status
 from bot.reporting.tearsheet import Tearsheet
-from bot.status import Status
 from bot.web.data import CommandRow, OrderRow, RunSummary, TradeLogReader
 from bot.web.html import chart, duration, esc, money, num, pct, run_url, table, utc
 

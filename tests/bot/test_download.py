@@ -117,7 +117,7 @@ async def test_until_in_the_future_stops_at_the_last_closed_bar(tmp_path: Path) 
     # 2000 bars closed on the exchange's clock; every page also carries the bar still forming.
     async with served(SOURCE, history=2000) as rx:
         forming = [rx.now_ms, "1.0", "2.0", "0.5", "1.5", "10.0", rx.now_ms + H - 1]
-        rx.rest_hostile(lambda rows: rows + [forming], n=10)
+        rx.faults.rest_hostile(lambda rows: rows + [forming], n=10)
         (result,) = await fetch(rx, tmp_path, until=parse_when("2100-01-01", "--until"))
         pages = klines_queries(rx)
     assert target(tmp_path).read_bytes() == csv_bytes(SOURCE["BTC/USDT"].slice(0, 2000))
@@ -179,8 +179,8 @@ async def test_a_cancelled_gzip_download_is_finished_by_a_rerun(tmp_path: Path) 
     path = target(tmp_path, "BTCUSDT-1h.csv.gz")
     async with served(SOURCE) as rx:
         task = asyncio.ensure_future(fetch(rx, tmp_path, gz=True))
-        rx.rest_hostile(lambda rows: rows, n=2)
-        rx.rest_hostile(lambda rows: task.cancel() and rows, n=1)
+        rx.faults.rest_hostile(lambda rows: rows, n=2)
+        rx.faults.rest_hostile(lambda rows: task.cancel() and rows, n=1)
         with pytest.raises(asyncio.CancelledError):
             await task
         assert gzip.decompress(path.read_bytes()) == csv_bytes(SOURCE["BTC/USDT"].slice(0, 2000))
@@ -202,7 +202,7 @@ async def run_cli_killed(rx: ReplayExchange, out: Path, sig: int, after_pages: i
             os.kill(proc.pid, sig)
         return rows
 
-    rx.rest_hostile(kill_on_page, n=after_pages + 1)
+    rx.faults.rest_hostile(kill_on_page, n=after_pages + 1)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "download", "--symbols", "BTC/USDT", "--since", str(START_MS),
         "--out", str(out), "--rest-url", rx.rest_url,
@@ -254,11 +254,11 @@ async def test_a_429_waits_at_least_retry_after(tmp_path: Path) -> None:
         async with open_download_exchange("binance", rx.rest_url) as ex:
             await ex.load_markets()
             assert ex.enableRateLimit
-            rx.fail_next_rest("429", retry_after=1)  # the next request: the first klines page
+            rx.faults.fail_next_rest("429", retry_after=1)  # the next request: the first klines page
             t0 = time.monotonic()
             await download(ex, request, policy=FAST, now_ms=rx.now_ms)
             elapsed = time.monotonic() - t0
-        assert rx.rest_faults_served == {"429": 1}
+        assert rx.faults.rest_faults_served == {"429": 1}
     assert elapsed >= 1.0
     assert target(tmp_path).read_bytes() == csv_bytes(SOURCE["BTC/USDT"])
 
@@ -266,9 +266,9 @@ async def test_a_429_waits_at_least_retry_after(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_network_errors_are_retried(tmp_path: Path) -> None:
     async with served(SOURCE) as rx:
-        rx.fail_next_rest("503", n=2)
+        rx.faults.fail_next_rest("503", n=2)
         await fetch(rx, tmp_path)
-        assert rx.rest_faults_served == {"503": 2}
+        assert rx.faults.rest_faults_served == {"503": 2}
     assert target(tmp_path).read_bytes() == csv_bytes(SOURCE["BTC/USDT"])
 
 
@@ -287,10 +287,10 @@ async def test_bad_symbol_from_the_klines_endpoint_is_not_retried(tmp_path: Path
         request = DownloadRequest(("BTC/USDT",), "1h", START_MS, None, tmp_path)
         async with open_download_exchange("binance", rx.rest_url) as ex:
             await ex.load_markets()
-            rx.fail_next_rest("bad_symbol", n=3)
+            rx.faults.fail_next_rest("bad_symbol", n=3)
             with pytest.raises(ConfigError, match="BTC/USDT is refused by binance.*Invalid symbol"):
                 await download(ex, request, policy=FAST, now_ms=rx.now_ms)
-        assert rx.rest_faults_served == {"bad_symbol": 1}
+        assert rx.faults.rest_faults_served == {"bad_symbol": 1}
 
 
 @pytest.mark.asyncio
@@ -298,8 +298,8 @@ async def test_an_overlapping_page_is_deduplicated(tmp_path: Path) -> None:
     src = SOURCE["BTC/USDT"]
     repeat = [[int(src.open_ms[i]), *src.row(i)[1:]] for i in range(995, 1000)]
     async with served(SOURCE) as rx:
-        rx.rest_hostile(lambda rows: rows, n=1)
-        rx.rest_hostile(lambda rows: repeat + rows, n=1)  # page 2 starts with the end of page 1
+        rx.faults.rest_hostile(lambda rows: rows, n=1)
+        rx.faults.rest_hostile(lambda rows: repeat + rows, n=1)  # page 2 starts with the end of page 1
         (result,) = await fetch(rx, tmp_path)
     assert target(tmp_path).read_bytes() == csv_bytes(src) and result.overlap == 5
 
@@ -321,8 +321,8 @@ async def test_an_invalid_page_is_refused_and_the_earlier_pages_kept(tmp_path: P
         return rows
 
     async with served(SOURCE) as rx:
-        rx.rest_hostile(lambda rows: rows, n=1)
-        rx.rest_hostile(hurt, n=1)
+        rx.faults.rest_hostile(lambda rows: rows, n=1)
+        rx.faults.rest_hostile(hurt, n=1)
         with pytest.raises(DataError, match="BTC/USDT 1h page from 2024-02-11 16:00 UTC"):
             await fetch(rx, tmp_path)
     assert target(tmp_path).read_bytes() == csv_bytes(src.slice(0, 1000))

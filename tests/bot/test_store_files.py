@@ -12,7 +12,7 @@ import pytest
 
 from bot.errors import DataError
 from bot.reporting.run_report import load_report
-from bot.status import load_status
+from bot.reporting.status import load_status
 from bot.store.trade_store import TradeStore
 
 T0 = 1_704_067_200_000

@@ -60,8 +60,8 @@ async def test_an_absurd_kline_and_a_conflicting_duplicate_are_settled_by_rest(t
     await replay(data, clean, BARS, pace_s=0.0)
 
     def arm(exchange: ReplayExchange) -> None:
-        exchange.falsify_closed("BTC/USDT", absurd)
-        exchange.falsify_closed("ETH/USDT", other_close, then_true=True)
+        exchange.faults.falsify_closed("BTC/USDT", absurd)
+        exchange.faults.falsify_closed("ETH/USDT", other_close, then_true=True)
 
     db = tmp_path / "faulty.sqlite"
     await replay(data, db, BARS, pace_s=0.02, chaos=at_bar(20, arm))
@@ -80,8 +80,8 @@ async def test_without_rest_the_absurd_kline_is_refused_and_not_traded(tmp_path:
     data = generate_market(SYMBOLS, WINDOW + BARS, 1_704_067_200_000, seed=31)
 
     def arm(exchange: ReplayExchange) -> None:
-        exchange.fail_next_rest("500", n=50)   # every retry of the check fails
-        exchange.falsify_closed("BTC/USDT", absurd)
+        exchange.faults.fail_next_rest("500", n=50)   # every retry of the check fails
+        exchange.faults.falsify_closed("BTC/USDT", absurd)
 
     db = tmp_path / "norest.sqlite"
     await replay(data, db, BARS, pace_s=0.05, chaos=at_bar(20, arm))

@@ -86,7 +86,7 @@ async def test_a_hundred_forced_drops_miss_no_bar_and_change_no_decision(tmp_pat
         rng = random.Random(5)
         while drops < 100:
             await asyncio.sleep(rng.uniform(0.02, 0.08))
-            if await exchange.drop_connections():   # a drop only counts if a connection was there
+            if await exchange.faults.drop_connections():   # a drop only counts if a connection was there
                 drops += 1
 
     db = tmp_path / "dropped.sqlite"
@@ -112,19 +112,19 @@ async def test_silence_repeats_reordering_withheld_klines_shutdown_and_garbage(t
         while not exchange.bars_sent:
             await asyncio.sleep(0.01)
         actions = [
-            lambda: exchange.go_silent(0.8),                       # half-open: nothing sent, pings unanswered
-            lambda: exchange.duplicate_closed(5),                  # an exchange repeating itself
-            lambda: exchange.reorder_next_bar(),                   # out of order, and a stale kline again
-            lambda: exchange.skip_closed(rng.choice(SYMBOLS), 3),  # closed klines never sent
+            lambda: exchange.faults.go_silent(0.8),                       # half-open: nothing sent, pings unanswered
+            lambda: exchange.faults.duplicate_closed(5),                  # an exchange repeating itself
+            lambda: exchange.faults.reorder_next_bar(),                   # out of order, and a stale kline again
+            lambda: exchange.faults.skip_closed(rng.choice(SYMBOLS), 3),  # closed klines never sent
         ]
         for round_ in range(12):
             await asyncio.sleep(rng.uniform(0.2, 0.5))
             actions[round_ % len(actions)]()
             if round_ == 5:
-                await exchange.send_server_shutdown(close_after_s=0.1)
+                await exchange.faults.send_server_shutdown(close_after_s=0.1)
             if round_ % 3 == 0:
-                await exchange.inject_frame('{"stream": "btcusdt@kline_1h", "data": {"e": "kline", "k": NaN}}')
-                await exchange.inject_frame(b"\x00\xff" * 16)
+                await exchange.faults.inject_frame('{"stream": "btcusdt@kline_1h", "data": {"e": "kline", "k": NaN}}')
+                await exchange.faults.inject_frame(b"\x00\xff" * 16)
 
     db = tmp_path / "chaos.sqlite"
     result = await replay(data, db, bars, pace_s=0.03, chaos=chaos)

@@ -44,8 +44,8 @@ async def test_rejection_counts_survive_a_sigkill(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline and proc.returncode is None
                 await asyncio.sleep(0.02)
             for _ in range(GARBAGE):
-                await exchange.inject_frame("not json")
-            exchange.duplicate_closed(DUPLICATES)
+                await exchange.faults.inject_frame("not json")
+            exchange.faults.duplicate_closed(DUPLICATES)
             # Counted while the daemon runs: they reach the file with the next bars' transactions.
             while counted(db) != want:
                 assert time.monotonic() < deadline, counted(db)

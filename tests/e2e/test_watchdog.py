@@ -15,7 +15,7 @@ from bot.daemon import run_daemon
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.reporting.run_report import format_report, load_report
-from bot.status import format_status, load_status
+from bot.reporting.status import format_status, load_status
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 WINDOW = 32
@@ -40,7 +40,7 @@ async def test_a_silent_exchange_is_recorded_as_an_outage_and_flattened(tmp_path
         try:
             while exchange.bars_sent < 50:
                 await asyncio.sleep(0.01)
-            exchange.go_silent(1.5)   # nothing on the wire for longer than stale_after_s
+            exchange.faults.go_silent(1.5)   # nothing on the wire for longer than stale_after_s
             result = await asyncio.wait_for(daemon, 120)
         finally:
             daemon.cancel()

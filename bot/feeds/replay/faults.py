@@ -1,51 +1,46 @@
 """Fault injection for the replay exchange: what real exchanges do to their clients, on demand.
 
-:class:`FaultInjection` is a mixin that :class:`~bot.feeds.replay.server.ReplayExchange`
-inherits; it holds the fault state and counters and the methods that arm and
-serve the faults.  Every method works while the replay runs; counters are public
-attributes of the exchange:
+:class:`Faults` is the collaborator a :class:`~bot.feeds.replay.server.ReplayExchange` holds as
+``exchange.faults``: it owns the fault state and counters, the methods that arm the faults, and the
+hooks the server asks while it streams and answers REST.  It sends through the exchange's
+:class:`~bot.feeds.replay.streams.Connections` and reads its clock; it never imports the server.
+Every method works while the replay runs; the counters are public attributes:
 
-* :meth:`FaultInjection.drop_connections` — abort every connection (no close frame).
-* :meth:`FaultInjection.go_silent` — a half-open link: connections stay open, nothing is
-  sent and nothing read (pings go unanswered) while the clock and REST go on.
-* :meth:`FaultInjection.duplicate_closed`, :meth:`FaultInjection.reorder_next_bar`,
-  :meth:`FaultInjection.skip_closed` — repeated, out-of-order and missing closed klines.
-* :meth:`FaultInjection.falsify_closed` — a well-formed but false closed kline (an absurd price), alone or
+* :meth:`Faults.drop_connections` — abort every connection (no close frame).
+* :meth:`Faults.go_silent` — a half-open link: connections stay open, nothing is sent and nothing
+  read (pings go unanswered) while the clock and REST go on.
+* :meth:`Faults.duplicate_closed`, :meth:`Faults.reorder_next_bar`, :meth:`Faults.skip_closed` —
+  repeated, out-of-order and missing closed klines.
+* :meth:`Faults.falsify_closed` — a well-formed but false closed kline (an absurd price), alone or
   followed by the true one (a conflicting duplicate); REST keeps serving the true bar.
-* :meth:`FaultInjection.send_server_shutdown` — Binance's ``serverShutdown`` event, then a close.
-* :meth:`FaultInjection.inject_frame` — any frame, of any size, to every client.
-* :meth:`FaultInjection.fail_next_rest`, :meth:`FaultInjection.rest_hostile` — REST error
-  answers as Binance gives them (:func:`fault_response`), and hostile kline rows.
-
-Also here: :func:`json_response`, the plain HTTP/1.1 JSON answer that both the
-REST faults and the exchange's REST API send.
+* :meth:`Faults.send_server_shutdown` — Binance's ``serverShutdown`` event, then a close.
+* :meth:`Faults.inject_frame` — any frame, of any size, to every client.
+* :meth:`Faults.fail_next_rest`, :meth:`Faults.rest_hostile` — REST error answers as Binance gives
+  them (:func:`fault_response`), and hostile kline rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import http
 import json
 import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
-from websockets.datastructures import Headers
 from websockets.frames import CloseCode
 from websockets.http11 import Response
 
-from bot.feeds.replay.streams import _Client, _Event
+from bot.feeds.replay.responses import json_response
+from bot.feeds.replay.streams import Connections, _Event
 
 log = logging.getLogger("bot.replay")
 
 REST_FAULTS = ("429", "418", "503", "500", "timeout", "bad_symbol", "garbage_json")
-SEND_TIMEOUT_S = 10.0  # a client that takes longer to accept one frame is aborted
 
 
 # ---------------------------------------------------------------------------
@@ -57,20 +52,6 @@ class _RestFault:
     kind: str
     retry_after: int | None
     delay_s: float
-
-
-def json_response(status: int, body: object, extra_headers: tuple[tuple[str, str], ...] = (),
-                  content_type: str = "application/json;charset=UTF-8") -> Response:
-    """A ``Connection: close`` HTTP response with ``body`` as JSON (``bytes`` are sent as they are)."""
-    data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":"), default=repr).encode()
-    headers = Headers([
-        ("Content-Type", content_type),
-        ("Content-Length", str(len(data))),
-        ("Date", email.utils.formatdate(usegmt=True)),
-        ("Connection", "close"),
-        *extra_headers,
-    ])
-    return Response(status, http.HTTPStatus(status).phrase, headers, data)
 
 
 def fault_response(fault: _RestFault, now_ms: int) -> Response:
@@ -99,28 +80,20 @@ def fault_response(fault: _RestFault, now_ms: int) -> Response:
 
 
 # ---------------------------------------------------------------------------
-# The mixin
+# The faults
 # ---------------------------------------------------------------------------
 
-class FaultInjection:
-    """Fault state, counters and the methods that arm and serve faults, for ``ReplayExchange`` to inherit.
+class Faults:
+    """Fault state, counters, the methods that arm faults, and the hooks the exchange serves them through.
 
-    The host class calls :meth:`_init_faults` from its ``__init__`` and provides the
-    attributes and ``_send_all`` declared below.
+    ``connections`` are the exchange's websocket clients (aborted, paused and sent extra frames here);
+    ``clock`` returns the simulated exchange time in ms (for ``serverShutdown`` and REST error bodies).
     """
 
-    # Provided by the host exchange.
-    _clients: dict[ServerConnection, _Client]
-    _send_lock: asyncio.Lock
-    _stopping: asyncio.Event
-    _now_ms: int
-
-    if TYPE_CHECKING:
-        async def _send_all(self, ws: ServerConnection,
-                            msgs: list[tuple[str | bytes, tuple[str, int] | None]]) -> None: ...
-
-    def _init_faults(self) -> None:
-        """Set up the fault state (nothing armed) and zero the counters."""
+    def __init__(self, connections: Connections, clock: Callable[[], int]) -> None:
+        self._connections = connections
+        self._clock = clock
+        self._closing = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._silent_until = 0.0  # time.monotonic() until which nothing is sent
         self._silence_timer: asyncio.TimerHandle | None = None
@@ -129,7 +102,6 @@ class FaultInjection:
         self._reorder_next = False
         self._skips: Counter[str] = Counter()  # market id → closed klines still to withhold
         self._falsify: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {}  # market id → (change, then true)
-        self.closed_falsified = 0  # closed klines sent altered by falsify_closed
         self._previous_closed: list[_Event] = []
         self._rest_faults: deque[_RestFault] = deque()
         self._rest_transforms: deque[Callable[[list[list[Any]]], Any]] = deque()
@@ -137,8 +109,18 @@ class FaultInjection:
         self.shutdowns_sent = 0  # serverShutdown events sent
         self.frames_withheld = 0  # kline frames not sent while silent
         self.closed_skipped = 0  # closed klines withheld by skip_closed
+        self.closed_falsified = 0  # closed klines sent altered by falsify_closed
         self.frames_injected = 0  # frames sent by inject_frame (one per client)
         self.rest_faults_served: Counter[str] = Counter()
+
+    async def aclose(self) -> None:
+        """End a silence, cancel the delayed closes and release REST answers held by a ``timeout`` fault."""
+        self._closing.set()
+        self._end_silence()
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- websocket: connections ----------------------------------------------------------
 
@@ -146,25 +128,14 @@ class FaultInjection:
         """Abort every client connection, as a network failure would: no close frame, just gone.
 
         Waits for a broadcast in progress to finish first, so that every closed kline
-        logged in :attr:`closed_sent` was handed to the socket before the drop.
+        logged in the exchange's ``closed_sent`` was handed to the socket before the drop.
         Returns (and adds to :attr:`drops`) the number of connections dropped.
         """
-        locked = False
-        with contextlib.suppress(TimeoutError):  # a stuck broadcast must not stop the drop
-            async with asyncio.timeout(SEND_TIMEOUT_S):
-                locked = await self._send_lock.acquire()
-        try:
-            conns = list(self._clients)
-            for ws in conns:
-                ws.transport.abort()
-                self._clients.pop(ws, None)
-            self.drops += len(conns)
-        finally:
-            if locked:
-                self._send_lock.release()
-        if conns:
-            log.info("dropped %d connection(s)", len(conns))
-        return len(conns)
+        dropped = await self._connections.abort_all()
+        self.drops += dropped
+        if dropped:
+            log.info("dropped %d connection(s)", dropped)
+        return dropped
 
     # -- websocket: silence --------------------------------------------------------------
 
@@ -176,7 +147,7 @@ class FaultInjection:
         never streamed.  The server's own keepalive pings (every 20 s) still go out.
         """
         self._silent_until = max(self._silent_until, time.monotonic() + seconds)
-        for ws in list(self._clients):
+        for ws in list(self._connections.clients):
             self._pause(ws)
         if self._silence_timer is not None:
             self._silence_timer.cancel()
@@ -187,21 +158,10 @@ class FaultInjection:
     def _silent(self) -> bool:
         return time.monotonic() < self._silent_until
 
-    def _withheld(self, events: list[_Event]) -> bool:
-        """While silent, count ``events`` as withheld and say so; otherwise ``False``."""
-        if not self._silent():
-            return False
-        self.frames_withheld += len(events)
-        return True
-
     def _pause(self, ws: ServerConnection) -> None:
         if ws not in self._paused:
             ws.transport.pause_reading()
             self._paused.add(ws)
-
-    def _forget_paused(self, ws: ServerConnection) -> None:
-        """Stop tracking a connection that has gone."""
-        self._paused.discard(ws)
 
     def _end_silence(self) -> None:
         if self._silence_timer is not None:
@@ -239,30 +199,6 @@ class FaultInjection:
         self.closed_falsified += 1
         return replace(ev, data=json.dumps(data, separators=(",", ":")))
 
-    def _closed_faults(self, events: list[_Event]) -> list[_Event]:
-        """A bar's closed klines as the armed faults send them: falsified, skipped, doubled, reordered."""
-        out: list[_Event] = []
-        for ev in events:
-            market_id = ev.stream.split("@", 1)[0].upper()
-            if market_id in self._falsify:
-                change, then_true = self._falsify.pop(market_id)
-                out.append(self._falsified(ev, change))
-                if not then_true:
-                    continue
-            if self._skips[market_id] > 0:
-                self._skips[market_id] -= 1
-                self.closed_skipped += 1
-                continue
-            out.append(ev)
-            if self._duplicates_left > 0:
-                self._duplicates_left -= 1
-                out.append(ev)
-        if self._reorder_next:
-            self._reorder_next = False
-            out = out[::-1] + self._previous_closed
-        self._previous_closed = events
-        return out
-
     # -- websocket: extra frames ---------------------------------------------------------
 
     async def send_server_shutdown(self, close_after_s: float = 0.5) -> int:
@@ -271,24 +207,18 @@ class FaultInjection:
         Binance announces a server going down this way before it disconnects; a
         client should reconnect at once.  Returns the number of clients told.
         """
-        frame = json.dumps({"e": "serverShutdown", "E": self._now_ms}, separators=(",", ":"))
-        told = await self._send_to_all(frame)
+        frame = json.dumps({"e": "serverShutdown", "E": self._clock()}, separators=(",", ":"))
+        told = await self._connections.send_to_all(frame)
         self.shutdowns_sent += told
-        conns = list(self._clients)
+        conns = list(self._connections.clients)
         self._spawn(self._close_later(conns, close_after_s, CloseCode.GOING_AWAY, "server shutdown"))
         return told
 
     async def inject_frame(self, raw: str | bytes) -> int:
         """Send ``raw`` as one frame (text for ``str``, binary for ``bytes``) to every client; return how many."""
-        told = await self._send_to_all(raw)
+        told = await self._connections.send_to_all(raw)
         self.frames_injected += told
         return told
-
-    async def _send_to_all(self, raw: str | bytes) -> int:
-        async with self._send_lock:
-            conns = list(self._clients)
-            await asyncio.gather(*(self._send_all(ws, [(raw, None)]) for ws in conns))
-        return len(conns)
 
     async def _close_later(self, conns: list[ServerConnection], delay_s: float, code: int, reason: str) -> None:
         await asyncio.sleep(delay_s)
@@ -328,22 +258,64 @@ class FaultInjection:
         """REST faults and hostile transforms armed but not yet served."""
         return len(self._rest_faults) + len(self._rest_transforms)
 
-    def _rest_fault(self, path: str) -> Response | Awaitable[Response] | None:
+    async def _delayed(self, fault: _RestFault) -> Response:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), fault.delay_s)
+        return fault_response(fault, self._clock())
+
+    # -- hooks the exchange calls while it serves ----------------------------------------
+
+    def on_connect(self, ws: ServerConnection) -> None:
+        """A new connection during a silence is silent too."""
+        if self._silent():
+            self._pause(ws)
+
+    def on_disconnect(self, ws: ServerConnection) -> None:
+        """Stop tracking a connection that has gone."""
+        self._paused.discard(ws)
+
+    def withheld(self, events: list[_Event]) -> bool:
+        """While silent, count ``events`` as withheld and say so; otherwise ``False``."""
+        if not self._silent():
+            return False
+        self.frames_withheld += len(events)
+        return True
+
+    def closed_klines(self, events: list[_Event]) -> list[_Event]:
+        """A bar's closed klines as the armed faults send them: falsified, skipped, doubled, reordered."""
+        out: list[_Event] = []
+        for ev in events:
+            market_id = ev.stream.split("@", 1)[0].upper()
+            if market_id in self._falsify:
+                change, then_true = self._falsify.pop(market_id)
+                out.append(self._falsified(ev, change))
+                if not then_true:
+                    continue
+            if self._skips[market_id] > 0:
+                self._skips[market_id] -= 1
+                self.closed_skipped += 1
+                continue
+            out.append(ev)
+            if self._duplicates_left > 0:
+                self._duplicates_left -= 1
+                out.append(ev)
+        if self._reorder_next:
+            self._reorder_next = False
+            out = out[::-1] + self._previous_closed
+        self._previous_closed = events
+        return out
+
+    def rest_answer(self, path: str) -> Response | Awaitable[Response] | None:
         """The armed fault's answer to the REST request for ``path``, or ``None`` when none is armed."""
         if not self._rest_faults:
             return None
         fault = self._rest_faults.popleft()
         self.rest_faults_served[fault.kind] += 1
         log.info("REST %s -> injected fault %s", path, fault.kind)
-        return self._delayed(fault) if fault.kind == "timeout" else fault_response(fault, self._now_ms)
+        return self._delayed(fault) if fault.kind == "timeout" else fault_response(fault, self._clock())
 
-    def _hostile_klines(self, rows: object) -> object:
+    def hostile_klines(self, rows: object) -> object:
         """``rows`` as the next armed hostile transform rewrites them (unchanged when none is armed)."""
         if not self._rest_transforms:
             return rows
         return self._rest_transforms.popleft()(rows)  # type: ignore[arg-type]
-
-    async def _delayed(self, fault: _RestFault) -> Response:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), fault.delay_s)
-        return fault_response(fault, self._now_ms)

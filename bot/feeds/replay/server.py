@@ -25,10 +25,11 @@ before ``start_index`` and each streamed bar once its closed kline was sent.
 
 Faults, for testing clients against what real exchanges do (dropped and
 half-open connections, repeated, reordered and missing closed klines,
-``serverShutdown``, arbitrary frames, REST errors and hostile kline rows), come
-from the :class:`~bot.feeds.replay.faults.FaultInjection` mixin that
-:class:`ReplayExchange` inherits.  ``max_connection_s`` closes every connection
-after that long (Binance: 24 h).
+``serverShutdown``, arbitrary frames, REST errors and hostile kline rows), are
+armed on ``exchange.faults``, the :class:`~bot.feeds.replay.faults.Faults` the
+exchange holds (``exchange.faults.drop_connections()``).  The open connections and
+every send to them are :class:`~bot.feeds.replay.streams.Connections`, which both
+use.  ``max_connection_s`` closes every connection after that long (Binance: 24 h).
 """
 
 from __future__ import annotations
@@ -54,16 +55,12 @@ from websockets.http11 import Request, Response
 from bot.config import TIMEFRAMES_MS
 from bot.errors import ConfigError
 from bot.feeds.replay.csvdata import Series
-from bot.feeds.replay.faults import REST_FAULTS, SEND_TIMEOUT_S, FaultInjection, fault_response, json_response
+from bot.feeds.replay.faults import Faults
 from bot.feeds.replay.klines import BarFields, closed_bar, partial_bar, price_step, rest_kline
-from bot.feeds.replay.streams import _Client, _Event
+from bot.feeds.replay.responses import json_response
+from bot.feeds.replay.streams import Connections, _Client, _Event
 
-# The kline formatting lives in bot.feeds.replay.klines, REST_FAULTS and fault_response in
-# bot.feeds.replay.faults; re-exported so existing imports keep working.
-__all__ = [
-    "KLINES_DEFAULT_LIMIT", "KLINES_MAX_LIMIT", "REST_FAULTS", "BarFields", "ReplayExchange", "closed_bar",
-    "fault_response", "partial_bar", "rest_kline",
-]
+__all__ = ["KLINES_DEFAULT_LIMIT", "KLINES_MAX_LIMIT", "ReplayExchange"]
 
 log = logging.getLogger("bot.replay")
 
@@ -103,12 +100,13 @@ class _RestError(Exception):
 # The server
 # ---------------------------------------------------------------------------
 
-class ReplayExchange(FaultInjection):
+class ReplayExchange:
     """Replay OHLCV series as Binance kline streams plus REST on ``host:port`` (``port=0``: any free port).
 
     ``start_index`` indexes the union of all bar times: bars before it are history,
     served by REST only (default 0: everything is streamed).  ``max_bars`` caps the
-    streamed bar times.  ``bar_interval_s`` is the pause after each bar time.
+    streamed bar times.  ``bar_interval_s`` is the pause after each bar time.  Faults are armed
+    on :attr:`faults`.
     """
 
     def __init__(self, data: dict[str, Series], timeframe: str = "1h", host: str = "127.0.0.1",
@@ -153,20 +151,16 @@ class ReplayExchange(FaultInjection):
         self._server: Server | None = None
         self._port: int | None = None
         self._task: asyncio.Task[None] | None = None
-        self._clients: dict[ServerConnection, _Client] = {}
+        self._connections = Connections()
         self._client_connected = asyncio.Event()
         self._stopped = False
         self.finished = asyncio.Event()
         self.bars_sent = 0  # bar times whose closed klines have all been broadcast
         # Path and query of the latest REST requests, oldest first (for tests and the curious operator).
         self.rest_requests: deque[str] = deque(maxlen=10_000)
-        # (symbol, open_ms) of each closed kline frame handed to a client's connection, oldest first.
-        self.closed_sent: deque[tuple[str, int]] = deque(maxlen=100_000)
-        self._send_lock = asyncio.Lock()
-        self._stopping = asyncio.Event()
         self.connections = 0  # websocket connections accepted
         self.lifetime_closes = 0  # connections closed after max_connection_s
-        self._init_faults()
+        self.faults = Faults(self._connections, lambda: self._now_ms)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -190,13 +184,11 @@ class ReplayExchange(FaultInjection):
         if self._stopped:
             return
         self._stopped = True
-        self._stopping.set()
-        self._end_silence()
-        for task in [self._task, *self._tasks]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.faults.aclose()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -224,6 +216,11 @@ class ReplayExchange(FaultInjection):
     @property
     def rest_url(self) -> str:
         return f"http://{self._host}:{self.port}/api/v3"
+
+    @property
+    def closed_sent(self) -> deque[tuple[str, int]]:
+        """(symbol, open_ms) of each closed kline frame handed to a client's connection, oldest first."""
+        return self._connections.closed_sent
 
     @property
     def now_ms(self) -> int:
@@ -260,7 +257,7 @@ class ReplayExchange(FaultInjection):
                 bar = closed_bar(row) if closed else partial_bar(row, k, self.updates_per_bar)
                 events.append(_Event(m.stream, self._kline_event(m, t, bar, closed),
                                      (m.symbol, t) if closed else None))
-            await self._broadcast(self._closed_faults(events) if closed else events)
+            await self._broadcast(self.faults.closed_klines(events) if closed else events)
         for m in due:
             m.cursor += 1
             m.visible = m.cursor
@@ -279,33 +276,8 @@ class ReplayExchange(FaultInjection):
         return json.dumps(data, separators=(",", ":"))
 
     async def _broadcast(self, events: list[_Event]) -> None:
-        """Send each client the events of its streams, waiting for slow clients rather than dropping."""
-        if self._withheld(events):
-            return
-        async with self._send_lock:
-            sends = []
-            for ws, client in list(self._clients.items()):
-                msgs = [(f'{{"stream":"{ev.stream}","data":{ev.data}}}' if client.combined else ev.data, ev.closed)
-                        for ev in events if ev.stream in client.streams]
-                if msgs:
-                    sends.append(self._send_all(ws, msgs))
-            if sends:
-                await asyncio.gather(*sends)
-
-    async def _send_all(self, ws: ServerConnection, msgs: list[tuple[str | bytes, tuple[str, int] | None]]) -> None:
-        try:
-            async with asyncio.timeout(SEND_TIMEOUT_S):
-                for msg, closed in msgs:
-                    await ws.send(msg)
-                    if closed is not None:
-                        self.closed_sent.append(closed)
-        except ConnectionClosed:
-            self._clients.pop(ws, None)
-        except TimeoutError:
-            log.warning("client %s did not take a frame in %.0f s; aborting it", ws.remote_address,
-                        SEND_TIMEOUT_S)
-            self._clients.pop(ws, None)
-            ws.transport.abort()
+        if not self.faults.withheld(events):
+            await self._connections.broadcast(events)
 
     # -- websocket side ------------------------------------------------------
 
@@ -323,12 +295,11 @@ class ReplayExchange(FaultInjection):
     async def _handler(self, ws: ServerConnection) -> None:
         assert ws.request is not None
         client = self._ws_client(ws.request.path) or _Client(True)
-        self._clients[ws] = client
+        self._connections.add(ws, client)
         self.connections += 1
         log.info("client %s subscribed to %s", ws.remote_address, sorted(client.streams))
         self._client_connected.set()
-        if self._silent():
-            self._pause(ws)
+        self.faults.on_connect(ws)
         try:
             async with asyncio.timeout(self.max_connection_s):
                 async for message in ws:
@@ -340,13 +311,13 @@ class ReplayExchange(FaultInjection):
         except TimeoutError:
             # Binance closes every connection after 24 h; here after max_connection_s.
             self.lifetime_closes += 1
-            self._clients.pop(ws, None)
+            self._connections.discard(ws)
             log.info("closing client %s: connection lifetime of %.3f s reached", ws.remote_address,
                      self.max_connection_s)
             await ws.close(CloseCode.GOING_AWAY, "connection lifetime reached")
         finally:
-            self._clients.pop(ws, None)
-            self._forget_paused(ws)
+            self._connections.discard(ws)
+            self.faults.on_disconnect(ws)
 
     @staticmethod
     def _control(client: _Client, message: str | bytes) -> str | None:
@@ -384,7 +355,7 @@ class ReplayExchange(FaultInjection):
     def _rest(self, request: Request) -> Response | Awaitable[Response]:
         url = urlsplit(request.path)
         self.rest_requests.append(request.path)
-        fault = self._rest_fault(request.path)
+        fault = self.faults.rest_answer(request.path)
         if fault is not None:
             return fault
         try:
@@ -396,7 +367,7 @@ class ReplayExchange(FaultInjection):
                 raise _RestError(400, -1101, "Duplicate values for a parameter detected.")
             body = self._route(url.path, query)
             if url.path == "/api/v3/klines":
-                body = self._hostile_klines(body)
+                body = self.faults.hostile_klines(body)
         except _RestError as exc:
             log.debug("REST %s -> %d %s", request.path, exc.status, exc.msg)
             return json_response(exc.status, {"code": exc.code, "msg": exc.msg})

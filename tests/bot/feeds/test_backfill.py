@@ -216,7 +216,7 @@ async def test_fetch_range_rejects_bad_rows_with_reasons_and_keeps_the_good_ones
         return [*rows[::-1], rows[9], [early, *rows[10][1:6], early + H - 1], "junk", {"t": 1}]
 
     async with ReplayExchange(data, start_index=30) as rx, make_exchange(rx.rest_url) as ex:
-        rx.rest_hostile(hostile)
+        rx.faults.rest_hostile(hostile)
         with caplog.at_level(logging.WARNING, "bot.feeds.backfill"):
             candles, rejected = await fetch_range(ex, "BTC/USDT", "1h", START_MS, START_MS + 29 * H, sleep=no_sleep)
     kinds = sorted(r.split(":")[0] for r in rejected)
@@ -303,14 +303,14 @@ def test_hostile_rest_rows_yield_only_valid_candles() -> None:
                     served.append(body)
                     return body
 
-                rx.rest_hostile(spy)
+                rx.faults.rest_hostile(spy)
                 asked_before = len(klines_queries(rx))
                 try:
                     candles, rejected = runner.run(fetch(ex))
                 except FeedError:  # the one exception allowed (e.g. a body ccxt reads as an error answer)
                     kinds["FeedError"] += 1
                     return
-                assert rx.rest_faults_pending == 0  # the hostile answer was given
+                assert rx.faults.rest_faults_pending == 0  # the hostile answer was given
                 if len(klines_queries(rx)) == asked_before + 1:  # one answer, parsed: each row kept or rejected
                     assert isinstance(served[0], list) and len(candles) + len(rejected) == len(served[0])
                 opens = [c.open_ms for c in candles]

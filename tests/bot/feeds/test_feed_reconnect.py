@@ -63,7 +63,7 @@ async def test_a_hundred_drops_lose_nothing_sent_while_connected() -> None:
                 await wait_until(lambda i=i: feed.connections == i + 1)
                 closed = feed.counts["closed"]
                 await wait_until(lambda closed=closed: feed.counts["closed"] >= closed + 2)
-                assert await rx.drop_connections() == 1
+                assert await rx.faults.drop_connections() == 1
             await wait_until(lambda: feed.connections == 101)
             sent = set(rx.closed_sent)
             await wait_until(lambda: feed.counts["closed"] >= len(rx.closed_sent))
@@ -71,12 +71,12 @@ async def test_a_hundred_drops_lose_nothing_sent_while_connected() -> None:
     got = [(r.candle.symbol, r.candle.open_ms) for r in drain(feed)]
     assert len(got) == len(set(got))  # nothing twice
     assert sent <= set(got)  # every closed kline handed to a live connection arrived
-    assert rx.drops == 100 and feed.disconnects["dropped"] == 100
+    assert rx.faults.drops == 100 and feed.disconnects["dropped"] == 100
     assert feed.reconnects >= 100 and len(seen) == 100 and feed.events.qsize() == 100
     assert all(d.reason == "dropped" and d.closed_received >= 2 for d in seen)
     assert [d.connection_no for d in seen] == list(range(1, 101))
     assert seen[-1].last_closed_open_ms is not None
-    assert rx.frames_withheld == 0 and feed.counts["rejected"] == 0
+    assert rx.faults.frames_withheld == 0 and feed.counts["rejected"] == 0
 
 
 @pytest.mark.asyncio
@@ -86,14 +86,14 @@ async def test_a_silent_half_open_link_is_cut_and_reopened() -> None:
         feed = fast_feed(rx, ping_interval_s=None, silence_timeout_s=0.2)
         async with running(feed):
             await wait_until(lambda: feed.counts["closed"] >= 2)
-            rx.go_silent(0.5)
+            rx.faults.go_silent(0.5)
             await wait_until(lambda: feed.disconnects["silence"] >= 1, 2)
             assert feed.events.get_nowait().reason == "silence"
             closed = feed.counts["closed"]
             # Once the exchange talks again the feed is back, on a fresh connection.
             await wait_until(lambda: feed.counts["closed"] >= closed + 4, 5)
             assert feed.connections >= 2
-    assert rx.frames_withheld > 0  # bars closed during the silence: REST has them, the stream never sent them
+    assert rx.faults.frames_withheld > 0  # bars closed during the silence: REST has them, the stream never sent them
 
 
 @pytest.mark.asyncio
@@ -103,7 +103,7 @@ async def test_an_unanswered_keepalive_ping_is_a_dead_link() -> None:
         feed = fast_feed(rx, ping_interval_s=0.1, ping_timeout_s=0.1, silence_timeout_s=60, close_timeout_s=0.2)
         async with running(feed):
             await wait_until(lambda: feed.counts["closed"] >= 2)
-            rx.go_silent(5)  # long: the ping timeout, not the silence, must end the connection
+            rx.faults.go_silent(5)  # long: the ping timeout, not the silence, must end the connection
             await wait_until(lambda: feed.disconnects["ping timeout"] >= 1, 2)
             assert feed.connections >= 1 and feed.disconnects["silence"] == 0
 
@@ -117,12 +117,12 @@ async def test_server_shutdown_means_reconnect_now() -> None:
         async with running(feed):
             await wait_until(lambda: feed.counts["closed"] >= 2)
             await asyncio.sleep(0.06)
-            assert await rx.send_server_shutdown(close_after_s=3.0) == 1
+            assert await rx.faults.send_server_shutdown(close_after_s=3.0) == 1
             await wait_until(lambda: feed.connections == 2, 1)
             closed = feed.counts["closed"]
             await wait_until(lambda: feed.counts["closed"] > closed, 2)
     assert feed.disconnects["server shutdown"] == 1 and feed.counts["shutdown"] == 1
-    assert rx.shutdowns_sent == 1
+    assert rx.faults.shutdowns_sent == 1
 
 
 @pytest.mark.asyncio
@@ -132,7 +132,7 @@ async def test_a_shutdown_notice_right_after_connecting_is_not_obeyed_at_once() 
         feed = fast_feed(rx, reconnect_base_s=30.0, reconnect_max_s=30.0, min_connection_s=10)
         async with running(feed):
             await wait_until(lambda: feed.counts["closed"] >= 1)
-            await rx.send_server_shutdown(close_after_s=0.01)
+            await rx.faults.send_server_shutdown(close_after_s=0.01)
             await wait_until(lambda: feed.disconnects["server shutdown"] == 1, 1)
             await asyncio.sleep(0.2)
             assert feed.connections == 1  # backing off: a server that says this on every connect is not hammered
@@ -170,7 +170,7 @@ async def test_a_10_mb_frame_is_rejected_and_the_feed_goes_on() -> None:
         feed = fast_feed(rx)
         async with running(feed):
             await wait_until(lambda: feed.counts["closed"] >= 2)
-            assert await rx.inject_frame("x" * 10_000_000) == 1
+            assert await rx.faults.inject_frame("x" * 10_000_000) == 1
             await wait_until(lambda: feed.disconnects["frame too large"] == 1)
             closed = feed.counts["closed"]
             await wait_until(lambda: feed.counts["closed"] >= closed + 2)
@@ -260,7 +260,7 @@ hostile_frames = st.one_of(
 async def _inject_and_wait(rx: ReplayExchange, feed: KlineFeed, frames: list[str | bytes]) -> None:
     before = sum(feed.counts.values())
     for f in frames:
-        assert await rx.inject_frame(f) == 1
+        assert await rx.faults.inject_frame(f) == 1
     await wait_until(lambda: sum(feed.counts.values()) >= before + len(frames))
     assert sum(feed.counts.values()) == before + len(frames)
 

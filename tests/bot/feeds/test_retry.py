@@ -153,10 +153,10 @@ async def test_transient_rest_faults_are_retried_until_success(exchange: tuple[R
                                                                kind: str) -> None:
     rx, ex = exchange
     sleeps = Sleeps()
-    rx.fail_next_rest(kind, n=2, retry_after=2, delay_s=2.0)
+    rx.faults.fail_next_rest(kind, n=2, retry_after=2, delay_s=2.0)
     candles, rejected = await fetch_all(ex, sleeps)
     assert len(candles) == 48 and rejected == []
-    assert rx.rest_faults_served == {kind: 2} and len(sleeps.asked) == 2
+    assert rx.faults.rest_faults_served == {kind: 2} and len(sleeps.asked) == 2
     if kind in ("429", "418"):
         assert all(s >= 2 for s in sleeps.asked)  # Retry-After: 2
 
@@ -165,7 +165,7 @@ async def test_transient_rest_faults_are_retried_until_success(exchange: tuple[R
 async def test_a_429_with_retry_after_waits_at_least_that(exchange: tuple[ReplayExchange, Any]) -> None:
     rx, ex = exchange
     sleeps = Sleeps()
-    rx.fail_next_rest("429", retry_after=2)
+    rx.faults.fail_next_rest("429", retry_after=2)
     candles, _ = await fetch_all(ex, sleeps)
     assert len(sleeps.asked) == 1 and sleeps.asked[0] >= 2 and len(candles) == 48
 
@@ -174,10 +174,10 @@ async def test_a_429_with_retry_after_waits_at_least_that(exchange: tuple[Replay
 async def test_bad_symbol_is_not_retried(exchange: tuple[ReplayExchange, Any]) -> None:
     rx, ex = exchange
     sleeps = Sleeps()
-    rx.fail_next_rest("bad_symbol", n=3)
+    rx.faults.fail_next_rest("bad_symbol", n=3)
     with pytest.raises(FeedError, match="BTC/USDT.*not retryable.*BadSymbol.*Invalid symbol"):
         await fetch_all(ex, sleeps)
-    assert sleeps.asked == [] and rx.rest_faults_served == {"bad_symbol": 1}
+    assert sleeps.asked == [] and rx.faults.rest_faults_served == {"bad_symbol": 1}
 
 
 @pytest.mark.asyncio
@@ -186,7 +186,7 @@ async def test_garbage_that_never_stops_becomes_a_feed_error(exchange: tuple[Rep
     network failure — a proxy's error page is usually transient — and a FeedError once retries run out."""
     rx, ex = exchange
     sleeps = Sleeps()
-    rx.fail_next_rest("garbage_json", n=10)
+    rx.faults.fail_next_rest("garbage_json", n=10)
     with pytest.raises(FeedError, match="gave up after 5 attempts.*BadResponse.*not a JSON array"):
         await fetch_all(ex, sleeps)
     assert len(sleeps.asked) == 4
@@ -196,7 +196,7 @@ async def test_garbage_that_never_stops_becomes_a_feed_error(exchange: tuple[Rep
 async def test_an_ip_ban_longer_than_allowed_fails_at_once(exchange: tuple[ReplayExchange, Any]) -> None:
     rx, ex = exchange
     sleeps = Sleeps()
-    rx.fail_next_rest("418")  # Binance bans for 2 minutes and more; the default here is 120 s
+    rx.faults.fail_next_rest("418")  # Binance bans for 2 minutes and more; the default here is 120 s
     with pytest.raises(FeedError, match="DDoSProtection"):
         await fetch_range(ex, "BTC/USDT", "1h", START_MS, START_MS + H, now_ms=START_MS + 48 * H, sleep=sleeps,
                           policy=RetryPolicy(max_retry_after_s=60))

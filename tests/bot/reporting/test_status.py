@@ -12,7 +12,7 @@ import pytest
 from bot.cli import main
 from bot.errors import DataError
 from bot.events import EquityMarked, PositionMarked, Side, SubmitOrder
-from bot.status import format_status, load_status
+from bot.reporting.status import format_status, load_status
 from bot.store.trade_store import BarRecord, TradeStore
 from risk.events import RiskStateLogged
 
