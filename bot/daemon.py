@@ -241,6 +241,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
                                    await store.recent_edges(run_id, settings.risk.gate.band_bars)),
                         last_bar, history=source, rejections=tally)
         engine.accept_commands = True
+        engine.record_timings = True
         engine.observer = notifier.watcher(engine.risk.state.state.name, resume.forecasts if resume else ())
         await engine.restore_operator_block()
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")

@@ -57,7 +57,7 @@ from bot.feeds.binance import reason_kind
 from bot.feeds.websocket import Received
 from bot.plausibility import implausibility
 from bot.rejections import RejectionTally
-from bot.store.rows import BarRecord
+from bot.store.rows import BarRecord, BarTiming
 from bot.store.trade_store import TradeStore
 from bot.timefmt import utc_minute, utc_span
 from bot.watchdog import Watchdog
@@ -85,6 +85,18 @@ def _kill_before_commit_countdown() -> None:
 
 # Reasons the operator's commands give start with this word (a resume lifts only what it set).
 OPERATOR = "operator"
+
+
+def bar_timing(bar: AssembledBar, tf_ms: int, late: bool, began: float, committed: float,
+               wall_now: float) -> BarTiming:
+    """A bar's arrival and commit in wall-clock ms.  Arrivals are ``time.perf_counter()`` readings (steady
+    within a session), turned into wall time against one reading of both clocks; a bar with no streamed
+    candle (decided late from REST) counts as arriving when its processing began."""
+    def wall_ms(perf: float) -> int:
+        return round(wall_now * 1000 - (committed - perf) * 1000)
+    arrived = bar.received_at or (began,)
+    return BarTiming(bar.bar_ms, bar.bar_ms + tf_ms, wall_ms(min(arrived)), wall_ms(max(arrived)),
+                     wall_ms(committed), len(bar.candles), late)
 
 
 def _operator_reason(command_id: int, command: str, note: str) -> str:
@@ -164,6 +176,9 @@ class Engine:
         self.accept_commands = False
         # Told of each bar and outage (bot/notify); its failures are logged, never stop a bar.
         self.observer: BarObserver | None = None
+        # The daemon logs when each bar arrived and was committed (bar_timings, the feed's latency); a
+        # backtest's bars arrive from memory, so it logs none.
+        self.record_timings = False
 
     def warm_up(self, candles: Sequence[Candle]) -> None:
         """History for the windows (the backfill); these bars are not decided."""
@@ -343,6 +358,7 @@ class Engine:
 
     async def process_bar(self, bar: AssembledBar, late: bool = False) -> None:
         t = bar.bar_ms
+        began = time.perf_counter()
         candles = {c.symbol: c for c in bar.candles}
         if not bar.complete:
             self.stats.incomplete_bars += 1
@@ -405,6 +421,9 @@ class Engine:
         await self._write(record)
         committed = time.perf_counter()
         self.stats.latencies.extend(committed - r for r in bar.received_at)
+        if self.record_timings and not self._unwritten:   # committed (a bar held in memory has no commit time)
+            await self._safe_store(self.store.record_timing(self.run_id, bar_timing(
+                bar, self.tf_ms, late, began, committed, time.time())))
         self.stats.bars += 1
         self.stats.late_bars += late
         self.stats.fills += len(fills)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+from bot.timefmt import format_duration
+
 Number = Decimal | float | int
 
 
@@ -44,4 +46,15 @@ def bps(x: float | None, sign: bool = True) -> str:
     return f"{x * 1e4:{'+' if sign else ''}.2f} bps"
 
 
-__all__ = ["money", "sig", "bps"]
+def latency(ms: float | None) -> str:
+    """A latency: ``850 ms`` under a second, ``2.35 s`` under a minute, then ``4m 10s`` (``-`` for none)."""
+    if ms is None or not math.isfinite(ms):
+        return "-"
+    if abs(ms) < 1000:
+        return f"{ms:.0f} ms"
+    if abs(ms) < 60_000:
+        return f"{ms / 1000:.2f} s"
+    return format_duration(round(ms))
+
+
+__all__ = ["money", "sig", "bps", "latency"]

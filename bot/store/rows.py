@@ -59,6 +59,18 @@ class BarRecord:
     commands: tuple[int, ...] = ()
 
 
+class BarTiming(NamedTuple):
+    """When a live bar arrived and was committed, wall clock in ms (one bar_timings row less its run)."""
+
+    bar_ms: int
+    close_ms: int
+    first_received_ms: int
+    last_received_ms: int
+    committed_ms: int
+    candles: int
+    late: bool
+
+
 class BarRows(NamedTuple):
     """One bar's rows for the trade log, plain values only (so a batch pickles fast to a writer process)."""
 

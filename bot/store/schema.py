@@ -254,6 +254,21 @@ CREATE TABLE IF NOT EXISTS commands (
 );
 CREATE INDEX IF NOT EXISTS commands_pending ON commands (run_id, command_id) WHERE taken_bar_ms IS NULL;
 
+-- When each bar of a live session arrived and was committed (wall clock, ms), for the feed's latency: written
+-- by the daemon after the bar's own transaction (a backtest writes none).  Added without a version change,
+-- as the commands table above.
+CREATE TABLE IF NOT EXISTS bar_timings (
+    run_id            TEXT NOT NULL REFERENCES runs (run_id),
+    bar_ms            INTEGER NOT NULL,
+    close_ms          INTEGER NOT NULL,      -- the bar's close: its open plus the timeframe
+    first_received_ms INTEGER NOT NULL,      -- when the first of its candles arrived
+    last_received_ms  INTEGER NOT NULL,      -- when the last arrived (the bar could be decided from then)
+    committed_ms      INTEGER NOT NULL,      -- when its decisions, orders and fills were committed
+    candles           INTEGER NOT NULL,      -- how many of the run's symbols it had
+    late              INTEGER NOT NULL CHECK (late IN (0, 1)),  -- decided after the fact from REST
+    PRIMARY KEY (run_id, bar_ms)
+) WITHOUT ROWID;
+
 -- Resume looks up the open orders; the report adds up fills per symbol.
 -- (No index on decisions.action: ~one decision per symbol per bar makes it costly on the hot path.)
 CREATE INDEX IF NOT EXISTS orders_open ON orders (run_id, bar_ms) WHERE status = 'open';
@@ -261,7 +276,11 @@ CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run_id, symbol, bar_ms);
 """
 
 # The commands table alone, for a version-3 file created before it.
-COMMANDS_DDL = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS commands"):SCHEMA.index("-- Resume looks up")]
+COMMANDS_DDL = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS commands"):SCHEMA.index("-- When each bar")]
+# The bar_timings table alone, likewise.
+TIMINGS_DDL = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS bar_timings"):SCHEMA.index("-- Resume looks up")]
+INSERT_TIMING = ("INSERT OR IGNORE INTO bar_timings (run_id, bar_ms, close_ms, first_received_ms, last_received_ms, "
+                 "committed_ms, candles, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 PENDING_COMMANDS = ("SELECT command_id, command, note FROM commands WHERE run_id = ? AND taken_bar_ms IS NULL "
                     "ORDER BY command_id")
 MARK_COMMAND_TAKEN = "UPDATE commands SET taken_bar_ms = ? WHERE run_id = ? AND command_id = ? AND taken_bar_ms IS NULL"

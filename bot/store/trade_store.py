@@ -38,6 +38,7 @@ from bot.store.rows import (
     UPSERT_REJECTION,
     BarRecord,
     BarRows,
+    BarTiming,
     bar_rows,
     check_unique_bars,
     forecast_from_row,
@@ -45,12 +46,14 @@ from bot.store.rows import (
 )
 from bot.store.schema import (
     COMMANDS_DDL,
+    INSERT_TIMING,
     MARK_COMMAND_TAKEN,
     MIGRATE_1_TO_2,
     MIGRATE_2_TO_3,
     PENDING_COMMANDS,
     SCHEMA,
     SCHEMA_VERSION,
+    TIMINGS_DDL,
 )
 from risk.events import RiskStateLogged
 from strategies.events import Forecast
@@ -260,6 +263,11 @@ class TradeStore:
         await self._execute("UPDATE outages SET ended_ms = ? WHERE run_id = ? AND started_ms = ?",
                             (ended_ms, run_id, started_ms))
 
+    async def record_timing(self, run_id: str, timing: BarTiming) -> None:
+        """When a live bar arrived and was committed (after its own transaction; a bar logged twice keeps
+        the first)."""
+        await self._execute(INSERT_TIMING, (run_id, *timing))
+
     async def record_rejections(self, run_id: str, session_no: int, source: str,
                                 counts: Mapping[str, tuple[int, str]], now_ms: int) -> None:
         """Set this session's rejection counts per reason (``{reason: (count, latest example)}``)."""
@@ -444,6 +452,8 @@ async def _ensure_schema(db: aiosqlite.Connection, path: Path) -> None:
     if tables and "commands" not in tables:
         # Added to version 3 without a version change: created in a file that predates it.
         await db.executescript("BEGIN IMMEDIATE;\n" + COMMANDS_DDL + "COMMIT;\n")
+    if tables and "bar_timings" not in tables:
+        await db.executescript("BEGIN IMMEDIATE;\n" + TIMINGS_DDL + "COMMIT;\n")
 
 
 async def _migrate_1_to_2(db: aiosqlite.Connection, path: Path) -> None:

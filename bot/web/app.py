@@ -23,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from bot.analytics.gate import refusal_kind
+from bot.analytics.latency import summarize
 from bot.errors import DataError
 from bot.reporting.tearsheet import build_tearsheet
 from bot.web import charts, pages
@@ -135,7 +136,7 @@ def create_app(db_path: str | Path, token: str | None = None, poll_s: float = 1.
         elif page == "forecasts":
             body = pages.forecasts_page(run_id, reader.review(run_id), status)
         else:
-            body = pages.health_page(run_id, status, reader.rejections(run_id))
+            body = pages.health_page(run_id, status, reader.rejections(run_id), reader.timings(run_id))
         last = utc(status.last_bar_ms)
         return shell(f"{names[page]} · run {run_id}", body, run_id=run_id, page=page,
                      live_url=_events_url(run_id), subtitle=f"{status.mode} run, last bar {last}")
@@ -273,6 +274,22 @@ def create_app(db_path: str | Path, token: str | None = None, poll_s: float = 1.
                              "reason": o.reason, "flattened": o.flattened} for o in s.outages],
                 "rejections": [{"session_no": n, "source": src, "reason": why, "count": c, "last_ms": t,
                                 "example": ex} for n, src, why, c, t, ex in reader.rejections(run_id)]}
+
+    @app.get("/api/runs/{run_id}/latency", tags=["health"])
+    def api_latency(run_id: Run) -> dict[str, Any]:
+        """Each live bar's close, candle arrivals and commit (wall clock, ms) and the percentiles of the feed,
+        processing, total and wait latency over the streamed bars (bars decided late from REST are not counted;
+        feed and total only over bars whose close is on this machine's clock: not a replay's simulated one)."""
+        timings = reader.timings(run_id)
+        lat = summarize(timings)
+        spreads = {name: None if sp is None else {"p50_ms": sp.p50, "p95_ms": sp.p95, "p99_ms": sp.p99,
+                                                  "max_ms": sp.max}
+                   for name, sp in (("feed", lat.feed), ("processing", lat.processing), ("total", lat.total),
+                                    ("wait", lat.wait))}
+        return {"bars": lat.bars, "late": lat.late, "off_clock": lat.off_clock, **spreads,
+                "timings": [{"bar_ms": t.bar_ms, "close_ms": t.close_ms, "first_received_ms": t.first_received_ms,
+                             "last_received_ms": t.last_received_ms, "committed_ms": t.committed_ms,
+                             "candles": t.candles, "late": t.late} for t in timings]}
 
     @app.get("/api/runs/{run_id}/commands", tags=["controls"])
     def api_commands(run_id: Run) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ REVIEW_FIGURES: dict[str, Callable[[Review], figures.Figure]] = {
 TEARSHEET_FIGURES: dict[str, Callable[[Tearsheet], figures.Figure]] = {
     "rolling-sharpe": figures.rolling_sharpe_figure, "rolling-volatility": figures.rolling_volatility_figure,
     "returns": figures.returns_figure}
-NAMES = (*REVIEW_FIGURES, *TEARSHEET_FIGURES, "symbol", "var", "state")
+NAMES = (*REVIEW_FIGURES, *TEARSHEET_FIGURES, "symbol", "var", "state", "latency")
 
 
 class UnknownFigure(LookupError):
@@ -41,6 +41,8 @@ def figure(reader: TradeLogReader, run_id: str, name: str, symbol: str | None = 
         r = reader.review(run_id)
         fills = [(f.bar_ms, f.side, float(f.qty), float(f.price), f.reason) for f in r.log.fills if f.symbol == symbol]
         return figures.symbol_figure(symbol, candles, band, fills, r.log.timeframe_ms)
+    if name == "latency":
+        return figures.latency_figure(reader.timings(run_id))
     if name == "state":
         return figures.state_figure(reader.state_series(run_id))
     if name == "var":

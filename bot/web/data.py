@@ -24,6 +24,7 @@ from bot.reporting.review import Review, build_review
 from bot.reporting.run_report import Report, begin_run_snapshot
 from bot.reporting.status import Status, load_status
 from bot.reporting.tradelog import load_trade_log
+from bot.store.rows import BarTiming
 from strategies.calibration import Z68, Z95
 
 T = TypeVar("T")
@@ -256,6 +257,17 @@ class TradeLogReader:
                     for i, c, cmd, n, t in conn.execute(
                         "SELECT command_id, created_ms, command, note, taken_bar_ms FROM commands "
                         "WHERE run_id = ? ORDER BY command_id", (rid,))]
+        return self._snapshot(run_id, read)
+
+    def timings(self, run_id: str) -> list[BarTiming]:
+        """When each live bar arrived and was committed (none for a backtest, or a log that predates them)."""
+        def read(conn: sqlite3.Connection, rid: str) -> list[BarTiming]:
+            if not _has_table(conn, "bar_timings"):
+                return []
+            return [BarTiming(int(b), int(c), int(f), int(la), int(k), int(n), bool(late))
+                    for b, c, f, la, k, n, late in conn.execute(
+                        "SELECT bar_ms, close_ms, first_received_ms, last_received_ms, committed_ms, candles, late "
+                        "FROM bar_timings WHERE run_id = ? ORDER BY bar_ms", (rid,))]
         return self._snapshot(run_id, read)
 
     def has_commands_table(self) -> bool:

@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from bot.analytics.latency import on_clock
 from bot.analytics.tearsheet import MS_PER_DAY, daily_exposure
 from bot.numfmt import bps, sig
 from bot.reporting.review import Review
 from bot.reporting.tearsheet import Tearsheet
+from bot.store.rows import BarTiming
 from bot.web.data import BandRow, CandleRow, finite
 
 Figure = dict[str, Any]
@@ -163,6 +165,24 @@ def var_figure(var: Sequence[tuple[int, str, int, float, float, float]], equity:
                          "x": [iso(b) for b in bars], "y": [finite(budgets[h] * equity[b]) for b in bars],
                          "line": {"color": _DOWN, "dash": "dash" if h == 1 else "dashdot"}})
     return {"data": data, "layout": _layout("VaR of the decided book against its budgets (quote asset)")}
+
+
+def latency_figure(timings: Sequence[BarTiming]) -> Figure:
+    """Per streamed bar, seconds from its last candle's arrival to its commit and, where the bar's close is on
+    this machine's clock, from its close to its commit."""
+    live = [t for t in timings if not t.late]
+    clocked = [t for t in live if on_clock(t)]
+    layout = _layout("Latency per bar (seconds)", height=320)
+    layout["yaxis"] = {"title": {"text": "seconds"}, "rangemode": "tozero"}
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "mode": "lines+markers", "name": "last candle → committed (processing)",
+         "x": [iso(t.bar_ms) for t in live], "y": [(t.committed_ms - t.last_received_ms) / 1000 for t in live],
+         "line": {"color": _BLUE}}]
+    if clocked:
+        data.append({"type": "scatter", "mode": "lines+markers", "name": "close → committed (total)",
+                     "x": [iso(t.bar_ms) for t in clocked],
+                     "y": [(t.committed_ms - t.close_ms) / 1000 for t in clocked], "line": {"color": _ORANGE}})
+    return {"data": data, "layout": layout}
 
 
 def state_figure(series: Sequence[tuple[int, str]]) -> Figure:

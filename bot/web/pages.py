@@ -8,11 +8,13 @@ from urllib.parse import quote, urlencode
 import numpy as np
 
 from bot.analytics.gate import refusal_kind, refused_total
+from bot.analytics.latency import Spread, summarize
 from bot.analytics.trades import RoundTrip
-from bot.numfmt import bps
+from bot.numfmt import bps, latency
 from bot.reporting.review import _PERF_ROWS, Review, skill_summary
 from bot.reporting.status import Status
 from bot.reporting.tearsheet import Tearsheet
+from bot.store.rows import BarTiming
 from bot.web.data import CommandRow, OrderRow, RunSummary, TradeLogReader
 from bot.web.html import chart, duration, esc, money, num, pct, run_url, table, utc
 
@@ -313,7 +315,8 @@ def forecasts_page(run_id: str, r: Review, s: Status) -> str:
     ])
 
 
-def health_page(run_id: str, s: Status, rejections: list[tuple[int, str, str, int, int, str]]) -> str:
+def health_page(run_id: str, s: Status, rejections: list[tuple[int, str, str, int, int, str]],
+                timings: list[BarTiming]) -> str:
     age = s.bar_age_ms
     cur = s.latest_session
     facts = [["last bar", utc(s.last_bar_ms)],
@@ -346,8 +349,27 @@ def health_page(run_id: str, s: Status, rejections: list[tuple[int, str, str, in
               caption="Feed outages and skipped bars", table_id="outages"),
         table(("session", "source", "reason", "count", "last", "example"), rej, sortable=True, table_id="rejections",
               caption="Rejections by reason (market data refused, orders the exchange refused)"),
-        "<p class=sub>Feed latency (a bar's close to its decision and commit): not shown. The daemon measures it "
-        "(<code>bot demo</code> prints p50 and p99 at its end), but the trade log keeps no wall-clock time per bar "
-        "— candles hold the exchange's close time only, and no table records when a bar was received or "
-        "committed — so it cannot be read back here without a new column.</p>",
+        _latency(run_id, timings),
     ])
+
+
+def _latency(run_id: str, timings: list[BarTiming]) -> str:
+    """Feed latency: percentiles and a chart (streamed bars of the daemon's sessions)."""
+    if not timings:
+        return ("<p class=sub>Feed latency: no bar timings in this trade log (a backtest's bars come from memory, "
+                "and logs written before bar_timings existed have none).</p>")
+    lat = summarize(timings)
+
+    def row(name: str, sp: Spread | None) -> list[str]:
+        return [name, *(("-",) * 4 if sp is None else (latency(v) for v in (sp.p50, sp.p95, sp.p99, sp.max)))]
+    rows = [row("close → last candle (feed)", lat.feed), row("last candle → committed (processing)", lat.processing),
+            row("close → committed (total)", lat.total), row("first candle → last candle (wait)", lat.wait)]
+    caption = (f"Feed latency over {lat.bars:,} streamed bar(s)"
+               + (f"; {lat.late:,} decided late from REST not counted" if lat.late else "")
+               + ("" if lat.last_total_ms is None else f"; last bar {latency(lat.last_total_ms)}"))
+    note = ("" if not lat.off_clock else
+            f"<p class=sub>{lat.off_clock:,} bar(s) arrived more than a bar period from their close on this "
+            "machine's clock (a replay exchange's simulated clock, or a system clock far off): they count for "
+            "processing and wait, not for feed and total.</p>")
+    return (table(("from → to", "p50", "p95", "p99", "max"), rows, caption=caption, table_id="latency") + note
+            + chart(_api(run_id, "figures/latency"), "latency per bar"))

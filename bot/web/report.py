@@ -47,7 +47,7 @@ def render_report(reader: TradeLogReader, run_id: str, review: Review | None = N
         "trades": pages.trades_page(run_id, r, reader.orders(run_id), None, static=True),
         "risk": pages.risk_page(run_id, reader, status, reader.commands(run_id), False, False, static=True),
         "forecasts": pages.forecasts_page(run_id, r, status),
-        "health": pages.health_page(run_id, status, reader.rejections(run_id)),
+        "health": pages.health_page(run_id, status, reader.rejections(run_id), reader.timings(run_id)),
     }
     main = "".join(f'<section id="{key}"><h2 class="section">{esc(names[key])}</h2>{bodies[key]}</section>'
                    for key, _ in PAGES)

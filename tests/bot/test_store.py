@@ -300,3 +300,21 @@ async def _write_decimals(path: Path, values: list[Decimal]) -> None:
         state = await store.resume_state("r1")
     assert state is not None and state.cash == values[0] and str(state.cash) == str(values[0])
     assert state.marks == {p.symbol: p.mark for p in positions}
+
+
+@pytest.mark.asyncio
+async def test_bar_timings_keep_the_first_and_an_older_log_gains_the_table(tmp_path: Path) -> None:
+    from bot.store.rows import BarTiming
+
+    path = tmp_path / "t.sqlite"
+    async with await new_store(path) as store:
+        first = BarTiming(T0, T0 + H, T0 + H + 120, T0 + H + 180, T0 + H + 250, 2, False)
+        await store.record_timing("r1", first)
+        await store.record_timing("r1", first._replace(committed_ms=T0 + H + 999))   # the same bar again
+    assert query(path, "SELECT bar_ms, committed_ms, late FROM bar_timings") == [(T0, T0 + H + 250, 0)]
+    with closing(sqlite3.connect(path)) as conn:   # a version-3 log written before bar_timings existed
+        conn.execute("DROP TABLE bar_timings")
+        conn.commit()
+    async with await TradeStore.open(path) as store:
+        await store.record_timing("r1", first)
+    assert query(path, "SELECT COUNT(*) FROM bar_timings") == [(1,)]

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import defaultdict
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 import pytest
 
+from bot.analytics.latency import summarize
 from bot.config import Settings
 from bot.daemon import run_daemon
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
+from bot.store.rows import BarTiming
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
@@ -153,6 +156,22 @@ async def test_daemon_trades_a_replay_and_the_log_is_exact(source: str, tmp_path
     settings = await run_replay(data, db)
     n_fills = check_trade_log(db, settings, data)
     assert n_fills >= 5, f"only {n_fills} fills: the checks above need trading to mean anything"
+    check_timings(db)
+
+
+def check_timings(db: Path) -> None:
+    """Every decided bar has its arrival and commit times (bar_timings), in order on this machine's clock;
+    the replay's simulated clock (bars stamped long before they arrive) leaves feed latency unmeasured."""
+    timings = [BarTiming(*r[1:]) for r in rows(db, "SELECT * FROM bar_timings ORDER BY bar_ms")]
+    bars = [r[0] for r in rows(db, "SELECT bar_ms FROM equity ORDER BY bar_ms")]
+    assert [t.bar_ms for t in timings] == bars
+    started_ms = rows(db, "SELECT MIN(started_ms) FROM sessions")[0][0]
+    for t in timings:
+        assert t.close_ms == t.bar_ms + 3_600_000 and t.candles == len(SYMBOLS) and not t.late
+        assert started_ms <= t.first_received_ms <= t.last_received_ms <= t.committed_ms <= time.time() * 1000
+    lat = summarize(timings)
+    assert (lat.bars, lat.off_clock, lat.feed) == (len(bars), len(bars), None)
+    assert lat.processing is not None and lat.processing.p50 < 5_000
 
 
 @pytest.mark.asyncio

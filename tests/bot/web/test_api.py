@@ -138,3 +138,40 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
     assert api_token({}) is None and api_token({"BOT_API_TOKEN": TOKEN}) == TOKEN
     with pytest.raises(ConfigError, match="at least"):
         api_token({"BOT_API_TOKEN": "short"})
+
+
+def test_latency_of_a_backtest_is_empty_and_said_so(backtest_log: Path, serve) -> None:
+    """A backtest's bars come from memory: no bar_timings rows, and the health page says why."""
+    s = serve(backtest_log)
+    with s.client() as c:
+        lat = c.get("/api/runs/bt/latency").json()
+        page = c.get("/runs/bt/health").text
+    assert (lat["bars"], lat["late"], lat["feed"], lat["timings"]) == (0, 0, None, [])
+    assert "no bar timings in this trade log" in page
+
+
+def test_latency_of_a_daemon_run(tmp_path: Path, serve) -> None:
+    """Timings written as the daemon writes them come back through the API with their percentiles."""
+    import asyncio
+
+    from bot.store.rows import BarTiming
+    from bot.store.trade_store import TradeStore
+
+    db = tmp_path / "live.sqlite"
+    h, t0 = 3_600_000, 1_767_225_600_000
+
+    async def write() -> None:
+        async with await TradeStore.open(db) as store:
+            await store.begin_run("live", "paper", "{}", "hash", "test", t0)
+            for k, feed in enumerate((300, 500, 900)):
+                close = t0 + (k + 1) * h
+                await store.record_timing("live", BarTiming(close - h, close, close + feed - 50, close + feed,
+                                                            close + feed + 20, 2, False))
+    asyncio.run(write())
+    with serve(db).client() as c:
+        lat = c.get("/api/runs/live/latency").json()
+    assert lat["bars"] == 3 and lat["off_clock"] == 0
+    assert lat["feed"]["p50_ms"] == 500 and lat["feed"]["max_ms"] == 900
+    assert lat["processing"]["p99_ms"] == 20 and lat["wait"]["max_ms"] == 50
+    assert lat["total"]["max_ms"] == 920
+    assert [t["committed_ms"] - t["close_ms"] for t in lat["timings"]] == [320, 520, 920]

@@ -30,7 +30,7 @@ SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 WINDOW = 48
 H = 3_600_000
 TOKEN = "browser-test-token-0123456789"
-PAGES = {"overview": 3, "tearsheet": 7, "symbols": 1, "trades": 0, "risk": 2, "forecasts": 4, "health": 0}   # page: charts
+PAGES = {"overview": 3, "tearsheet": 7, "symbols": 1, "trades": 0, "risk": 2, "forecasts": 4, "health": 1}   # page: charts
 
 
 def settings_for(exchange: ReplayExchange, db: Path, port: int | None = None) -> Settings:
