@@ -98,6 +98,8 @@ class ModelKeeper:
         self._swap: tuple[Statement, ...] = ()
         self.swaps: list[tuple[int, int]] = []        # (bar, version) swapped in by this session
         self.retrains: list[dict[str, Any]] = []      # verdicts seen by this session
+        self.bars_while_training = 0                  # bars decided while a worker ran (this session)
+        self.held_s = 0.0                             # seconds due bars waited for a worker (this session)
 
     # -- start-up ------------------------------------------------------------------------------------
 
@@ -168,14 +170,18 @@ class ModelKeeper:
         if self.verdict is None:
             log.warning("bar %s: holding the bar until retrain v%d ends (due at this bar)", utc_minute(bar_ms),
                         job.version)
+            held = time.perf_counter()
             while self.proc is None:
                 await asyncio.sleep(POLL_S)
             await self.proc.wait()
+            self.held_s += time.perf_counter() - held
             await self._collect()
         await self._apply(bar_ms, job)
 
     def bar_decided(self, bar_ms: int, forecasts: Sequence[Forecast]) -> tuple[int | None, tuple[Statement, ...]]:
         version = self.predictor.version
+        if self.proc is not None and self.proc.returncode is None:
+            self.bars_while_training += 1
         rows = list(self._swap) or [served_statement(self.run_id, bar_ms, version)]
         self._swap = ()
         if self.since_ms is None:
@@ -303,7 +309,9 @@ class ModelKeeper:
         self.predictor.swap(assess(s, raw), job.version)
         self._swap = swap_statements(self.run_id, bar_ms, self.tf, job.version)
         self.swaps.append((bar_ms, job.version))
-        log.warning("model version %d (%s) serves from bar %s", job.version, job.kind, utc_minute(bar_ms))
+        log.warning("model version %d (%s) serves from bar %s (this session: %d bar(s) decided while retrains ran, "
+                    "due bars held %.1f s)", job.version, job.kind, utc_minute(bar_ms), self.bars_while_training,
+                    self.held_s)
         self._prune()
 
     def _prune(self) -> None:
