@@ -121,7 +121,7 @@ class ModelVersions(Protocol):
     each bar (a due swap happens there, between bars) and after its decision (the version that made the
     forecasts, and the models-table statements committed with the bar)."""
 
-    async def before_bar(self, bar_ms: int) -> None: ...
+    async def bar_begins(self, bar_ms: int) -> None: ...
 
     def bar_decided(self, bar_ms: int, forecasts: Sequence[Forecast]
                     ) -> tuple[int | None, tuple[tuple[str, tuple[object, ...]], ...]]: ...
@@ -364,7 +364,7 @@ class Engine:
     async def process_bar(self, bar: AssembledBar, late: bool = False) -> None:
         t = bar.bar_ms
         if self.models is not None:
-            await self.models.before_bar(t)     # a model swap due at this bar happens here, between bars
+            await self.models.bar_begins(t)     # a model swap due at this bar happens here, between bars
         candles = {c.symbol: c for c in bar.candles}
         if not bar.complete:
             self.stats.incomplete_bars += 1

@@ -109,7 +109,7 @@ class RefitLog:
                                  reason="walk-forward refit (served on schedule, no gate)",
                                  created_ms=int(time.time() * 1000))
 
-    async def before_bar(self, bar_ms: int) -> None:   # the refit happens in the backtest's own hook
+    async def bar_begins(self, bar_ms: int) -> None:   # the refit happens in before_bar(k, t), the backtest's hook
         return None
 
     def bar_decided(self, bar_ms: int, forecasts: Sequence[Forecast]) -> tuple[int | None, tuple[Any, ...]]:

@@ -2,7 +2,7 @@
 
     engine ── before a bar: swap(new, version) (if one is due) ──► predict(bar) ──► forecasts of ``version``
 
-The engine calls :meth:`VersionedPredictor.swap` only between bars (its ``before_bar`` hook, on the event
+The engine calls :meth:`VersionedPredictor.swap` only between bars (its models hook ``bar_begins``, on the event
 loop, never while ``predict`` runs in the worker thread), so every bar is decided by exactly one version and
 :attr:`version` names it.  The replacement arrives whole (a scored predictor seeded with its own validation
 values: :class:`strategies.assessed.AssessedPredictor`), so the swap is one assignment.

@@ -62,7 +62,7 @@ class FixedVersion:
     def __init__(self, run_id: str, row: ModelVersion) -> None:
         self.run_id, self.row, self._written = run_id, row, False
 
-    async def before_bar(self, bar_ms: int) -> None:
+    async def bar_begins(self, bar_ms: int) -> None:
         return None
 
     def bar_decided(self, bar_ms: int, forecasts: Sequence[Forecast]) -> tuple[int | None, tuple[Statement, ...]]:
@@ -159,7 +159,7 @@ class ModelKeeper:
 
     # -- the engine's hooks -------------------------------------------------------------------------
 
-    async def before_bar(self, bar_ms: int) -> None:
+    async def bar_begins(self, bar_ms: int) -> None:
         job = self.pending
         if job is None:
             return

@@ -274,6 +274,14 @@ def create_app(db_path: str | Path, token: str | None = None, poll_s: float = 1.
                 "rejections": [{"session_no": n, "source": src, "reason": why, "count": c, "last_ms": t,
                                 "example": ex} for n, src, why, c, t, ex in reader.rejections(run_id)]}
 
+    @app.get("/api/runs/{run_id}/models", tags=["forecasts"])
+    def api_models(run_id: Run) -> list[dict[str, Any]]:
+        """The model versions: the configured one, each retrain (accepted or rejected, with its held-out scores
+        and reason) or walk-forward refit, and the bars each served; ``swaps`` follow from ``first_bar_ms``."""
+        from bot.reporting.models import model_rows
+
+        return model_rows(reader.models(run_id))
+
     @app.get("/api/runs/{run_id}/commands", tags=["controls"])
     def api_commands(run_id: Run) -> list[dict[str, Any]]:
         """The operator's commands and the bar at which the engine took each (null: not yet)."""

@@ -26,7 +26,10 @@ from bot.config import Settings
 from bot.daemon import run_daemon
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_lead_lag_market
+from bot.reporting.run_report import format_report, load_report
+from bot.reporting.status import format_status, load_status
 from bot.retrain.checkpoints import sha256_of
+from bot.timefmt import utc_minute
 from bot.training import train_checkpoint
 from strategies.dataset import MarketSeries
 
@@ -143,6 +146,11 @@ def test_a_stale_model_is_retrained_in_the_background_and_swapped_in_at_a_bar_bo
     # Bars kept being decided while the worker trained.
     line = next(x for x in log_text.splitlines() if "model version 2 (multi_asset) serves from bar" in x)
     assert int(line.split("this session: ")[1].split(" ")[0]) > 0, line
+    # bot status and bot report show both versions and the swap.
+    swap = f"swap at {utc_minute(v2['due_bar_ms'])}: v1 -> v2"
+    for page in (format_status(load_status(db, "retrain")), format_report(load_report(db, "retrain"))):
+        assert "serving v2 (multi_asset)" in page and swap in page, page
+        assert "v1   multi_asset  retired   config" in page and "v2   multi_asset  serving   alarm" in page
 
 
 @pytest.mark.asyncio

@@ -138,3 +138,15 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
     assert api_token({}) is None and api_token({"BOT_API_TOKEN": TOKEN}) == TOKEN
     with pytest.raises(ConfigError, match="at least"):
         api_token({"BOT_API_TOKEN": "short"})
+
+
+def test_models_lists_the_runs_model_versions(backtest_log: Path, serve) -> None:
+    with serve(backtest_log).client() as c:
+        models = c.get("/api/runs/bt/models").json()
+    with sqlite3.connect(backtest_log) as conn:
+        first, last = conn.execute("SELECT MIN(bar_ms), MAX(bar_ms) FROM equity WHERE run_id = 'bt'").fetchone()
+        versions = {v for (v,) in conn.execute("SELECT DISTINCT model_version FROM forecasts WHERE run_id = 'bt'")}
+    assert [(m["version"], m["status"], m["trigger"], m["kind"]) for m in models] == [(1, "serving", "config",
+                                                                                      "baseline")]
+    assert (models[0]["first_bar_ms"], models[0]["last_bar_ms"]) == (first, last) and versions == {1}
+    assert models[0]["settings"]["name"] == "baseline"
