@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +50,8 @@ class DaemonResult:
     reconnects: int
     rejections: dict[str, int]
     resumed_from_bar_ms: int | None
+    # This session's retrains: bars decided while a worker ran, seconds due bars waited, verdicts, swaps.
+    models: dict[str, Any] = field(default_factory=dict)
 
 
 def build_account(settings: Settings, resume: ResumeState | None) -> PaperAccount:
@@ -273,4 +275,4 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
                 await store.write_rejections(run_id, tally.rows())
             await store.end_session(run_id, session_no, int(time.time() * 1000), reason)
     return DaemonResult(run_id, session_no, engine.stats, dict(feed.counts), feed.reconnects, dict(feed.rejections),
-                        last_bar)
+                        last_bar, keeper.session_stats())

@@ -63,8 +63,10 @@ def model_lines(versions: Sequence[ModelVersion]) -> list[str]:
         served = (f"served {_time(m.first_bar_ms)}..{_time(m.last_bar_ms)}" if m.first_bar_ms is not None
                   else f"due {_time(m.due_bar_ms)}" if m.due_bar_ms is not None else "never served")
         lines.append(f"  v{m.version:<3} {m.kind:<12} {m.status:<9} {m.trigger:<12} {trained}{seconds}; {served}")
-        if m.scores or m.reason:
-            lines.append(f"       held-out: {held_out(m)}" + (f"; {m.reason}" if m.reason else ""))
+        # An accepted version's reason repeats its scores; a rejection's or failure's says which test failed.
+        why = m.reason if m.reason and not (m.scores and m.status in ("accepted", "serving", "retired")) else ""
+        if m.scores or why:
+            lines.append(f"       held-out: {held_out(m)}" + (f"; {m.status}: {why}" if why else ""))
     for bar, a, b in swaps(versions):
         lines.append(f"  swap at {_time(bar)} UTC: v{a} -> v{b}")
     return lines + [""]

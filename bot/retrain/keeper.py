@@ -211,6 +211,10 @@ class ModelKeeper:
             self._launch_after = None
             self._launch_task = asyncio.create_task(self._launch(self.pending), name="retrain-launch")
 
+    def session_stats(self) -> dict[str, Any]:
+        return {"bars_while_training": self.bars_while_training, "held_s": round(self.held_s, 3),
+                "retrains": list(self.retrains), "swaps": list(self.swaps)}
+
     async def close(self) -> None:
         """Stop a running worker (its row stays 'training': the next start runs it again)."""
         task = getattr(self, "_launch_task", None)
