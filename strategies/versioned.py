@@ -11,21 +11,33 @@ values: :class:`strategies.assessed.AssessedPredictor`), so the swap is one assi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
-from strategies.base import Predictor
 from strategies.events import Forecast
+
+
+class Served(Protocol):
+    """What serves a bar: a :class:`~strategies.base.Predictor`, read-only (a scored one included)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def min_window(self) -> int: ...
+
+    def predict(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray) -> list[Forecast]: ...
 
 
 class VersionedPredictor:
     """The serving predictor and its models-table version."""
 
-    def __init__(self, inner: Predictor, version: int) -> None:
-        self._current: tuple[Predictor, int] = (inner, version)
+    def __init__(self, inner: Served, version: int) -> None:
+        self._current: tuple[Served, int] = (inner, version)
 
     @property
-    def inner(self) -> Predictor:
+    def inner(self) -> Served:
         return self._current[0]
 
     @property
@@ -40,7 +52,7 @@ class VersionedPredictor:
     def min_window(self) -> int:
         return self._current[0].min_window
 
-    def swap(self, inner: Predictor, version: int) -> None:
+    def swap(self, inner: Served, version: int) -> None:
         """Serve ``inner`` as ``version`` from the next call of :meth:`predict` on."""
         self._current = (inner, version)
 

@@ -23,6 +23,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +110,10 @@ class ModelKeeper:
         """The keeper of ``run_id``: version 1 recorded on a new run; the serving version loaded (the config's
         ``configured`` predictor, or a retrained checkpoint, verified); a pending retrain picked up again."""
         versions = await store.models(run_id)
-        if not versions:
-            await store.record_model(run_id, first_version(settings))
+        if not versions:   # a new run, or one logged before schema 4: the configured model, from the first bar
+            logged_bars = await store.bar_range(run_id)
+            first = first_version(settings)
+            await store.record_model(run_id, replace(first, first_bar_ms=logged_bars[0] if logged_bars else None))
             versions = await store.models(run_id)
         serving = next((v for v in versions if v.status == "serving"), None)
         if serving is None:
@@ -171,12 +174,14 @@ class ModelKeeper:
             log.warning("bar %s: holding the bar until retrain v%d ends (due at this bar)", utc_minute(bar_ms),
                         job.version)
             held = time.perf_counter()
-            while self.proc is None:
+            while self.proc is None and self.pending is job and self.verdict is None:   # still being launched
                 await asyncio.sleep(POLL_S)
-            await self.proc.wait()
+            if self.proc is not None:
+                await self.proc.wait()
+                await self._collect()
             self.held_s += time.perf_counter() - held
-            await self._collect()
-        await self._apply(bar_ms, job)
+        if self.pending is job:      # not turned down or failed meanwhile
+            await self._apply(bar_ms, job)
 
     def bar_decided(self, bar_ms: int, forecasts: Sequence[Forecast]) -> tuple[int | None, tuple[Statement, ...]]:
         version = self.predictor.version
@@ -251,10 +256,14 @@ class ModelKeeper:
 
     async def _launch(self, job: RetrainJob) -> None:
         p = checkpoints.paths(self.folder, job.version)
-        with open(p["log"], "ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot.retrain.worker", str(p["job"]), stdin=asyncio.subprocess.DEVNULL,
-                stdout=out, stderr=asyncio.subprocess.STDOUT)
+        try:
+            with open(p["log"], "ab") as out:
+                self.proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bot.retrain.worker", str(p["job"]), stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out, stderr=asyncio.subprocess.STDOUT)
+        except OSError as exc:
+            await self._ingest({"status": "failed", "reason": f"the worker could not be started: {exc}"})
+            return
         log.info("retrain v%d: worker process %d started (log %s)", job.version, self.proc.pid, p["log"])
 
     async def _collect(self) -> None:

@@ -141,8 +141,11 @@ def assessment_of(fc: dict[str, tuple[list[float], list[float], list[float]]]) -
     return out
 
 
-def pooled(fc: dict[str, tuple[list[float], list[float], list[float]]]) -> tuple[list[float], ...]:
-    return tuple([v for sym in sorted(fc) for v in fc[sym][k]] for k in range(3))
+def pooled(fc: dict[str, tuple[list[float], list[float], list[float]]]
+           ) -> tuple[list[float], list[float], list[float]]:
+    """Every symbol's (μ, σ, y) in one sequence each."""
+    mu, sd, y = ([v for sym in sorted(fc) for v in fc[sym][k]] for k in range(3))
+    return mu, sd, y
 
 
 def serving_predictor(settings: Any, job: RetrainJob, device: Any) -> Any:
