@@ -31,7 +31,7 @@ from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
 from bot.feeds.websocket import KlineFeed, Received
 from bot.notify.delivery import Notifier, build_channels
 from bot.rejections import RejectionTally
-from bot.retrain.keeper import ModelKeeper
+from bot.retrain.keeper import ModelKeeper, check_folder
 from bot.store.trade_store import ResumeState, TradeStore
 from bot.timefmt import utc_minute, utc_span
 from risk.manager import RiskManager, restored_state
@@ -207,6 +207,8 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
     predictor = build_predictor(settings)
     channels = build_channels(settings.notify)   # a Telegram chat without BOT_TELEGRAM_TOKEN stops start-up here
     await check_markets(settings)   # an unknown symbol stops start-up before the trade log is touched
+    if settings.model.retrain.enabled:   # so does a checkpoint folder it may not write
+        check_folder(settings)
     now_ms = int(time.time() * 1000)
     async with await TradeStore.open(settings.run.db) as store, open_dashboard(settings), \
             Notifier(channels, settings.notify, run_id) as notifier:

@@ -57,6 +57,20 @@ def first_version(settings: Settings) -> ModelVersion:
                         created_ms=_now_ms())
 
 
+def check_folder(settings: Settings) -> Path:
+    """The retrained checkpoints' folder, created; ConfigError naming the key if this user cannot write there."""
+    folder = checkpoints.folder_for(settings.model.retrain.checkpoint_dir, settings.run.db)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"config key 'model.retrain.checkpoint_dir': cannot write checkpoints to {folder} "
+                          f"({exc.strerror or exc}); give a folder this user may write") from exc
+    return folder
+
+
 class FixedVersion:
     """One version for the whole run (a backtest): its row is written with the first bar, each bar names it."""
 
@@ -136,7 +150,7 @@ class ModelKeeper:
         return keeper
 
     async def _resume(self, versions: list[ModelVersion]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        check_folder(self.settings)
         checkpoints.remove_partials(self.folder)
         open_rows = [v for v in versions if v.status in ("training", "accepted")]
         if not open_rows:

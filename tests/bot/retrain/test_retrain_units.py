@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.retrain import checkpoints
 from bot.retrain.job import RetrainJob, plan_ranges
-from bot.retrain.keeper import ModelKeeper
+from bot.retrain.keeper import ModelKeeper, check_folder
 from bot.retrain.schedule import fresh_alarms, retrain_due
 from bot.store.models import ModelVersion, insert_statement, swap_statements
 from bot.store.trade_store import TradeStore
@@ -169,3 +169,18 @@ def test_a_version_3_log_is_migrated_to_4(tmp_path: Path) -> None:
     assert rows(db, "SELECT version FROM schema_version") == [(4,)]
     assert "model_version" in json.dumps(rows(db, "PRAGMA table_info(forecasts)"))
     assert rows(db, "SELECT COUNT(*) FROM models") == [(0,)]
+
+
+@pytest.mark.asyncio
+async def test_an_unwritable_checkpoint_folder_stops_start_up_naming_the_key(tmp_path: Path) -> None:
+    db = tmp_path / "t.sqlite"
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    settings = Settings().with_overrides(run={"db": str(db), "id": "r"}, model={
+        "retrain": {"enabled": True, "model": "cnn_gru", "checkpoint_dir": str(blocker / "models")}})
+    with pytest.raises(ConfigError, match=r"'model.retrain.checkpoint_dir': cannot write checkpoints"):
+        check_folder(settings)        # run_daemon asks before it opens the trade log
+    async with await TradeStore.open(db) as store:
+        await store.begin_run("r", "paper", settings.to_json(), settings.config_hash, "t", 0)
+        with pytest.raises(ConfigError, match=r"'model.retrain.checkpoint_dir': cannot write checkpoints"):
+            await ModelKeeper.open(settings, store, "r", EwmaMomentumPredictor(), ())
