@@ -46,12 +46,13 @@ from threadpoolctl import threadpool_limits
 from bot import __version__
 from bot.assembly import AssembledBar
 from bot.config import Settings
-from bot.engine import Engine, EngineStats
+from bot.engine import Engine, EngineStats, ModelVersions
 from bot.errors import ConfigError, DataError
 from bot.events import Candle
 from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series
+from bot.retrain.keeper import FixedVersion, first_version
 from bot.store.trade_store import TradeStore
 from bot.store.writer import BarWriter
 from bot.timefmt import utc_minute
@@ -246,13 +247,15 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
                        end_ms: int | None = None, *, predictor: Predictor | None = None,
                        commit_every: int = COMMIT_EVERY, precompute: bool = True, write_behind: bool = True,
                        before_bar: Callable[[int, int], Any] | None = None, progress: Progress | None = None,
-                       stop: asyncio.Event | None = None) -> BacktestResult:
+                       stop: asyncio.Event | None = None, models: ModelVersions | None = None) -> BacktestResult:
     """Decide every bar of ``data`` with open time in ``[start_ms, end_ms)`` and log it to ``run.db``.
 
     ``predictor`` replaces the one the config names (walk-forward passes its own); ``before_bar(k, t)``
     is awaited before the ``k``-th decidable bar (open ``t``) is decided, with the engine idle.
     ``write_behind``: commit from a child process (:class:`~bot.bar_writer.BarWriter`) while the engine
     goes on deciding; False writes on this process's connection, the engine waiting for each commit.
+    ``models``: the model versions the forecasts name (a walk-forward's refits); by default version 1, the
+    config's model, recorded in the ``models`` table.
     """
     from bot.daemon import build_account, build_risk
     from strategies.registry import assess, build_predictor
@@ -294,6 +297,7 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
                         last, history=bars)
         engine.offload_predict = False
         engine.commit_every = commit_every
+        engine.models = models if models is not None else FixedVersion(settings.run.id, first_version(settings))
         reason = "error"
         decided = events = 0
         seconds = 0.0

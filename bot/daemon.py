@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -31,11 +31,12 @@ from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
 from bot.feeds.websocket import KlineFeed, Received
 from bot.notify.delivery import Notifier, build_channels
 from bot.rejections import RejectionTally
+from bot.retrain.keeper import ModelKeeper, check_folder
 from bot.store.trade_store import ResumeState, TradeStore
 from bot.timefmt import utc_minute, utc_span
 from risk.manager import RiskManager, restored_state
 from risk.state import RiskState, TradingState
-from strategies.registry import assess, build_predictor
+from strategies.registry import build_predictor
 
 log = logging.getLogger("bot.daemon")
 
@@ -49,6 +50,8 @@ class DaemonResult:
     reconnects: int
     rejections: dict[str, int]
     resumed_from_bar_ms: int | None
+    # This session's retrains: bars decided while a worker ran, seconds due bars waited, verdicts, swaps.
+    models: dict[str, Any] = field(default_factory=dict)
 
 
 def build_account(settings: Settings, resume: ResumeState | None) -> PaperAccount:
@@ -204,6 +207,8 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
     predictor = build_predictor(settings)
     channels = build_channels(settings.notify)   # a Telegram chat without BOT_TELEGRAM_TOKEN stops start-up here
     await check_markets(settings)   # an unknown symbol stops start-up before the trade log is touched
+    if settings.model.retrain.enabled:   # so does a checkpoint folder it may not write
+        check_folder(settings)
     now_ms = int(time.time() * 1000)
     async with await TradeStore.open(settings.run.db) as store, open_dashboard(settings), \
             Notifier(channels, settings.notify, run_id) as notifier:
@@ -213,6 +218,8 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         if resume is not None:
             log.info("resuming run %r after bar %s: cash %s, %d position(s), %d open order(s)", run_id,
                      utc_minute(resume.last_bar_ms), resume.cash, len(resume.positions), len(resume.open_orders))
+        # The serving model version (the config's, or a retrained one the models table names) and its retrains.
+        keeper = await ModelKeeper.open(settings, store, run_id, predictor, resume.forecasts if resume else ())
         f = settings.feed
         exchange = make_exchange(f.rest_url, timeout_s=f.rest_timeout_s)
         policy = RetryPolicy(max_attempts=f.rest_max_attempts, max_delay_s=f.rest_retry_max_s,
@@ -234,14 +241,14 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         tally.follow("websocket", feed.rejections, feed.rejection_examples)
         tally.follow("rest", source.rejections, source.examples)
         tally.follow("exchange", getattr(executor, "rejections", {}), getattr(executor, "rejection_examples", {}))
-        logged = resume.forecasts if resume is not None else ()
-        engine = Engine(settings, run_id, store, executor, assess(settings, predictor, logged),
+        engine = Engine(settings, run_id, store, executor, keeper.predictor,
                         build_risk(settings, resume, None if settings.run.mode != "live" else executor.cash,
                                    fill_costs(settings, executor),
                                    await store.recent_edges(run_id, settings.risk.gate.band_bars)),
                         last_bar, history=source, rejections=tally)
         engine.accept_commands = True
         engine.record_timings = True
+        engine.models = keeper
         engine.observer = notifier.watcher(engine.risk.state.state.name, resume.forecasts if resume else ())
         await engine.restore_operator_block()
         feed_task = asyncio.create_task(feed.run(), name="kline-feed")
@@ -263,6 +270,7 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
         finally:
             feed_task.cancel()
             await asyncio.gather(feed_task, return_exceptions=True)
+            await keeper.close()
             await exchange.close()
             try:
                 await executors.__aexit__(None, None, None)
@@ -270,4 +278,4 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
                 await store.write_rejections(run_id, tally.rows())
             await store.end_session(run_id, session_no, int(time.time() * 1000), reason)
     return DaemonResult(run_id, session_no, engine.stats, dict(feed.counts), feed.reconnects, dict(feed.rejections),
-                        last_bar)
+                        last_bar, keeper.session_stats())

@@ -83,6 +83,11 @@ def _kill_before_commit_countdown() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+# SIGMA_BOT_KILL_AT_SWAP=1: SIGKILL when the first bar a new model version decides is decided but not committed
+# (the crash test of the model swap, tests/e2e/test_retrain_crash.py).  Unset in normal operation.
+_KILL_AT_SWAP = os.environ.get("SIGMA_BOT_KILL_AT_SWAP", "") == "1"
+
+
 # Reasons the operator's commands give start with this word (a resume lifts only what it set).
 OPERATOR = "operator"
 
@@ -121,6 +126,19 @@ class BarObserver(Protocol):
     def outage_ended(self, last_bar_ms: int | None, started_ms: int, ended_ms: int) -> None: ...
 
     def bars_skipped(self, last_bar_ms: int | None, why: str) -> None: ...
+
+
+class ModelVersions(Protocol):
+    """The model versions behind the predictor (bot/retrain/keeper.py; the walk-forward's refits): told before
+    each bar (a due swap happens there, between bars) and after its decision (the version that made the
+    forecasts, and the models-table statements committed with the bar)."""
+
+    async def bar_begins(self, bar_ms: int) -> None: ...
+
+    def bar_decided(self, bar_ms: int, forecasts: Sequence[Forecast]
+                    ) -> tuple[int | None, tuple[tuple[str, tuple[object, ...]], ...]]: ...
+
+    def bar_committed(self, bar_ms: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -179,6 +197,8 @@ class Engine:
         # The daemon logs when each bar arrived and was committed (bar_timings, the feed's latency); a
         # backtest's bars arrive from memory, so it logs none.
         self.record_timings = False
+        # The model versions (None: forecasts name no version).
+        self.models: ModelVersions | None = None
 
     def warm_up(self, candles: Sequence[Candle]) -> None:
         """History for the windows (the backfill); these bars are not decided."""
@@ -359,6 +379,8 @@ class Engine:
     async def process_bar(self, bar: AssembledBar, late: bool = False) -> None:
         t = bar.bar_ms
         began = time.perf_counter()
+        if self.models is not None:
+            await self.models.bar_begins(t)     # a model swap due at this bar happens here, between bars
         candles = {c.symbol: c for c in bar.candles}
         if not bar.complete:
             self.stats.incomplete_bars += 1
@@ -412,13 +434,16 @@ class Engine:
                 cancelled.append((order.order_id, f"refused: {exc}"[:500]))
             orders.append(order)
 
+        version, model_rows = self.models.bar_decided(t, forecasts) if self.models is not None else (None, ())
         record = BarRecord(
             t, bar.candles, tuple(forecasts), tuple(decisions), tuple(orders), tuple(fills) + tuple(liquidations),
             tuple(cancelled), equity, tuple(funding), logged_state(risk.state, risk.entry_bars),
             tuple(VarMeasured(v.method, v.horizon, v.alpha, float(v.var), float(v.es)) for v in risk.var),
             risk.steps, self.rejections.changed() if self.rejections is not None else (),
-            tuple(cid for cid, _, _ in taken))
+            tuple(cid for cid, _, _ in taken), version, model_rows)
         await self._write(record)
+        if self.models is not None:
+            self.models.bar_committed(t)
         committed = time.perf_counter()
         self.stats.latencies.extend(committed - r for r in bar.received_at)
         if self.record_timings and not self._unwritten:   # committed (a bar held in memory has no commit time)
@@ -481,6 +506,9 @@ class Engine:
     async def _write(self, record: BarRecord) -> None:
         if record.fills and _KILL_BEFORE_COMMIT:
             _kill_before_commit_countdown()
+        if _KILL_AT_SWAP and any("status = 'serving'" in sql for sql, _ in record.model_rows):
+            log.critical("fault injection: SIGKILL at the first bar of a new model version, before its commit")
+            os.kill(os.getpid(), signal.SIGKILL)
         self._unwritten.append(record)
         if len(self._unwritten) >= self.commit_every or self._write_failing:
             await self.flush()

@@ -9,9 +9,10 @@ learned nothing from ``t_k`` or later.  The engine, risk, executor and store are
 moving part is :class:`WalkForwardPredictor`, a predictor whose model is replaced between bars, and which
 refuses to forecast a bar its model's training range reaches (a second, independent guard).
 
-Each refit is logged (bar, ranges, validation NLL, seconds) and returned in the backtest's result.  The
-trade log has no table for them and adding one would change the schema (a new version), so they are not
-in the SQLite file; the ``forecasts.model`` column names the model kind as usual.
+Each refit is logged (bar, ranges, validation NLL, seconds), returned in the backtest's result and written to
+the trade log's ``models`` table (schema 4): version ``k // N + 1``, trigger ``walk-forward``, its ranges,
+training time and device, serving from the bar it was fitted for (its row and the swap are committed with
+that bar, as the daemon's retrains are); ``forecasts.model_version`` names the refit behind each forecast.
 
 Training on the CPU is deterministic (fixed seed, deterministic kernels), so a rerun — or a resumed run,
 which refits at the last scheduled bar before it — trades with the same models.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -86,7 +88,47 @@ class WalkForwardPredictor:
         return list(self.current.predict(bar_ms, symbols, windows))
 
 
-class WalkForward:
+class RefitLog:
+    """The models-table side of a walk-forward (``Engine.models``): each refit a version, serving from its bar."""
+
+    run_id: str
+    tf_ms: int
+    _version: int | None = None
+    _new: Any = None
+
+    def _refitted(self, version: int, kind: str, start_ms: int, end_ms: int, seconds: float, device: Any,
+                  best_val_nll: float | None) -> None:
+        from bot.store.models import ModelVersion
+
+        self._version = version
+        self._new = ModelVersion(version, kind, "accepted", "walk-forward", requested_bar_ms=end_ms,
+                                 due_bar_ms=end_ms, train_from_ms=start_ms, train_to_ms=end_ms,
+                                 settings=json.dumps({"kind": kind, "train": [start_ms, end_ms]}),
+                                 train_seconds=round(seconds, 3), device=str(device),
+                                 scores=json.dumps({"best_val_nll": best_val_nll}),
+                                 reason="walk-forward refit (served on schedule, no gate)",
+                                 created_ms=int(time.time() * 1000))
+
+    async def bar_begins(self, bar_ms: int) -> None:   # the refit happens in before_bar(k, t), the backtest's hook
+        return None
+
+    def bar_decided(self, bar_ms: int, forecasts: Sequence[Forecast]) -> tuple[int | None, tuple[Any, ...]]:
+        from bot.store.models import insert_statement, served_statement, swap_statements
+
+        if self._version is None:
+            return None, ()
+        if self._new is not None:
+            rows = (insert_statement(self.run_id, self._new),
+                    *swap_statements(self.run_id, bar_ms, self.tf_ms, self._version))
+            self._new = None
+            return self._version, rows
+        return self._version, (served_statement(self.run_id, bar_ms, self._version),)
+
+    def bar_committed(self, bar_ms: int) -> None:
+        return None
+
+
+class WalkForward(RefitLog):
     """Refits on schedule; ``before_bar`` is what :func:`bot.backtest.run_backtest` awaits before each bar."""
 
     def __init__(self, settings: Settings, plan: WalkForwardPlan, data: Mapping[str, Series]) -> None:
@@ -117,6 +159,7 @@ class WalkForward:
         self.predictor = WalkForwardPredictor(plan.model, m.baseline.sigma_floor)
         self.retrains: list[Retrain] = []
         self._fitted_k: int | None = None
+        self.run_id, self.tf_ms = settings.run.id, tf
 
     async def before_bar(self, k: int, t_ms: int) -> None:
         """Before the ``k``-th decidable bar (open ``t_ms``): refit if the schedule says so, or if nothing is
@@ -126,7 +169,7 @@ class WalkForward:
             return
         if due != k and self._fitted_k is None:
             log.info("resumed mid-schedule: refitting the model of bar #%d", due)
-        self.fit(t_ms if due == k else self._bar_of(k, due, t_ms))
+        self.fit(t_ms if due == k else self._bar_of(k, due, t_ms), due // self.plan.retrain_every + 1)
         self._fitted_k = due
 
     def _bar_of(self, k: int, due: int, t_ms: int) -> int:
@@ -134,7 +177,7 @@ class WalkForward:
         i = int(np.searchsorted(self.times, t_ms)) - (k - due)
         return int(self.times[i])
 
-    def fit(self, at_ms: int) -> Retrain:
+    def fit(self, at_ms: int, version: int = 1) -> Retrain:
         """Fit on the configured window strictly before ``at_ms`` and serve it from bar ``at_ms`` on."""
         from strategies.workflow import fit_range
 
@@ -150,6 +193,7 @@ class WalkForward:
         r = Retrain(at_ms, start, at_ms, fitted.train_range, fitted.val_range,
                     float(best) if isinstance(best, (int, float)) else None, seconds)
         self.retrains.append(r)
+        self._refitted(version, self.plan.model, start, at_ms, seconds, self.device, r.best_val_nll)
         log.info("walk-forward refit for bar %s: trained on %s, validated on %s, best val NLL %s, %.1f s",
                  utc_minute(at_ms), utc_span(*r.train_range), utc_span(*r.val_range),
                  "n/a" if r.best_val_nll is None else f"{r.best_val_nll:.4f}", seconds)
@@ -174,7 +218,7 @@ def serve_fitted(settings: Settings, kind: str, fitted: Any, store: Any, start_m
                           sigma_floor=settings.model.baseline.sigma_floor)
 
 
-class FoldSchedule:
+class FoldSchedule(RefitLog):
     """Each evaluation fold's model served on its own test block: the walk-forward backtest of ``bot evaluate``.
 
     ``folds`` are ``((train_from, train_to), (test_from, test_to))`` ranges as
@@ -199,6 +243,7 @@ class FoldSchedule:
         self.predictor = WalkForwardPredictor(kind, settings.model.baseline.sigma_floor)
         self.fitted: list[dict[str, Any]] = []
         self._next = 0
+        self.run_id, self.tf_ms = settings.run.id, tf
 
     async def before_bar(self, k: int, t_ms: int) -> None:
         """Fit and swap in the fold whose test block the bar ``t_ms`` is in (folds before it are skipped)."""
@@ -214,8 +259,11 @@ class FoldSchedule:
         fitted = fit_range(self.store, self.kind, self.model, start, end, self.device)
         self.predictor.swap(serve_fitted(self.settings, self.kind, fitted, self.store, start, end, self.device),
                             end)
-        self.fitted.append({"fold": fold, "train": [start, end], "test": list(test),
-                            "seconds": round(time.perf_counter() - t0, 2)})
+        seconds = time.perf_counter() - t0
+        self.fitted.append({"fold": fold, "train": [start, end], "test": list(test), "seconds": round(seconds, 2)})
+        best = fitted.summary.get("best_val_nll")
+        self._refitted(fold + 1, self.kind, start, end, seconds, self.device,
+                       float(best) if isinstance(best, (int, float)) else None)
 
 
 async def trade_range(settings: Settings, data: Mapping[str, Series], start_ms: int | None, end_ms: int | None,
@@ -231,6 +279,8 @@ async def trade_range(settings: Settings, data: Mapping[str, Series], start_ms: 
     from bot.reporting.summary import trading_summary
     from bot.reporting.tradelog import load_trade_log
 
-    await run_backtest(settings, data, start_ms, end_ms, predictor=predictor, before_bar=before_bar)
+    models = getattr(before_bar, "__self__", None)    # a FoldSchedule's refits go to the models table
+    await run_backtest(settings, data, start_ms, end_ms, predictor=predictor, before_bar=before_bar,
+                       models=models if isinstance(models, RefitLog) else None)
     return await asyncio.to_thread(lambda: trading_summary(build_review(load_trade_log(settings.run.db,
                                                                                        settings.run.id))))

@@ -101,6 +101,43 @@ class TrainSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetrainSettings:
+    """``[model.retrain]``: the daemon refits its model in a separate process and swaps it in at a bar boundary
+    when it beats the serving one on recent held-out bars (``bot/retrain/``, ``strategies/validation.py``)."""
+
+    enabled: bool = _key("retrain the served model while the daemon runs (bot run only)", default=False)
+    model: str = _key("model kind to train; empty: [model] name (which must then be a trainable model)",
+                      default="", choices=("", *MODELS[1:]))
+    interval_bars: int = _key("retrain every this many bars after the last retrain started (0: only on an alarm)",
+                              default=720, lo=0, hi=1_000_000)
+    on_alarm: bool = _key("also retrain when the skill monitor fires for any symbol", default=True)
+    window: str = _key("training window: rolling (the last window_bars bars) or expanding (every bar since "
+                       "the run's first, at least window_bars)", default="rolling", choices=("rolling", "expanding"))
+    window_bars: int = _key("bars a retrain trains on (rolling), before the held-out bars", default=4320,
+                            lo=50, hi=10_000_000)
+    holdout_bars: int = _key("most recent bars held out of training: the gate scores candidate and serving "
+                             "model on them", default=168, lo=10, hi=100_000)
+    apply_after_bars: int = _key("the candidate may first decide this many bars after the bar its retrain "
+                                 "started at; a slower retrain holds that bar until it ends (a restarted run "
+                                 "swaps at the same bar)", default=2, lo=1, hi=10_000)
+    nll_margin: float = _key("the candidate's mean NLL on the held-out bars must be lower than the serving "
+                             "model's by at least this, nats", default=0.005, lo=0.0, hi=10.0)
+    coverage_tolerance: float = _key("the candidate's calibration error (|coverage - nominal| of the 68 % and "
+                                     "95 % intervals, summed) may exceed the serving model's by at most this",
+                                     default=0.05, lo=0.0, hi=2.0)
+    skill_tolerance: float = _key("the candidate's demonstrated skill scale on the held-out bars may be lower "
+                                  "than the serving model's by at most this", default=0.0, lo=0.0, hi=100.0)
+    checkpoint_dir: str = _key("folder of retrained checkpoints; empty: <trade log>.models beside the trade log",
+                               default="")
+    keep_checkpoints: int = _key("checkpoints kept in the folder (the serving one always stays)", default=5,
+                                 lo=1, hi=10_000)
+    device: str = _key("where training runs: auto uses CUDA when present", default="auto",
+                       choices=("auto", "cpu", "cuda"))
+    threads: int = _key("torch threads of the training process (0: torch's default); 1 leaves the other cores "
+                        "to the engine", default=1, lo=0, hi=256)
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSettings:
     name: str = _key("predictor", default="baseline", choices=MODELS)
     checkpoint: str = _key("trained model file from `bot train` (needed by every model but baseline)", default="")
@@ -116,6 +153,7 @@ class ModelSettings:
     multi_asset: MultiAssetSettings = field(default_factory=MultiAssetSettings,
                                             metadata={"doc": "per-asset experts + coordinator"})
     train: TrainSettings = field(default_factory=TrainSettings, metadata={"doc": "training"})
+    retrain: RetrainSettings = field(default_factory=RetrainSettings, metadata={"doc": "retraining"})
 
 
 @dataclass(frozen=True, slots=True)

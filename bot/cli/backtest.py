@@ -100,7 +100,7 @@ async def _backtest(args: argparse.Namespace) -> int:
     with _Bar() as bar:
         result = await run_backtest(settings, data, start_ms, end_ms,
                                     predictor=predictor, commit_every=args.commit_every or COMMIT_EVERY,
-                                    precompute=not args.per_bar_predict, before_bar=before_bar,
+                                    precompute=not args.per_bar_predict, before_bar=before_bar, models=walk,
                                     progress=bar, stop=stop)
     s = result.stats
     if result.logged_before is not None:

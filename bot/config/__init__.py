@@ -38,6 +38,7 @@ from strategies.settings import (
     ModelSettings,
     MonitorSettings,
     MultiAssetSettings,
+    RetrainSettings,
     SkillSettings,
     TrainSettings,
 )
@@ -357,6 +358,14 @@ def _validate(obj: Any, prefix: str) -> None:
             raise ConfigError(
                 f"config key '{prefix}exit_strength': {obj.exit_strength} must not exceed the smaller entry "
                 f"threshold ({entry}): hysteresis keeps a position with a weaker signal than opened it")
+    if isinstance(obj, ModelSettings) and obj.retrain.enabled:
+        r = obj.retrain
+        if (r.model or obj.name) == "baseline":
+            raise ConfigError(f"config key '{prefix}retrain.model': [model] name is 'baseline', which has nothing "
+                              f"to train; name a trainable model, one of {', '.join(MODELS[1:])}")
+        if r.interval_bars == 0 and not r.on_alarm:
+            raise ConfigError(f"config key '{prefix}retrain.interval_bars': 0 with on_alarm = false never retrains; "
+                              "set interval_bars above 0, on_alarm = true, or enabled = false")
     if isinstance(obj, StateSettings) and obj.reduce_drawdown > obj.halt_drawdown:
         raise ConfigError(f"config key '{prefix}reduce_drawdown': {obj.reduce_drawdown} must not exceed "
                           f"'{prefix}halt_drawdown' ({obj.halt_drawdown})")
@@ -476,6 +485,7 @@ def describe_keys(cls: type = Settings, prefix: str = "") -> list[tuple[str, str
 __all__ = [
     "Settings", "RunSettings", "MarketSettings", "FeedSettings", "ModelSettings", "BaselineModelSettings",
     "CnnGruSettings", "LstmSettings", "KnnSettings", "FusionSettings", "MultiAssetSettings", "TrainSettings", "MODELS",
+    "RetrainSettings",
     "RecoverySettings", "WatchdogSettings", "RiskSettings", "GateSettings", "SizingSettings", "VarSettings",
     "StateSettings", "PaperSettings",
     "ExchangeSettings", "ExecutionSettings", "ForecastSettings", "SkillSettings", "CalibrationSettings",

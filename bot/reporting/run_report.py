@@ -36,7 +36,9 @@ from typing import TypeVar
 
 from bot.errors import DataError
 from bot.numfmt import money, sig
+from bot.reporting.models import model_lines
 from bot.store.files import READABLE_VERSIONS, check_schema_version
+from bot.store.models import ModelVersion, read_models
 
 # Sums of exact decimal strings stay exact well beyond the default 28 digits.
 _PRECISION = 60
@@ -106,6 +108,7 @@ class Report:
     state_end: str | None = None
     deleverage_steps: int = 0
     outages: tuple[tuple[int, int | None, str], ...] = ()   # (started_ms, ended_ms or None, reason)
+    models: tuple[ModelVersion, ...] = ()    # model versions, retrains and swaps (trade log version 4)
 
     @property
     def liquidations(self) -> int:
@@ -349,6 +352,7 @@ def _load(conn: sqlite3.Connection, path: Path, run_id: str | None) -> Report:
         deleverage_steps=count("SELECT COUNT(*) FROM deleverage_steps WHERE run_id = ?"),
         outages=tuple((int(a), None if b is None else int(b), str(why)) for a, b, why in conn.execute(
             "SELECT started_ms, ended_ms, reason FROM outages WHERE run_id = ? ORDER BY started_ms", (rid,))),
+        models=tuple(read_models(conn, rid)),
     )
 
 
@@ -399,6 +403,8 @@ def format_report(report: Report) -> str:
     rows.append(("Total", f"{r.trades:,}", f"{r.liquidations:,}", _money(r.fees), _money(r.funding), "", "",
                  _money(r.pnl)))
     lines += _table(header, rows)
+    if r.models:
+        lines += [""] + model_lines(r.models)[:-1]
     lines += ["", "Reconciliation (PnL = cash flows of the fills - fees + funding + final qty * mark)"]
     lines += [f"  {'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in r.checks]
     return "\n".join(lines) + "\n"

@@ -30,7 +30,9 @@ from pathlib import Path
 from bot.config import TIMEFRAMES_MS
 from bot.errors import DataError
 from bot.numfmt import bps, money, sig
+from bot.reporting.models import model_lines
 from bot.reporting.run_report import _connect_read_only, begin_run_snapshot
+from bot.store.models import ModelVersion, read_models
 from bot.timefmt import format_duration
 
 
@@ -118,6 +120,7 @@ class Status:
     rejections: tuple[Rejection, ...]       # of the latest session, most frequent first
     sessions: tuple[Session, ...]           # oldest first
     skill: tuple[SkillNow, ...] = ()        # each symbol's latest scored forecast (trade log version 3)
+    models: tuple[ModelVersion, ...] = ()   # the run's model versions (trade log version 4)
 
     @property
     def last_bar_close_ms(self) -> int | None:
@@ -225,7 +228,7 @@ def _load(conn: sqlite3.Connection, path: Path, run_id: str | None, now_ms: int)
             "IS NOT NULL AND bar_ms = (SELECT MAX(bar_ms) FROM forecasts g WHERE g.run_id = f.run_id AND "
             "g.symbol = f.symbol) ORDER BY symbol, model", (rid,)))
     return Status(
-        skill=skill,
+        skill=skill, models=tuple(read_models(conn, rid)),
         db_path=str(path), run_id=rid, mode=str(run[0]), now_ms=now_ms, timeframe_ms=_timeframe_ms(run[1]),
         last_bar_ms=last_bar, cash=Decimal(last[1]) if last else None, equity=Decimal(last[2]) if last else None,
         positions=positions, orders=orders,
@@ -250,6 +253,7 @@ def format_status(status: Status) -> str:
     lines += _bar_lines(s)
     lines += _trading_lines(s)
     lines += _skill_lines(s)
+    lines += model_lines(s.models)
     lines += _feed_lines(s)
     lines += _session_lines(s)
     return "\n".join(lines) + "\n"

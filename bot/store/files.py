@@ -16,7 +16,7 @@ from bot.errors import DataError
 from bot.store.schema import SCHEMA_VERSION
 
 # Versions the read-only tools (report, status) read as they are; the store migrates them on open.
-READABLE_VERSIONS = (1, 2, SCHEMA_VERSION)
+READABLE_VERSIONS = (1, 2, 3, SCHEMA_VERSION)
 
 
 def check_schema_version(version: int | None, path: str | Path, readable: tuple[int, ...] = (SCHEMA_VERSION,)) -> None:

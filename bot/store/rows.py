@@ -57,6 +57,10 @@ class BarRecord:
     rejections: tuple[RejectionCount, ...] = ()
     # Operator commands (command_id) this bar's decision took: marked taken with the bar.
     commands: tuple[int, ...] = ()
+    # The models.version that made this bar's forecasts (None: not tracked), and the models-table statements
+    # committed with the bar (a new version's row, the swap that makes it serving: bot/store/models.py).
+    model_version: int | None = None
+    model_rows: tuple[tuple[str, tuple[object, ...]], ...] = ()
 
 
 class BarTiming(NamedTuple):
@@ -80,6 +84,7 @@ class BarRows(NamedTuple):
     inserts: tuple[list[tuple[object, ...]], ...]   # parameter rows per statement of INSERTS
     status: tuple[list[tuple[object, ...]], ...]    # parameter rows per statement of STATUS_UPDATES
     commands: tuple[tuple[object, ...], ...] = ()   # MARK_COMMAND_TAKEN rows
+    models: tuple[tuple[str, tuple[object, ...]], ...] = ()   # (statement, parameters), in order
 
 
 # A session's count of one reason only grows; MAX keeps a late-written older snapshot from lowering it.
@@ -114,7 +119,8 @@ def bar_rows(run_id: str, r: BarRecord) -> BarRows:
     candles = [(run_id, c.symbol, bar, c.close_ms, str(c.open), str(c.high), str(c.low), str(c.close),
                 str(c.volume)) for c in r.candles]
     forecasts = [(run_id, bar, f.symbol, f.model, f.mu, f.sigma, _real(f.mu_raw), _real(f.sigma_raw), _real(f.skill),
-                  _real(f.edge), f.edge_se, f.z68, f.z95, f.nu, f.alarm, f.state or None) for f in r.forecasts]
+                  _real(f.edge), f.edge_se, f.z68, f.z95, f.nu, f.alarm, f.state or None, r.model_version)
+                 for f in r.forecasts]
     decisions = [(run_id, bar, d.symbol, d.action, str(d.target_qty), str(d.current_qty), d.reason)
                  for d in r.decisions]
     orders = [(run_id, o.order_id, bar, o.symbol, Side(o.side).value, str(o.qty), str(o.leverage), o.order_type,
@@ -141,7 +147,7 @@ def bar_rows(run_id: str, r: BarRecord) -> BarRows:
     rejections = [rejection_row(run_id, k) for k in r.rejections]
     return BarRows(bar, str(r.equity.cash), str(r.equity.equity),
                    (candles, forecasts, decisions, orders, fills, positions, funding, risk, var, steps, rejections),
-                   (filled, cancelled), tuple((bar, run_id, c) for c in r.commands))
+                   (filled, cancelled), tuple((bar, run_id, c) for c in r.commands), r.model_rows)
 
 
 def _check_bar_times(record: BarRecord) -> None:

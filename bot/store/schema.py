@@ -5,11 +5,12 @@ Change the schema only with a new :data:`SCHEMA_VERSION` and a migration.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Semicolons appear only at the ends of statements (the script is run whole by executescript).
 SCHEMA = """
--- Sigma-bot trade log, schema version 3 (older versions are migrated on open: MIGRATE_1_TO_2, MIGRATE_2_TO_3).
+-- Sigma-bot trade log, schema version 4 (older versions are migrated on open: MIGRATE_1_TO_2, MIGRATE_2_TO_3,
+-- MIGRATE_3_TO_4).
 --
 -- Conventions
 --   run_id   one trading account (config [run] id). A restart with the same id
@@ -83,6 +84,7 @@ CREATE TABLE IF NOT EXISTS forecasts (
     nu           REAL,                       -- Student-t degrees of freedom of the density (Inf: Gaussian)
     alarm        TEXT,                       -- the skill monitor's alarm while one is active ('' none)
     state        TEXT,                       -- JSON: skill regression, calibration, monitor after this bar
+    model_version INTEGER,                   -- models.version that made it (since version 4; NULL before)
     PRIMARY KEY (run_id, bar_ms, symbol, model)
 ) WITHOUT ROWID;
 
@@ -268,6 +270,37 @@ CREATE TABLE IF NOT EXISTS bar_timings (
     late              INTEGER NOT NULL CHECK (late IN (0, 1)),  -- decided after the fact from REST
     PRIMARY KEY (run_id, bar_ms)
 ) WITHOUT ROWID;
+-- The model versions of a run (since version 4): the one the run started with, each retrain of the daemon
+-- ([model.retrain], bot/retrain/) and each refit of a walk-forward backtest.  Exactly one row per run has
+-- status 'serving' once a bar is decided: it changes in the transaction of the first bar the new version
+-- decides, so a restart reads the model the last committed bar used.
+CREATE TABLE IF NOT EXISTS models (
+    run_id          TEXT NOT NULL REFERENCES runs (run_id),
+    version         INTEGER NOT NULL,        -- 1, 2, ... within the run
+    kind            TEXT NOT NULL,           -- model name: 'baseline', 'cnn_gru', ...
+    status          TEXT NOT NULL CHECK (status IN ('training', 'accepted', 'rejected', 'failed', 'serving',
+                                                    'retired')),
+    trigger         TEXT NOT NULL,           -- 'config' (the run's first), 'schedule', 'alarm', 'walk-forward'
+    requested_bar_ms INTEGER,                -- the bar after whose decision the retrain started
+    due_bar_ms      INTEGER,                 -- the first bar it may decide
+    train_from_ms   INTEGER,                 -- first bar of its training range
+    train_to_ms     INTEGER,                 -- end of its training range (exclusive)
+    holdout_from_ms INTEGER,                 -- held-out outcomes the gate scored: bars [from, to)
+    holdout_to_ms   INTEGER,
+    checkpoint      TEXT,                    -- checkpoint file ('' for the baseline or an in-memory refit)
+    checkpoint_sha256 TEXT,                  -- of the checkpoint file
+    settings        TEXT,                    -- JSON: the job (model kind, ranges, [model] settings)
+    train_seconds   REAL,                    -- wall seconds of training
+    device          TEXT,                    -- where it trained: 'cpu', 'cuda'
+    scores          TEXT,                    -- JSON: candidate's and serving model's held-out scores
+    reason          TEXT,                    -- why accepted, rejected or failed
+    first_bar_ms    INTEGER,                 -- first bar it decided
+    last_bar_ms     INTEGER,                 -- last bar it decided (so far, while serving)
+    created_ms      INTEGER NOT NULL,        -- wall clock of the row
+    decided_ms      INTEGER,                 -- wall clock of the gate's verdict
+    PRIMARY KEY (run_id, version)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS models_one_serving ON models (run_id) WHERE status = 'serving';
 
 -- Resume looks up the open orders; the report adds up fills per symbol.
 -- (No index on decisions.action: ~one decision per symbol per bar makes it costly on the hot path.)
@@ -276,11 +309,13 @@ CREATE INDEX IF NOT EXISTS fills_by_symbol ON fills (run_id, symbol, bar_ms);
 """
 
 # The commands table alone, for a version-3 file created before it.
+_MODELS_AT = SCHEMA.index("-- The model versions of a run")
 COMMANDS_DDL = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS commands"):SCHEMA.index("-- When each bar")]
 # The bar_timings table alone, likewise.
-TIMINGS_DDL = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS bar_timings"):SCHEMA.index("-- Resume looks up")]
+TIMINGS_DDL = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS bar_timings"):_MODELS_AT]
 INSERT_TIMING = ("INSERT OR IGNORE INTO bar_timings (run_id, bar_ms, close_ms, first_received_ms, last_received_ms, "
                  "committed_ms, candles, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+MODELS_DDL = SCHEMA[_MODELS_AT:SCHEMA.index("-- Resume looks up")]
 PENDING_COMMANDS = ("SELECT command_id, command, note FROM commands WHERE run_id = ? AND taken_bar_ms IS NULL "
                     "ORDER BY command_id")
 MARK_COMMAND_TAKEN = "UPDATE commands SET taken_bar_ms = ? WHERE run_id = ? AND command_id = ? AND taken_bar_ms IS NULL"
@@ -288,7 +323,8 @@ MARK_COMMAND_TAKEN = "UPDATE commands SET taken_bar_ms = ? WHERE run_id = ? AND 
 INSERT_CANDLE = ("INSERT INTO candles (run_id, symbol, bar_ms, close_ms, open, high, low, close, volume) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_FORECAST = ("INSERT INTO forecasts (run_id, bar_ms, symbol, model, mu, sigma, mu_raw, sigma_raw, skill, edge, "
-                   "edge_se, z68, z95, nu, alarm, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                   "edge_se, z68, z95, nu, alarm, state, model_version) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 INSERT_DECISION = ("INSERT INTO decisions (run_id, bar_ms, symbol, action, target_qty, current_qty, reason) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)")
 INSERT_ORDER = ("INSERT INTO orders (run_id, order_id, bar_ms, symbol, side, qty, leverage, type, status, "
@@ -348,3 +384,24 @@ ALTER TABLE forecasts ADD COLUMN alarm TEXT;
 ALTER TABLE forecasts ADD COLUMN state TEXT;
 UPDATE schema_version SET version = 3;
 """
+
+# Version 3 → 4: the models table (model versions, retrains, swaps) and the version behind each forecast.
+MIGRATE_3_TO_4 = """
+ALTER TABLE forecasts ADD COLUMN model_version INTEGER;
+""" + MODELS_DDL + """
+UPDATE schema_version SET version = 4;
+"""
+
+# A model version row (bot/store/models.py); a row already there (a walk-forward refit redone on resume) stays.
+INSERT_MODEL = ("INSERT INTO models (run_id, version, kind, status, trigger, requested_bar_ms, due_bar_ms, "
+                "train_from_ms, train_to_ms, holdout_from_ms, holdout_to_ms, checkpoint, checkpoint_sha256, "
+                "settings, train_seconds, device, scores, reason, first_bar_ms, last_bar_ms, created_ms, "
+                "decided_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, version) DO NOTHING")
+# In the transaction of the first bar a version decides: the one serving before is retired at the bar before.
+RETIRE_SERVING = ("UPDATE models SET status = 'retired', last_bar_ms = COALESCE(last_bar_ms, ?) "
+                  "WHERE run_id = ? AND status = 'serving' AND version != ?")
+START_SERVING = "UPDATE models SET status = 'serving' WHERE run_id = ? AND version = ?"
+# Every bar: the serving version's first and last bar decided.
+MARK_SERVED = ("UPDATE models SET first_bar_ms = COALESCE(first_bar_ms, ?), last_bar_ms = ? "
+               "WHERE run_id = ? AND version = ?")

@@ -31,6 +31,9 @@ from bot.errors import DataError
 from bot.events import Side, SubmitOrder
 from bot.rejections import RejectionCount
 from bot.store.files import check_schema_version, check_trade_log_file
+from bot.store.models import COLUMNS as MODEL_COLUMNS
+from bot.store.models import SELECT_MODELS, ModelVersion, insert_statement
+from bot.store.models import from_row as model_from_row
 from bot.store.rows import (
     FORECAST_COLUMNS,
     INSERTS,
@@ -50,6 +53,7 @@ from bot.store.schema import (
     MARK_COMMAND_TAKEN,
     MIGRATE_1_TO_2,
     MIGRATE_2_TO_3,
+    MIGRATE_3_TO_4,
     PENDING_COMMANDS,
     SCHEMA,
     SCHEMA_VERSION,
@@ -240,6 +244,10 @@ class TradeStore:
                 taken = [row for b in fresh for row in b.commands]
                 if taken:
                     await db.executemany(MARK_COMMAND_TAKEN, taken)
+                # The models table changes with the bar that first uses a version (bot/store/models.py).
+                for b in fresh:
+                    for sql, params in b.models:
+                        await db.execute(sql, params)
                 await db.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
                 await _rollback(db)
@@ -294,6 +302,35 @@ class TradeStore:
         db = self._conn()
         async with self._lock:
             await db.execute(sql, params)
+
+    # -- the models table (bot/store/models.py): versions outside bars; swaps go with their bar ------------
+
+    async def models(self, run_id: str) -> list[ModelVersion]:
+        """Every model version of ``run_id``, oldest first."""
+        db = self._conn()
+        async with self._lock:
+            rows = await db.execute_fetchall(SELECT_MODELS, (run_id,))
+        return [model_from_row(r) for r in rows]
+
+    async def record_model(self, run_id: str, m: ModelVersion) -> None:
+        """Insert the row of a version (one already logged stays)."""
+        sql, params = insert_statement(run_id, m)
+        await self._execute(sql, params)
+
+    async def update_model(self, run_id: str, version: int, **values: object) -> None:
+        """Set columns of a version's row (a verdict, a failure, its checkpoint)."""
+        if not values or not set(values) <= set(MODEL_COLUMNS):
+            raise ValueError(f"unknown models column(s): {sorted(set(values) - set(MODEL_COLUMNS))}")
+        sets = ", ".join(f"{k} = ?" for k in values)
+        await self._execute(f"UPDATE models SET {sets} WHERE run_id = ? AND version = ?",
+                            (*values.values(), run_id, version))
+
+    async def first_candle_ms(self, run_id: str) -> int | None:
+        """The open time of the earliest candle logged for ``run_id``."""
+        db = self._conn()
+        async with self._lock:
+            ((first,),) = await db.execute_fetchall("SELECT MIN(bar_ms) FROM candles WHERE run_id = ?", (run_id,))
+        return None if first is None else int(first)
 
     async def logged_trades(self, run_id: str) -> dict[str, set[str]]:
         """The exchange trade ids already logged for each open order of ``run_id`` (its partial fills)."""
@@ -447,6 +484,18 @@ async def _ensure_schema(db: aiosqlite.Connection, path: Path) -> None:
             await _rollback(db)
             raise
         log.warning("%s: trade log migrated from schema version 2 to 3", path)
+        rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
+    if rows[0][0] == 3:
+        if "commands" not in tables:
+            await db.executescript("BEGIN IMMEDIATE;\n" + COMMANDS_DDL + "COMMIT;\n")
+            tables.add("commands")
+        try:
+            await db.executescript("BEGIN IMMEDIATE;\n" + MIGRATE_3_TO_4 + "COMMIT;\n")
+        except BaseException:
+            await _rollback(db)
+            raise
+        log.warning("%s: trade log migrated from schema version 3 to 4 (models table, forecasts.model_version)",
+                    path)
         rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
     check_schema_version(rows[0][0], path)
     if tables and "commands" not in tables:

@@ -290,6 +290,13 @@ def create_app(db_path: str | Path, token: str | None = None, poll_s: float = 1.
                 "timings": [{"bar_ms": t.bar_ms, "close_ms": t.close_ms, "first_received_ms": t.first_received_ms,
                              "last_received_ms": t.last_received_ms, "committed_ms": t.committed_ms,
                              "candles": t.candles, "late": t.late} for t in timings]}
+    @app.get("/api/runs/{run_id}/models", tags=["forecasts"])
+    def api_models(run_id: Run) -> list[dict[str, Any]]:
+        """The model versions: the configured one, each retrain (accepted or rejected, with its held-out scores
+        and reason) or walk-forward refit, and the bars each served; ``swaps`` follow from ``first_bar_ms``."""
+        from bot.reporting.models import model_rows
+
+        return model_rows(reader.models(run_id))
 
     @app.get("/api/runs/{run_id}/commands", tags=["controls"])
     def api_commands(run_id: Run) -> list[dict[str, Any]]:

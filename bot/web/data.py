@@ -269,6 +269,11 @@ class TradeLogReader:
                         "SELECT bar_ms, close_ms, first_received_ms, last_received_ms, committed_ms, candles, late "
                         "FROM bar_timings WHERE run_id = ? ORDER BY bar_ms", (rid,))]
         return self._snapshot(run_id, read)
+    def models(self, run_id: str) -> list[Any]:
+        """The run's model versions (none in a trade log older than schema version 4)."""
+        from bot.store.models import read_models
+
+        return self._snapshot(run_id, lambda conn, rid: read_models(conn, rid))
 
     def has_commands_table(self) -> bool:
         return self._read(lambda conn: _has_table(conn, "commands"))

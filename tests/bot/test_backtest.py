@@ -41,7 +41,7 @@ def walk_forward(db: Path, data: dict[str, Series], start_ms: int, window: str =
     s = settings(db, model=TINY)
     walk = WalkForward(s, WalkForwardPlan("cnn_gru", 12, window, train_bars), data)
     asyncio.run(run_backtest(s, data, start_ms, predictor=walk.predictor, before_bar=walk.before_bar,
-                             commit_every=10))
+                             commit_every=10, models=walk))
     return walk
 
 
@@ -62,6 +62,14 @@ def test_walk_forward_refits_on_the_past_only(tmp_path: Path, window: str, train
     # Each bar was forecast by the model of the latest refit at or before it (the predictor refuses
     # otherwise), and all forecasts come from the learned model.
     assert {m for (m,) in rows(tmp_path / "wf.sqlite", "SELECT DISTINCT model FROM forecasts")} == {"cnn_gru"}
+    # Each refit is a version in the models table, serving from its bar; the forecasts name it.
+    versions = rows(tmp_path / "wf.sqlite", "SELECT version, status, trigger, train_from_ms, train_to_ms, first_bar_ms, "
+                                            "last_bar_ms, device, train_seconds > 0 FROM models ORDER BY version")
+    assert versions == [(k + 1, "retired" if k < 2 else "serving", "walk-forward", r.start_ms, r.end_ms, r.at_bar_ms,
+                         min(r.at_bar_ms + 11 * H, start + 29 * H), "cpu", 1) for k, r in enumerate(walk.retrains)]
+    per_bar = rows(tmp_path / "wf.sqlite", "SELECT bar_ms, MIN(model_version), MAX(model_version) FROM forecasts "
+                                           "GROUP BY bar_ms")
+    assert all(lo == hi == 1 + (b - start) // (12 * H) for b, lo, hi in per_bar)
 
 
 def test_walk_forward_decisions_do_not_move_when_the_future_changes(tmp_path: Path) -> None:

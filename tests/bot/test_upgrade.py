@@ -55,7 +55,7 @@ async def test_v1_log_is_migrated_and_its_run_resumes_with_the_same_account(v1_l
     async with await TradeStore.open(v1_log) as store:
         session_no, resume = await store.begin_run(run_id, "paper", settings.to_json(), settings.config_hash,
                                                    "upgrade-test", T_LATER)
-    assert q(v1_log, "SELECT MAX(version) FROM schema_version") == [(3,)]
+    assert q(v1_log, "SELECT MAX(version) FROM schema_version") == [(4,)]
     assert session_no == 2 and resume is not None
     assert resume.cash == Decimal(last_cash)
     assert {s: str(qty) for s, (qty, _) in resume.positions.items()} == last_pos

@@ -110,7 +110,7 @@ def generate_market(symbols: list[str] | tuple[str, ...], n_bars: int, start_ms:
 
 def generate_lead_lag_market(symbols: list[str] | tuple[str, ...], n_bars: int, start_ms: int,
                              timeframe_ms: int = HOUR_MS, seed: int = 0, beta: float = 0.3,
-                             model: MarketModel | None = None) -> dict[str, Series]:
+                             model: MarketModel | None = None, flip_at: int | None = None) -> dict[str, Series]:
     """Simulate a market with a planted, learnable edge: the second symbol follows the first with a lag.
 
     Every symbol is simulated as in :func:`generate_market` (same seed, same draws); then the second
@@ -121,14 +121,21 @@ def generate_lead_lag_market(symbols: list[str] | tuple[str, ...], n_bars: int, 
     so ``E[r[B, t] | bars up to t−1] = beta · r[A, t−1]``: B's next return is predictable from A's last
     one, and from nothing else.  The first symbol (and any third or later) stays a random walk.  The
     high-low range of B is drawn around its whole move with the variance of its own shock ε.
+
+    ``flip_at``: from bar index ``flip_at`` on the dynamics change: the coefficient becomes ``−beta`` (a model
+    fitted before the change now points the wrong way; the bars before it are those without ``flip_at``).
     """
     if len(symbols) < 2:
         raise ValueError(f"a lead-lag market needs at least two symbols, got {len(symbols)}")
-    return _simulate(symbols, n_bars, start_ms, timeframe_ms, seed, model or MarketModel(), (0, 1, beta))
+    if flip_at is not None and not 0 < flip_at < n_bars:
+        raise ValueError(f"flip_at must be inside (0, {n_bars}), got {flip_at}")
+    return _simulate(symbols, n_bars, start_ms, timeframe_ms, seed, model or MarketModel(), (0, 1, beta),
+                     flip_at)
 
 
 def _simulate(symbols: list[str] | tuple[str, ...], n_bars: int, start_ms: int, timeframe_ms: int, seed: int,
-              m: MarketModel, lead_lag: tuple[int, int, float] | None) -> dict[str, Series]:
+              m: MarketModel, lead_lag: tuple[int, int, float] | None,
+              flip_at: int | None = None) -> dict[str, Series]:
     """The market of the module docstring; ``lead_lag = (leader, follower, beta)`` plants a lagged edge."""
     if n_bars < 1:
         raise ValueError(f"n_bars must be at least 1, got {n_bars}")
@@ -168,7 +175,10 @@ def _simulate(symbols: list[str] | tuple[str, ...], n_bars: int, start_ms: int, 
     r = m.drift_per_hour * bar_hours + np.sqrt(bar_var / h) * u
     if lead_lag is not None:
         leader, follower, beta = lead_lag
-        r[1:, follower] += beta * r[:-1, leader]
+        coef = np.full(n_bars - 1, beta)
+        if flip_at is not None:
+            coef[flip_at - 1:] = -beta       # r[t] for t >= flip_at follows -beta * r[t-1]
+        r[1:, follower] += coef * r[:-1, leader]
     # Exact extremes of a Brownian bridge from 0 to r with variance bar_var.
     hi_log = (r + np.sqrt(r**2 - 2.0 * bar_var * np.log1p(-u_hi))) / 2.0
     lo_log = (r - np.sqrt(r**2 - 2.0 * bar_var * np.log1p(-u_lo))) / 2.0

@@ -276,3 +276,18 @@ def test_the_planted_lead_lag_coefficient_is_recovered_by_regression() -> None:
 def test_a_lead_lag_market_needs_two_symbols() -> None:
     with pytest.raises(ValueError, match="two symbols"):
         generate_lead_lag_market(["BTC/USDT"], 10, START_MS)
+
+
+def test_a_flipped_lead_lag_changes_sign_at_flip_at_and_nothing_before() -> None:
+    n, flip = 20_000, 10_000
+    m = generate_lead_lag_market(["BTC/USDT", "ETH/USDT"], n, START_MS, seed=11, beta=0.3, flip_at=flip)
+    same = generate_lead_lag_market(["BTC/USDT", "ETH/USDT"], n, START_MS, seed=11, beta=0.3)
+    assert list(m["ETH/USDT"].slice(0, flip).rows()) == list(same["ETH/USDT"].slice(0, flip).rows())
+    assert list(m["BTC/USDT"].rows()) == list(same["BTC/USDT"].rows())
+    a, b = log_returns(m["BTC/USDT"]), log_returns(m["ETH/USDT"])
+    before, se = lag_regression(a[:flip - 1], b[:flip - 1])
+    after, se2 = lag_regression(a[flip - 1:], b[flip - 1:])
+    assert abs(before - 0.3) < 4 * se and abs(after + 0.3) < 4 * se2, (before, after)
+    assert_ohlc_consistent(m["ETH/USDT"].slice(flip - 10, flip + 10))
+    with pytest.raises(ValueError, match="flip_at"):
+        generate_lead_lag_market(["BTC/USDT", "ETH/USDT"], 10, START_MS, flip_at=10)

@@ -175,3 +175,13 @@ def test_latency_of_a_daemon_run(tmp_path: Path, serve) -> None:
     assert lat["processing"]["p99_ms"] == 20 and lat["wait"]["max_ms"] == 50
     assert lat["total"]["max_ms"] == 920
     assert [t["committed_ms"] - t["close_ms"] for t in lat["timings"]] == [320, 520, 920]
+def test_models_lists_the_runs_model_versions(backtest_log: Path, serve) -> None:
+    with serve(backtest_log).client() as c:
+        models = c.get("/api/runs/bt/models").json()
+    with sqlite3.connect(backtest_log) as conn:
+        first, last = conn.execute("SELECT MIN(bar_ms), MAX(bar_ms) FROM equity WHERE run_id = 'bt'").fetchone()
+        versions = {v for (v,) in conn.execute("SELECT DISTINCT model_version FROM forecasts WHERE run_id = 'bt'")}
+    assert [(m["version"], m["status"], m["trigger"], m["kind"]) for m in models] == [(1, "serving", "config",
+                                                                                      "baseline")]
+    assert (models[0]["first_bar_ms"], models[0]["last_bar_ms"]) == (first, last) and versions == {1}
+    assert models[0]["settings"]["name"] == "baseline"
