@@ -97,7 +97,9 @@ def analyse(rows: Sequence[Mapping[str, Any]], blocks: int = 16) -> Analysis:
     a.chosen = next(c for c in configs if c.config_id == ids[best])
     a.deflated = selection.deflated_sharpe(m[:, best], sr)
     b = min(blocks, m.shape[0] // 2 * 2)
-    if len(ids) >= 2 and b >= 2:
+    # A grid whose configurations all made the same returns (none traded, typically) has no winner to
+    # overfit: every rank ties at the median, and a PBO of 1 would only say so misleadingly.
+    if len(ids) >= 2 and b >= 2 and not np.all(m == m[:, :1]):
         a.overfitting = selection.pbo(m, b)
     a.held_out = [r for r in rows if r["test"] and r["config_id"] == a.chosen.config_id]
     a.held_out_configs = len({r["config_id"] for r in rows if r["test"]})
@@ -130,6 +132,8 @@ def format_analysis(a: Analysis, top: int = 10) -> list[str]:
                      f"(daily SR {d.sharpe:.4f} vs {d.sr0:.4f} expected of the best by luck; trial SR variance "
                      f"{d.variance:.2e}, skew {d.skew:+.2f}, kurtosis {d.kurtosis:.2f}, T = {d.periods})")
     o = a.overfitting
+    if o is None and len(a.configs) >= 2:
+        lines.append("probability of backtest overfitting: n/a (every configuration made the same returns)")
     if o is not None:
         lines.append(f"probability of backtest overfitting (CSCV, {o.blocks} blocks, {o.splits} splits): "
                      f"{o.pbo:.2f} (0.5: the in-sample best is no better than a coin out of sample)")

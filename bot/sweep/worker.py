@@ -60,6 +60,17 @@ def _market(files: tuple[tuple[str, str], ...], timeframe: str) -> dict[str, Any
     return {s: load_ohlcv_csv(p, TIMEFRAMES_MS[timeframe]) for s, p in files}
 
 
+def fold_data(data: dict[str, Any], start_ms: int, end_ms: int, history_ms: int) -> dict[str, Any]:
+    """Each series cut to [start − history, end): the backtest decides the same bars (its warm-up needs one
+    window before the start; twice that rides over gaps in the data) without precomputing forecasts for
+    every year of the file."""
+    out = {}
+    for sym, series in data.items():
+        lo, hi = np.searchsorted(series.open_ms, [start_ms - history_ms, end_ms])
+        out[sym] = series.slice(int(lo), int(hi))
+    return out
+
+
 def settings_for(run: RunSpec, db: str) -> Any:
     """The run's settings: the base config with the grid point's keys, its symbols and its trade log."""
     from bot.config import Settings
@@ -127,7 +138,8 @@ def execute(run: RunSpec, out_dir: str, keep_trade_log: bool) -> RunResult:
     t0 = time.perf_counter()
     try:
         settings = settings_for(run, str(db))
-        data = _market(run.files, settings.market.timeframe)
+        data = fold_data(_market(run.files, settings.market.timeframe), run.start_ms, run.end_ms,
+                         2 * settings.market.window * settings.market.timeframe_ms)
         asyncio.run(run_backtest(settings, data, run.start_ms, run.end_ms, write_behind=False))
         result = figures(str(db), run.run_id, settings.paper.initial_cash, time.perf_counter() - t0)
     except (BotError, OSError, sqlite3.Error, ValueError) as exc:

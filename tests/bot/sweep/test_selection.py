@@ -120,3 +120,18 @@ def test_pbo_refuses_what_it_cannot_split() -> None:
         pbo(np.zeros((10, 3)), blocks=3)
     with pytest.raises(ValueError, match="two configurations"):
         pbo(np.zeros((10, 1)), blocks=2)
+
+
+def test_a_grid_that_never_traded_has_no_pbo_and_no_dsr() -> None:
+    import json
+
+    from bot.sweep.report import analyse, format_analysis
+
+    rows = [{"run_id": f"c{i}-f1-BTC", "config_id": f"c{i}", "params_json": json.dumps([["k", i]]), "fold": "f1",
+             "test": 0, "ok": 1, "error": "", "sharpe": 0.0, "net_return": 0.0, "fills": 0,
+             "days_json": json.dumps([d * 86_400_000 for d in range(40)]), "daily_json": json.dumps([0.0] * 40)}
+            for i in range(3)]
+    a = analyse(rows)
+    assert a.chosen is not None and a.deflated is None and a.overfitting is None
+    text = "\n".join(format_analysis(a))
+    assert "deflated Sharpe: n/a" in text and "overfitting: n/a" in text
