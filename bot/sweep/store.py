@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from bot.sweep.runs import RunSpec, symbol_set_id
@@ -74,13 +73,6 @@ class SweepStore:
                  result.seconds, result.bars, result.net_return, result.sharpe, result.max_drawdown,
                  result.fills, result.fees_share, json.dumps(list(result.day_ms)),
                  json.dumps(list(result.daily)), int(time.time() * 1000)))
-
-    def rows(self) -> Iterator[sqlite3.Row]:
-        self.conn.row_factory = sqlite3.Row
-        try:
-            yield from self.conn.execute("SELECT * FROM sweep_runs ORDER BY test, fold, config_id, symbols")
-        finally:
-            self.conn.row_factory = None
 
 
 def is_sweep_file(path: str | Path) -> bool:
