@@ -1,4 +1,5 @@
-"""Command line: ``bot run | demo | replay-server | report | status | serve | train | evaluate | download | backtest``.
+"""Command line: ``bot run | demo | replay-server | report | status | serve | train | evaluate | download | backtest
+| sweep``.
 
 Exit codes: 0 success, 2 bad configuration or arguments (an output path that cannot be written
 included, checked before the work), 3 unusable data, database or file, 4 the exchange could not be
@@ -175,9 +176,15 @@ def cmd_replay_server(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bot.cli.report import run
+    from bot.sweep.store import is_sweep_file
 
     if not Path(args.db).exists():
         raise DataError(f"no trade log at {args.db}")
+    if is_sweep_file(args.db):   # a `bot sweep` results file: its table and selection
+        from bot.sweep.report import analyse, format_analysis, load_rows
+
+        print("\n".join(format_analysis(analyse(load_rows(args.db)), top=20)))
+        return 0
     return run(args)
 
 
@@ -263,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.cli.backtest import add_parsers as add_backtest_parsers
 
     add_backtest_parsers(sub)
+    from bot.cli.sweep import add_parsers as add_sweep_parsers
+
+    add_sweep_parsers(sub)
     from bot import __version__
     from bot.cli.help import finish_help
 

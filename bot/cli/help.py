@@ -23,6 +23,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "download": ("bot download --symbols BTC/USDT ETH/USDT --since 2024-01-01 --out data/ --gzip",),
     "backtest": ("bot backtest --data data/ --from 2024-01-01 --to 2024-07-01 --db backtest.sqlite --run h1",
                  "bot backtest --data data/ --walk-forward --model cnn_gru --retrain-every 720"),
+    "sweep": ("bot sweep sweep.toml --out sweep-2025    # a local Ray; --address HEAD:6379 for a cluster",
+              "bot report --db sweep-2025/sweep.sqlite"),
 }
 
 

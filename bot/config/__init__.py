@@ -251,6 +251,19 @@ class Settings:
             data.setdefault(name, {}).update(values)
         return _build(Settings, data, "")
 
+    def with_keys(self, values: typing.Mapping[str, Any]) -> Settings:
+        """A copy with dotted keys replaced (``{"risk.gate.exit_margin": 0.5}``), validated like the file."""
+        data = json.loads(self.to_json())
+        for key, value in values.items():
+            node = data
+            *sections, name = key.split(".")
+            for part in sections:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}   # not a section: the validation below names the key
+                node = node[part]
+            node[name] = value
+        return _build(Settings, data, "")
+
 
 def _plain(obj: Any) -> Any:
     if is_dataclass(obj):

@@ -116,6 +116,9 @@ CASES = [
     case("download-bad-date", "download --symbols BTC/USDT --since 2024-99-01 --out {root}/dl", 2, "--since"),
     case("download-out-is-a-file", "download --symbols BTC/USDT --since 2024-01-01 --out {log}", 2, "--out"),
     case("replay-server-bad-speed", "replay-server --speed 0", 2, "--speed"),
+    case("sweep-missing-spec", "sweep {root}/missing.toml --sequential", 2, "missing.toml"),
+    case("sweep-bad-spec", "sweep {root}/bad.toml --sequential", 2, "key 'run'"),
+    case("sweep-no-workers", "sweep {root}/bad.toml --workers 0", 2, "--workers"),
     case("report-html-unwritable-file", "report --db {log} --html {readonly}", 2, "not writable", ROOT_SKIP),
 ]
 
