@@ -134,7 +134,7 @@ def create_app(db_path: str | Path, token: str | None = None, poll_s: float = 1.
             body = pages.risk_page(run_id, reader, status, reader.commands(run_id), token is not None,
                                    reader.has_commands_table())
         elif page == "forecasts":
-            body = pages.forecasts_page(run_id, reader.review(run_id), status)
+            body = pages.forecasts_page(run_id, reader.review(run_id), status, reader.models(run_id))
         else:
             body = pages.health_page(run_id, status, reader.rejections(run_id), reader.timings(run_id))
         last = utc(status.last_bar_ms)

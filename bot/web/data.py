@@ -24,6 +24,7 @@ from bot.reporting.review import Review, build_review
 from bot.reporting.run_report import Report, begin_run_snapshot
 from bot.reporting.status import Status, load_status
 from bot.reporting.tradelog import load_trade_log
+from bot.store.models import ModelVersion, read_models
 from bot.store.rows import BarTiming
 from strategies.calibration import Z68, Z95
 
@@ -269,9 +270,8 @@ class TradeLogReader:
                         "SELECT bar_ms, close_ms, first_received_ms, last_received_ms, committed_ms, candles, late "
                         "FROM bar_timings WHERE run_id = ? ORDER BY bar_ms", (rid,))]
         return self._snapshot(run_id, read)
-    def models(self, run_id: str) -> list[Any]:
+    def models(self, run_id: str) -> list[ModelVersion]:
         """The run's model versions (none in a trade log older than schema version 4)."""
-        from bot.store.models import read_models
 
         return self._snapshot(run_id, lambda conn, rid: read_models(conn, rid))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from urllib.parse import quote, urlencode
 
 import numpy as np
@@ -11,9 +12,11 @@ from bot.analytics.gate import refusal_kind, refused_total
 from bot.analytics.latency import Spread, summarize
 from bot.analytics.trades import RoundTrip
 from bot.numfmt import bps, latency
+from bot.reporting.models import held_out, swaps
 from bot.reporting.review import _PERF_ROWS, Review, skill_summary
 from bot.reporting.status import Status
 from bot.reporting.tearsheet import Tearsheet
+from bot.store.models import ModelVersion
 from bot.store.rows import BarTiming
 from bot.web.data import CommandRow, OrderRow, RunSummary, TradeLogReader
 from bot.web.html import chart, duration, esc, money, num, pct, run_url, table, utc
@@ -275,7 +278,7 @@ def _controls(run_id: str, enabled: bool, commands_table: bool) -> str:
             '<output id="control-result"></output></form>')
 
 
-def forecasts_page(run_id: str, r: Review, s: Status) -> str:
+def forecasts_page(run_id: str, r: Review, s: Status, versions: Sequence[ModelVersion] = ()) -> str:
     q = r.quality
     if q is None:
         summary = "<p>No forecast has an outcome yet.</p>"
@@ -312,7 +315,26 @@ def forecasts_page(run_id: str, r: Review, s: Status) -> str:
         table(("why", "signals", "hit rate", "mean bps", "would earn", "net of costs"), gate, table_id="gate",
               caption=f"The gate's worth: refused signals and what following mu for one bar would have earned "
                       f"(costs {r.cost_bps:g} bps a round trip)"),
+        models_tables(versions),
     ])
+
+
+def models_tables(versions: Sequence[ModelVersion]) -> str:
+    """The model versions (the models table: retrains, walk-forward refits) and the swaps between them."""
+    if not versions:
+        return ""
+    rows = [[f"v{m.version}", m.kind, m.status, m.trigger,
+             "as configured" if m.train_from_ms is None else f"{utc(m.train_from_ms)} → {utc(m.train_to_ms)}",
+             "-" if m.train_seconds is None else f"{m.train_seconds:.1f} s on {m.device or '?'}",
+             held_out(m), m.reason or "-",
+             "-" if m.first_bar_ms is None else f"{utc(m.first_bar_ms)} → {utc(m.last_bar_ms)}"]
+            for m in versions]
+    swapped = [[utc(bar), f"v{a} → v{b}"] for bar, a, b in swaps(versions)]
+    return (table(("version", "model", "status", "trigger", "trained on", "training", "held-out scores (new vs "
+                   "serving)", "why", "served"), rows, table_id="models",
+                  caption="Model versions (retrains and walk-forward refits: the models table)")
+            + (table(("bar", "swap"), swapped, table_id="swaps", caption="Swaps: the first bar each new version "
+                     "decided") if swapped else ""))
 
 
 def health_page(run_id: str, s: Status, rejections: list[tuple[int, str, str, int, int, str]],

@@ -46,7 +46,7 @@ def render_report(reader: TradeLogReader, run_id: str, review: Review | None = N
                     if symbols else "<p>no candles logged yet</p>"),
         "trades": pages.trades_page(run_id, r, reader.orders(run_id), None, static=True),
         "risk": pages.risk_page(run_id, reader, status, reader.commands(run_id), False, False, static=True),
-        "forecasts": pages.forecasts_page(run_id, r, status),
+        "forecasts": pages.forecasts_page(run_id, r, status, reader.models(run_id)),
         "health": pages.health_page(run_id, status, reader.rejections(run_id), reader.timings(run_id)),
     }
     main = "".join(f'<section id="{key}"><h2 class="section">{esc(names[key])}</h2>{bodies[key]}</section>'

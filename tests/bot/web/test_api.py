@@ -185,3 +185,26 @@ def test_models_lists_the_runs_model_versions(backtest_log: Path, serve) -> None
                                                                                       "baseline")]
     assert (models[0]["first_bar_ms"], models[0]["last_bar_ms"]) == (first, last) and versions == {1}
     assert models[0]["settings"]["name"] == "baseline"
+
+
+def test_forecast_page_shows_the_versions_and_the_swap(backtest_log: Path, serve) -> None:
+    """One version (a backtest): listed, no swap; two served versions: the swap at the new one's first bar."""
+    import json
+
+    from bot.store.models import ModelVersion
+    from bot.web.pages import models_tables
+
+    with serve(backtest_log).client() as c:
+        page = c.get("/runs/bt/forecasts").text
+    assert 'id="models"' in page and "v1" in page and 'id="swaps"' not in page
+    h = 3_600_000
+    scores = {"candidate": {"nll": -3.5, "calibration_error": 0.01, "skill": 0.4},
+              "serving": {"nll": -3.2, "calibration_error": 0.02, "skill": 0.0}}
+    html = models_tables([ModelVersion(1, "multi_asset", "retired", "config", first_bar_ms=0, last_bar_ms=9 * h),
+                    ModelVersion(2, "multi_asset", "serving", "alarm", train_from_ms=0, train_to_ms=8 * h,
+                                 train_seconds=4.2, device="cpu", scores=json.dumps(scores),
+                                 reason="NLL better by 0.3", first_bar_ms=10 * h, last_bar_ms=20 * h),
+                    ModelVersion(3, "multi_asset", "rejected", "schedule", reason="NLL not better: -3.1 vs -3.5")])
+    assert html.count("<tr") == 1 + 3 + 1 + 1   # header and three versions, then the swaps' header and one swap
+    assert "v1 → v2" in html and "1970-01-01 10:00" in html
+    assert "NLL -3.5000 vs -3.2000" in html and "4.2 s on cpu" in html and "NLL not better" in html
