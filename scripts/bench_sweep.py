@@ -4,19 +4,21 @@ scheduling simulation of the same sweep on a cluster.
     python scripts/bench_sweep.py [--data ../shared/data] [--configs 64] [--seq-configs 64] [--workers N]
                                   [--out /tmp/bench-sweep] [--json sweep.json]
 
-The sweep: ``--configs`` grid points of the cost-aware decision step (the first N of the 64 below) × BTC, ETH,
-XRP (one symbol set) × 2025 cut into 4 quarterly folds, Q1–Q3 validation and Q4 held out (only the chosen
-configuration runs there).  Each run is ``bot backtest``'s engine on a quarter of 3 symbols.  Measured:
+The sweep (``sweep.toml``'s): ``--configs`` points of the cost-aware decision step's grid (all 64 below, or a
+seeded random sample of them) × BTC, ETH, XRP (one symbol set) × 2025 cut into 4 quarterly folds, Q1–Q3
+validation and Q4 held out (only the chosen configuration runs there).  Each run is ``bot backtest``'s
+engine on a quarter of 3 symbols.  Measured:
 
 1. **Ray**: ``bot sweep`` (the driver, ``run_sweep``) on a local Ray with all CPUs, wall time including
    Ray's start-up.
 2. **Sequential**: the same runs in a plain loop in one process (``--sequential``), into a fresh folder;
    ``--seq-configs`` < ``--configs`` runs a subset and extrapolates by the per-run mean (said so).
 3. **Ray overhead**: 2,000 empty tasks (submit → result), per task, and Ray's start-up.
-4. **Simulation**: the measured per-run seconds (sequential, uncontended) replayed through a greedy list
+4. **Simulation**: the per-run seconds of the sequential loop replayed through a greedy list
    scheduler (each free CPU takes the next run, as Ray's queue does) for 2…512 CPUs, adding the measured
-   per-task overhead and, per node, a start-up (Ray worker + imports + data load: the first run's extra
-   seconds); the held-out runs wait for the validation runs (the choice) as in the driver.
+   per-task overhead (submit-and-wait) and a start-up per worker (Ray's, plus importing the engine and
+   loading the CSV files in a fresh process); the held-out runs wait for the validation runs (the choice) as
+   in the driver.
 
 Real data (``../shared/data``) is required: without it the script says so and exits.
 """

@@ -65,6 +65,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # Hundreds of runs each warning of its own skill alarms would bury the sweep's result (Ray's workers do
+        # not forward their logs anyway); -v shows them, and a kept trade log holds them (forecasts.alarm).
+        logging.getLogger("strategies").setLevel(logging.ERROR)
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.address and args.sequential:

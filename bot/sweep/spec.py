@@ -84,7 +84,7 @@ def _table(data: dict[str, Any], name: str, source: str, allowed: tuple[str, ...
 
 
 def _get(t: dict[str, Any], key: str, tp: type | tuple[type, ...], source: str, default: Any = None) -> Any:
-    section, name = key.split(".", 1)
+    name = key.split(".", 1)[1]
     if name not in t:
         if default is None:
             raise _err(source, key, "required")
@@ -109,6 +109,9 @@ def _day(text: Any, key: str, source: str) -> int:
 
 
 def _folds(t: dict[str, Any], source: str) -> tuple[Fold, ...]:
+    for name in ("from", "to"):
+        if name not in t:
+            raise _err(source, f"folds.{name}", "required (a date YYYY-MM-DD)")
     start, end = _day(t.get("from"), "folds.from", source), _day(t.get("to"), "folds.to", source)
     if end <= start:
         raise _err(source, "folds.to", f"{t['to']} must be after folds.from {t['from']}")

@@ -90,3 +90,17 @@ def test_bad_config_stops_bot_run_before_anything_starts(tmp_path: Path, capsys:
 def test_missing_config_file_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--config", str(tmp_path / "nope.toml")]) == 2
     assert "cannot read config file" in capsys.readouterr().err
+
+
+def test_with_keys_replaces_dotted_keys_and_validates_them() -> None:
+    """``bot sweep``'s overrides: a nested key replaced, its siblings kept, a bad key or value named."""
+    from bot.config import Settings
+    from bot.errors import ConfigError
+
+    base = Settings().with_keys({"risk.gate.short_entry_margin": 2.5})
+    s = base.with_keys({"risk.gate.long_entry_margin": 0.5, "forecast.skill.z": 1.0})
+    assert (s.risk.gate.long_entry_margin, s.risk.gate.short_entry_margin, s.forecast.skill.z) == (0.5, 2.5, 1.0)
+    with pytest.raises(ConfigError, match="unknown config key 'risk.gate.nope'"):
+        s.with_keys({"risk.gate.nope": 1})
+    with pytest.raises(ConfigError, match="'risk.gate.sigma_max': 2.0 is out of range"):
+        s.with_keys({"risk.gate.sigma_max": 2.0})

@@ -57,6 +57,7 @@ def test_random_search_draws_distinct_points_with_its_seed(spec_dir: Path) -> No
     (("[0.05, 0.2]", "[\"high\"]"), "grid.risk.gate.long_entry_strength", "expected a number"),
     (("[grid]\n", "[grid]\n\"run.db\" = [\"x\"]\n"), "grid.run.db", "sweep sets this itself"),
     (("count = 3", "count = 1"), "folds.count", "out of range"),
+    (("from = 2024-01-04\n", ""), "folds.from", "required"),
     (("test = 1", "test = 3"), "folds.test", "at least one validation fold"),
     (("to = \"2024-01-22\"", "to = \"2024-13-22\""), "folds.to", "not a date"),
     (("to = \"2024-01-22\"", "to = \"2024-01-01\""), "folds.to", "must be after"),
