@@ -96,7 +96,7 @@ def test_report_writes_html_png_and_csv_that_match_the_trade_log(trade_log: Path
     # One file without a network reference: plotly.js, the figures and the page script are inline.
     assert page.tags[0] == "html" and "script" in page.tags and "link" not in page.tags and "img" not in page.tags
     assert [r for r in page.references if not r.startswith("#")] == []
-    assert out["html"].read_text(encoding="utf-8").count("data-figure=") == 3 + 7 + len(SYMBOLS) + 2 + 4
+    assert out["html"].read_text(encoding="utf-8").count("data-figure=") == 3 + 7 + len(SYMBOLS) + 2 + 4 + 1   # the health page: latency
 
     assert png_size(out["png"].read_bytes()) == (1000, 600)
 

@@ -57,9 +57,14 @@ def demo_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def wait_for(condition, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except StaleElementReferenceException:   # the page redrew the element between finding and reading it
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
