@@ -198,8 +198,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.sweep.store import is_sweep_file
     from bot.web.serve import run
 
+    if Path(args.db).is_file() and is_sweep_file(args.db):
+        from bot.sweep.dashboard import create_sweep_app
+
+        return run(args, create_sweep_app)
     return run(args)
 
 

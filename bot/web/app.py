@@ -66,6 +66,21 @@ class CommandOut(BaseModel):
     status: str = "queued: the engine takes it at its next bar"
 
 
+def add_static(app: FastAPI) -> None:
+    """The pages' script, style sheet and plotly.js (as the plotly Python package ships it: no network)."""
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        files = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+        if name not in files:
+            raise HTTPException(404, "no such file")
+        return FileResponse(STATIC / name, media_type=files[name])
+
+
 def create_app(db_path: str | Path, token: str | None = None, poll_s: float = 1.0) -> FastAPI:
     """The application over the trade log at ``db_path``; ``token`` enables the operator controls."""
     reader = TradeLogReader(db_path)
@@ -88,19 +103,7 @@ def create_app(db_path: str | Path, token: str | None = None, poll_s: float = 1.
 
         return JSONResponse({"detail": str(exc)}, status_code=503)
 
-    # -- static files --------------------------------------------------------------------------------
-
-    @app.get("/static/plotly.min.js", include_in_schema=False)
-    def plotly_js() -> FileResponse:
-        # plotly.js as the plotly Python package ships it: the pages need no network.
-        return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
-
-    @app.get("/static/{name}", include_in_schema=False)
-    def static(name: str) -> FileResponse:
-        files = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-        if name not in files:
-            raise HTTPException(404, "no such file")
-        return FileResponse(STATIC / name, media_type=files[name])
+    add_static(app)
 
     # -- pages --------------------------------------------------------------------------------------
 

@@ -13,11 +13,14 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +111,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how often the live updates look for a new bar (default 1 s)")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Entry point of ``bot serve``."""
+def run(args: argparse.Namespace, sweep_app: Callable[[Path], FastAPI] | None = None) -> int:
+    """Entry point of ``bot serve``; ``sweep_app`` builds the app when ``--db`` is a sweep results file
+    (:mod:`bot.sweep.dashboard`, handed in by the CLI: bot.web never imports bot.sweep, which runs backtests)."""
     from bot.web.app import create_app
 
     token = api_token()
@@ -123,9 +127,13 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"no trade log at {db}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = listen(args.host, args.port)
-    server = uvicorn_server(create_app(db, token, poll_s=args.poll))
-    print(f"dashboard of {db} on http://{args.host}:{args.port}/ (API docs /docs); operator controls "
-          f"{'on' if token else 'off (no ' + TOKEN_ENV + ')'}", flush=True)
+    if sweep_app is not None:   # a `bot sweep` results file: its own page and API, nothing to control
+        server = uvicorn_server(sweep_app(db))
+        print(f"sweep results of {db} on http://{args.host}:{args.port}/ (API docs /docs)", flush=True)
+    else:
+        server = uvicorn_server(create_app(db, token, poll_s=args.poll))
+        print(f"dashboard of {db} on http://{args.host}:{args.port}/ (API docs /docs); operator controls "
+              f"{'on' if token else 'off (no ' + TOKEN_ENV + ')'}", flush=True)
     with sock:
         asyncio.run(server.serve(sockets=[sock]))
     return 0

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import csv
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -69,6 +74,40 @@ def test_a_sweep_chooses_on_validation_and_runs_the_held_out_fold_once(
     # bot report recognises the results file.
     assert main(["report", "--db", str(out / "sweep.sqlite")]) == 0
     assert "chosen on validation folds only: " + a.chosen.config_id in capsys.readouterr().out
+    check_served(out / "sweep.sqlite", a.chosen.config_id, [c.config_id for c in a.configs], held)
+
+
+def check_served(db: Path, chosen: str, ranked: list[str], held: list[dict[str, str]]) -> None:
+    """``bot serve --db sweep.sqlite`` (a real process and port) shows the sweep: page, JSON and figure."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--db", str(db), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(url + "/", timeout=5)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=30)[0]
+                time.sleep(0.2)
+        assert page.status_code == 200
+        assert "Parameter sweep" in page.text and f"{chosen} (" in page.text and 'id="held-out"' in page.text
+        got = httpx.get(url + "/api/sweep", timeout=30).json()
+        assert got["analysis"]["chosen"] == chosen
+        assert [c["config_id"] for c in got["analysis"]["configs"]] == ranked
+        assert len(got["runs"]) == 10 and "daily_json" not in got["runs"][0]
+        assert {(r["fold"], r["symbols"]) for r in got["analysis"]["held_out"]} == \
+            {(r["fold"], r["symbols"]) for r in held}
+        fig = httpx.get(url + "/api/sweep/figures/sharpe", timeout=30).json()
+        assert fig["data"][0]["x"] == ranked
+        assert httpx.get(url + "/api/sweep/figures/nope", timeout=30).status_code == 404
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)   # reaps it and closes its pipe
 
 
 def test_an_interrupted_sweep_resumes_with_the_runs_left(spec_dir: Path) -> None:
