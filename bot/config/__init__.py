@@ -474,7 +474,7 @@ def parse_settings(text: str, source: str = "<config>") -> Settings:
 
 def _allowed(meta: typing.Mapping[str, Any]) -> str:
     if meta.get("choices") is not None:
-        return ", ".join(str(c) for c in meta["choices"])
+        return ", ".join(str(c) if c != "" else '""' for c in meta["choices"])   # an empty choice shown as ""
     if meta.get("lo") is None:
         return ""
     return f"{'(' if meta.get('lo_open') else '['}{meta['lo']}, {meta['hi']}]"

@@ -104,3 +104,18 @@ def test_with_keys_replaces_dotted_keys_and_validates_them() -> None:
         s.with_keys({"risk.gate.nope": 1})
     with pytest.raises(ConfigError, match="'risk.gate.sigma_max': 2.0 is out of range"):
         s.with_keys({"risk.gate.sigma_max": 2.0})
+
+
+def test_the_readme_config_table_lists_every_key_with_its_default_and_allowed_values() -> None:
+    """The README's Configuration table is made from describe_keys: a new or changed key shows up there."""
+    import re
+    from pathlib import Path
+
+    from bot.config import describe_keys
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = {m[1]: (m[2].strip("`"), m[3]) for m in
+             re.finditer(r"^\| `([a-z_.0-9]+)` \| (.*?) \| (.*?) \| .* \|$", readme, flags=re.M)}
+    for key, default, allowed, _ in describe_keys():
+        assert key in table, f"{key} is not in the README's config table"
+        assert table[key] == (default, allowed), key
