@@ -71,11 +71,41 @@ def band_values(samples: Sequence[float], cost: float) -> Values:
     sorted_m = sorted([*samples, *(-m for m in samples)])
     prefix = [0.0, *accumulate(sorted_m)]
     hs, h0, hl = static_values(cost)
+    # _envelope_mean three times per iteration, written out: the same operations in the same order (so the
+    # same bits), without three calls and their lookups per iteration — this loop runs for every symbol with
+    # a signal at every bar.
+    n = len(sorted_m)
+    total = prefix[-1]
+    left, right = bisect_left, bisect_right
     for _ in range(MAX_ITERATIONS):
         # T h(x) for x = −1, 0, +1: the lines' intercepts are h(x′) − c·|x′ − x|.
-        t_short = _envelope_mean(sorted_m, prefix, hl - 2 * cost, h0 - cost, hs)
-        t_flat = _envelope_mean(sorted_m, prefix, hl - cost, h0, hs - cost)
-        t_long = _envelope_mean(sorted_m, prefix, hl, h0 - cost, hs - 2 * cost)
+        # short: a = hl − 2c, b = h0 − c, c = hs
+        a, b, c = hl - 2 * cost, h0 - cost, hs
+        if c - b < b - a:
+            i = left(sorted_m, c - b)
+            j = right(sorted_m, b - a)
+            t_short = ((-prefix[i] + c * i) + b * (j - i) + ((total - prefix[j]) + a * (n - j))) / n
+        else:
+            i = left(sorted_m, (c - a) / 2.0)
+            t_short = ((-prefix[i] + c * i) + 0.0 + ((total - prefix[i]) + a * (n - i))) / n
+        # flat: a = hl − c, b = h0, c = hs − c
+        a, b, c = hl - cost, h0, hs - cost
+        if c - b < b - a:
+            i = left(sorted_m, c - b)
+            j = right(sorted_m, b - a)
+            t_flat = ((-prefix[i] + c * i) + b * (j - i) + ((total - prefix[j]) + a * (n - j))) / n
+        else:
+            i = left(sorted_m, (c - a) / 2.0)
+            t_flat = ((-prefix[i] + c * i) + 0.0 + ((total - prefix[i]) + a * (n - i))) / n
+        # long: a = hl, b = h0 − c, c = hs − 2c
+        a, b, c = hl, h0 - cost, hs - 2 * cost
+        if c - b < b - a:
+            i = left(sorted_m, c - b)
+            j = right(sorted_m, b - a)
+            t_long = ((-prefix[i] + c * i) + b * (j - i) + ((total - prefix[j]) + a * (n - j))) / n
+        else:
+            i = left(sorted_m, (c - a) / 2.0)
+            t_long = ((-prefix[i] + c * i) + 0.0 + ((total - prefix[i]) + a * (n - i))) / n
         new = (t_short - t_flat, 0.0, t_long - t_flat)
         if abs(new[0] - hs) < TOLERANCE and abs(new[2] - hl) < TOLERANCE:
             hs, h0, hl = new

@@ -43,6 +43,20 @@ from strategies.skill import SkillStats, decay_for, effective_scale
 log = logging.getLogger("strategies.assessed")
 
 
+_json_string = json.encoder.encode_basestring_ascii   # json.dumps's own string encoder (ensure_ascii=True)
+
+
+def _json_float(x: float) -> str:
+    """A float as json.dumps writes it (allow_nan=True)."""
+    if x != x:
+        return "NaN"
+    if x == math.inf:
+        return "Infinity"
+    if x == -math.inf:
+        return "-Infinity"
+    return float.__repr__(x)
+
+
 @dataclass(frozen=True, slots=True)
 class Tracked:
     """What is known of one symbol's model after a bar: the estimates and that bar's forecast."""
@@ -55,6 +69,19 @@ class Tracked:
     last: Forecast | None         # the forecast made at the bar (scored at the next one)
 
     def to_json(self) -> str:
+        k, c = self.skill.to_list(), self.calibration.to_list()
+        m = [self.monitor.nll_cusum, self.monitor.pit_cusum]
+        numbers = [*k, *c, *m, self.ewma_var]
+        if all(x.__class__ is float for x in numbers) and self.alarm.__class__ is str:
+            # What json.dumps writes for these (floats as float.__repr__, NaN/Infinity as it spells them, the
+            # alarm as an ASCII-escaped string), without building an encoder per forecast: one string per
+            # symbol-bar is on the backtest's hot path.  Any other type takes json.dumps itself.
+            f = [_json_float(x) for x in numbers]
+            return (f'{{"k":[{",".join(f[:6])}],"c":[{",".join(f[6:9])}],"m":[{f[9]},{f[10]}],"e":{f[11]},'
+                    f'"a":{_json_string(self.alarm)}}}') if len(k) == 6 and len(c) == 3 else self._dumps()
+        return self._dumps()
+
+    def _dumps(self) -> str:
         return json.dumps({"k": self.skill.to_list(), "c": self.calibration.to_list(),
                            "m": [self.monitor.nll_cusum, self.monitor.pit_cusum], "e": self.ewma_var,
                            "a": self.alarm}, separators=(",", ":"))
