@@ -46,15 +46,24 @@ log = logging.getLogger("strategies.assessed")
 _json_string = json.encoder.encode_basestring_ascii   # json.dumps's own string encoder (ensure_ascii=True)
 
 
-def _json_float(x: float) -> str:
-    """A float as json.dumps writes it (allow_nan=True)."""
-    if x != x:
-        return "NaN"
-    if x == math.inf:
-        return "Infinity"
-    if x == -math.inf:
-        return "-Infinity"
-    return float.__repr__(x)
+def state_json(skill: SkillStats, calibration: Calibration, monitor: MonitorState, ewma_var: float, alarm: str) -> str:
+    """The state as JSON: what ``json.dumps`` writes for it, without building an encoder per forecast (one
+    string per symbol-bar is on the backtest's hot path).  Finite floats are written as json.dumps writes
+    them (``float.__repr__``) and the alarm with json's own ASCII string encoder; anything else (NaN,
+    infinities, ints, a float sum that overflows) takes json.dumps itself."""
+    k, c = skill.to_list(), calibration.to_list()
+    numbers = [*k, *c, monitor.nll_cusum, monitor.pit_cusum, ewma_var]
+    if len(k) == 6 and len(c) == 3 and alarm.__class__ is str:
+        try:
+            finite = math.isfinite(sum(numbers))
+            f = list(map(float.__repr__, numbers))
+        except TypeError:    # not a float
+            finite = False
+        if finite:
+            return (f'{{"k":[{",".join(f[:6])}],"c":[{",".join(f[6:9])}],"m":[{f[9]},{f[10]}],"e":{f[11]},'
+                    f'"a":{_json_string(alarm)}}}')
+    return json.dumps({"k": k, "c": c, "m": [monitor.nll_cusum, monitor.pit_cusum], "e": ewma_var, "a": alarm},
+                      separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +78,7 @@ class Tracked:
     last: Forecast | None         # the forecast made at the bar (scored at the next one)
 
     def to_json(self) -> str:
-        k, c = self.skill.to_list(), self.calibration.to_list()
-        m = [self.monitor.nll_cusum, self.monitor.pit_cusum]
-        numbers = [*k, *c, *m, self.ewma_var]
-        if all(x.__class__ is float for x in numbers) and self.alarm.__class__ is str:
-            # What json.dumps writes for these (floats as float.__repr__, NaN/Infinity as it spells them, the
-            # alarm as an ASCII-escaped string), without building an encoder per forecast: one string per
-            # symbol-bar is on the backtest's hot path.  Any other type takes json.dumps itself.
-            f = [_json_float(x) for x in numbers]
-            return (f'{{"k":[{",".join(f[:6])}],"c":[{",".join(f[6:9])}],"m":[{f[9]},{f[10]}],"e":{f[11]},'
-                    f'"a":{_json_string(self.alarm)}}}') if len(k) == 6 and len(c) == 3 else self._dumps()
-        return self._dumps()
+        return state_json(self.skill, self.calibration, self.monitor, self.ewma_var, self.alarm)
 
     def _dumps(self) -> str:
         return json.dumps({"k": self.skill.to_list(), "c": self.calibration.to_list(),
@@ -229,7 +228,7 @@ class AssessedPredictor:
             sigma, z68, z95, nu = c.sigma, c.z68, c.z95, c.nu
         else:
             sigma, z68, z95, nu = sigma_raw, Z68, Z95, math.inf
-        state = Tracked(t.skill, t.calibration, t.monitor, t.ewma_var, alarm, None).to_json()
+        state = state_json(t.skill, t.calibration, t.monitor, t.ewma_var, alarm)
         out = Forecast(f.symbol, f.bar_ms, b * mu_raw, sigma, f.model,
                        edge=b * edge_raw if not math.isnan(f.edge) else math.nan, edge_se=edge_se,
                        mu_raw=mu_raw, sigma_raw=sigma_raw, skill=b, z68=z68, z95=z95, nu=nu, alarm=alarm,
