@@ -36,32 +36,23 @@ import numpy as np
 from strategies.base import CLOSE, Predictor
 from strategies.baseline import ewma_variance
 from strategies.calibration import Z68, Z95, Calibration, calibrated
-from strategies.events import Forecast
+from strategies.events import Forecast, StateValues, state_text
 from strategies.monitor import MonitorState, gaussian_nll, monitor_step
 from strategies.skill import SkillStats, decay_for, effective_scale
 
 log = logging.getLogger("strategies.assessed")
 
 
-_json_string = json.encoder.encode_basestring_ascii   # json.dumps's own string encoder (ensure_ascii=True)
-
-
-def state_json(skill: SkillStats, calibration: Calibration, monitor: MonitorState, ewma_var: float, alarm: str) -> str:
-    """The state as JSON: what ``json.dumps`` writes for it, without building an encoder per forecast (one
-    string per symbol-bar is on the backtest's hot path).  Finite floats are written as json.dumps writes
-    them (``float.__repr__``) and the alarm with json's own ASCII string encoder; anything else (NaN,
-    infinities, ints, a float sum that overflows) takes json.dumps itself."""
+def state_values(skill: SkillStats, calibration: Calibration, monitor: MonitorState, ewma_var: float,
+                 alarm: str) -> str | StateValues:
+    """The state for ``Forecast.state``: its values when they are plain floats and a string (they cross to a
+    backtest's writer process as they are, and become JSON there: :func:`strategies.events.state_text`), else
+    the JSON at once."""
     k, c = skill.to_list(), calibration.to_list()
-    numbers = [*k, *c, monitor.nll_cusum, monitor.pit_cusum, ewma_var]
-    if len(k) == 6 and len(c) == 3 and alarm.__class__ is str:
-        try:
-            finite = math.isfinite(sum(numbers))
-            f = list(map(float.__repr__, numbers))
-        except TypeError:    # not a float
-            finite = False
-        if finite:
-            return (f'{{"k":[{",".join(f[:6])}],"c":[{",".join(f[6:9])}],"m":[{f[9]},{f[10]}],"e":{f[11]},'
-                    f'"a":{_json_string(alarm)}}}')
+    if len(k) == 6 and len(c) == 3:
+        v = (*k, *c, monitor.nll_cusum, monitor.pit_cusum, ewma_var, alarm)
+        if alarm.__class__ is str and all(x.__class__ is float for x in v[:12]):
+            return v
     return json.dumps({"k": k, "c": c, "m": [monitor.nll_cusum, monitor.pit_cusum], "e": ewma_var, "a": alarm},
                       separators=(",", ":"))
 
@@ -78,7 +69,7 @@ class Tracked:
     last: Forecast | None         # the forecast made at the bar (scored at the next one)
 
     def to_json(self) -> str:
-        return state_json(self.skill, self.calibration, self.monitor, self.ewma_var, self.alarm)
+        return state_text(state_values(self.skill, self.calibration, self.monitor, self.ewma_var, self.alarm))
 
     def _dumps(self) -> str:
         return json.dumps({"k": self.skill.to_list(), "c": self.calibration.to_list(),
@@ -90,7 +81,7 @@ class Tracked:
         """The state a logged forecast carries; None when it carries none (an older log)."""
         if not f.state:
             return None
-        d = json.loads(f.state)
+        d = json.loads(state_text(f.state))
         m = d["m"]
         return cls(SkillStats.from_list(d["k"]), Calibration.from_list(d["c"]), MonitorState(float(m[0]), float(m[1])),
                    float(d["e"]), str(d["a"]), f)
@@ -228,7 +219,7 @@ class AssessedPredictor:
             sigma, z68, z95, nu = c.sigma, c.z68, c.z95, c.nu
         else:
             sigma, z68, z95, nu = sigma_raw, Z68, Z95, math.inf
-        state = state_json(t.skill, t.calibration, t.monitor, t.ewma_var, alarm)
+        state = state_values(t.skill, t.calibration, t.monitor, t.ewma_var, alarm)
         out = Forecast(f.symbol, f.bar_ms, b * mu_raw, sigma, f.model,
                        edge=b * edge_raw if not math.isnan(f.edge) else math.nan, edge_se=edge_se,
                        mu_raw=mu_raw, sigma_raw=sigma_raw, skill=b, z68=z68, z95=z95, nu=nu, alarm=alarm,

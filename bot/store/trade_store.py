@@ -33,6 +33,7 @@ from bot.rejections import RejectionCount
 from bot.store.files import check_schema_version, check_trade_log_file
 from bot.store.rows import (
     FORECAST_COLUMNS,
+    FORECAST_ROWS,
     INSERTS,
     STATUS_UPDATES,
     UPSERT_REJECTION,
@@ -42,6 +43,7 @@ from bot.store.rows import (
     check_unique_bars,
     forecast_from_row,
     rejection_row,
+    with_state_text,
 )
 from bot.store.schema import (
     COMMANDS_DDL,
@@ -227,7 +229,7 @@ class TradeStore:
                 for k, sql in enumerate(INSERTS):
                     rows = [row for b in fresh for row in b.inserts[k]]
                     if rows:
-                        await db.executemany(sql, rows)
+                        await db.executemany(sql, with_state_text(rows) if k == FORECAST_ROWS else rows)
                 for k, (sql, status) in enumerate(STATUS_UPDATES):
                     rows = [row for b in fresh for row in b.status[k]]
                     if rows and (await db.executemany(sql, rows)).rowcount != len(rows):
