@@ -30,11 +30,13 @@ A backtest is a ``paper`` run in the trade log: ``bot report`` and ``bot status`
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -201,6 +203,25 @@ class BacktestResult:
         return self.bar_events / self.seconds if self.seconds > 0 else 0.0
 
 
+@contextmanager
+def _fewer_gc_passes() -> Iterator[None]:
+    """Cyclic garbage collection that costs less in the decision loop; reference counting frees as before.
+
+    Every bar makes thousands of small container objects (events, rows, tuples) that live until their batch
+    is written; with the default thresholds the collector passed over them, and over the whole market held
+    in memory, about every 700 allocations: a tenth of a backtest's time.  The objects made before the loop
+    (the data, the modules) are frozen out of the collector's passes and it runs every 20,000 allocations.
+    Nothing decided depends on when a cycle is collected."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 async def _pause(stop: asyncio.Event, decided: int) -> None:
     """Wait for ``stop`` (at most a minute): the fault injection of ``SIGMA_BOT_BACKTEST_PAUSE_AT``."""
     print(f"paused before decided bar {decided} (SIGMA_BOT_BACKTEST_PAUSE_AT)", file=sys.stderr, flush=True)
@@ -304,7 +325,7 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
             total = stop_k - k0
             started = time.perf_counter()
             # The risk manager's matrices are small: one BLAS thread is faster than two fighting the writer.
-            with threadpool_limits(limits=1, user_api="blas"):
+            with threadpool_limits(limits=1, user_api="blas"), _fewer_gc_passes():
                 for k in range(k0, stop_k):
                     if decided % YIELD_EVERY == 0:
                         await asyncio.sleep(0)
