@@ -166,10 +166,17 @@ class PrecomputedBaseline:
         return self.base.min_window
 
     def predict(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray) -> list[Forecast]:
+        mu, sigma = self.predict_moments(bar_ms, symbols, windows)
+        name = self.name
+        return [Forecast(s, bar_ms, m, sd, name) for s, m, sd in zip(symbols, mu, sigma)]
+
+    def predict_moments(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray
+                        ) -> tuple[list[float], list[float]]:
+        """``predict``'s μ and σ as lists, without a Forecast per symbol (the scoring stage builds its own)."""
         if windows.shape[0] != len(symbols):
             raise ValueError(f"{len(symbols)} symbols but {windows.shape[0]} windows")
         if not symbols:
-            return []
+            return [], []
         if windows.shape[1] != self.window:
             raise ValueError(f"windows of {windows.shape[1]} bars, precomputed for {self.window}")
         k = int(np.searchsorted(self._times, bar_ms))
@@ -179,8 +186,7 @@ class PrecomputedBaseline:
         mu, sigma = self._mu[rows, k], self._sigma[rows, k]
         if np.isnan(mu).any() or not np.array_equal(self._last[rows, k], windows[:, -1]):
             raise RuntimeError(f"bar {bar_ms}: the engine's window is not the data's")
-        name = self.name
-        return [Forecast(s, bar_ms, m, sd, name) for s, m, sd in zip(symbols, mu.tolist(), sigma.tolist())]
+        return mu.tolist(), sigma.tolist()
 
 
 @dataclass

@@ -149,6 +149,16 @@ class AssessedPredictor:
                        MonitorState(), _ewma_of(closes, self.s.monitor.ewma_lambda), "", None)
 
     def predict(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray) -> list[Forecast]:
+        moments = getattr(self.inner, "predict_moments", None)
+        if moments is not None:    # a OneStepGaussianPredictor: its numbers, without a raw Forecast each
+            mus, sigmas = moments(bar_ms, symbols, windows)
+            if not mus:
+                return []
+            closes = windows[:, -2:, CLOSE].tolist()
+            name, nan = self.inner.name, math.nan
+            return [self._assessed(s, bar_ms, m, sd, nan, name,
+                                   self._score(s, bar_ms, closes[i], windows[i, :, CLOSE]))
+                    for i, (s, m, sd) in enumerate(zip(symbols, mus, sigmas))]
         raw = self.inner.predict(bar_ms, symbols, windows)
         if not raw:
             return raw
@@ -198,14 +208,18 @@ class AssessedPredictor:
         return Tracked(skill, cal, mon, ewma, alarm, None)
 
     def _assess(self, f: Forecast, t: Tracked) -> Forecast:
+        return self._assessed(f.symbol, f.bar_ms, f.mu, f.sigma, f.edge, f.model, t)
+
+    def _assessed(self, symbol: str, bar_ms: int, mu_raw: float, sigma_raw: float, raw_edge: float, model: str,
+                  t: Tracked) -> Forecast:
+        """The scored forecast of a raw one given by its fields (``raw_edge`` NaN: one step, the edge is μ)."""
         s = self.s
-        mu_raw, sigma_raw = f.mu, f.sigma
-        edge_raw = f.expected
+        edge_raw = mu_raw if math.isnan(raw_edge) else raw_edge    # the raw forecast's ``expected``
         alarm = t.alarm
         if s.skill.enabled:
             b, _, se = effective_scale(t.skill, s.skill.z, s.skill.min_bars, s.skill.max_scale)
             if alarm and b > 0:
-                log.info("%s %s: skill shown again after the alarm (scale %.3f)", f.model, f.symbol, b)
+                log.info("%s %s: skill shown again after the alarm (scale %.3f)", model, symbol, b)
                 alarm = ""
             if alarm:
                 b = 0.0
@@ -220,11 +234,11 @@ class AssessedPredictor:
         else:
             sigma, z68, z95, nu = sigma_raw, Z68, Z95, math.inf
         state = state_values(t.skill, t.calibration, t.monitor, t.ewma_var, alarm)
-        out = Forecast(f.symbol, f.bar_ms, b * mu_raw, sigma, f.model,
-                       edge=b * edge_raw if not math.isnan(f.edge) else math.nan, edge_se=edge_se,
+        out = Forecast(symbol, bar_ms, b * mu_raw, sigma, model,
+                       edge=b * edge_raw if not math.isnan(raw_edge) else math.nan, edge_se=edge_se,
                        mu_raw=mu_raw, sigma_raw=sigma_raw, skill=b, z68=z68, z95=z95, nu=nu, alarm=alarm,
                        state=state)
-        self.tracked[f.symbol] = Tracked(t.skill, t.calibration, t.monitor, t.ewma_var, alarm, out)
+        self.tracked[symbol] = Tracked(t.skill, t.calibration, t.monitor, t.ewma_var, alarm, out)
         return out
 
 
