@@ -129,7 +129,8 @@ def bar_rows(run_id: str, r: BarRecord) -> BarRows:
     if r.risk_state is not None:
         k = r.risk_state
         risk.append((run_id, bar, k.state, k.since_bar_ms, k.reason, str(k.peak_equity), k.coverage_68,
-                     k.coverage_95, k.outcomes, json.dumps(dict(k.entry_bars), sort_keys=True)))
+                     k.coverage_95, k.outcomes,
+                     json.dumps(dict(k.entry_bars), sort_keys=True) if k.entry_bars else "{}"))
     var = [(run_id, bar, v.method, v.horizon, v.alpha, v.var, v.es) for v in r.var]
     steps = [(run_id, bar, d.step, d.symbol, d.exposure_before, d.exposure_after, d.var_before, d.var_after)
              for d in r.deleverage]
