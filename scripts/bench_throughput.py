@@ -17,6 +17,9 @@ Each run is a fresh process.  ``--before SRC_DIR`` also runs every case on anoth
 branch point, unpacked with ``git archive BASE | tar -x -C SRC_DIR``), interleaved run by run with this tree,
 so that both sides see the same machine load; the table then shows both and their ratio.  Medians of
 ``--repeats`` runs; µs per bar-event shows whether the cost per bar-event stays flat across symbol counts.
+On a machine shared with other work the wall-clock rate depends on the load; the CPU time per bar-event of
+the engine's process over the decision loop (``time.process_time``, from the first decided bar) and of the
+writer process (its whole life, ``RUSAGE_CHILDREN``) say how much work each bar-event costs, whatever the load.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
@@ -60,8 +65,18 @@ def run_case(case: str, bars: int, data_dir: str, tmp: str) -> dict[str, float]:
         start, end = START_MS + WINDOW * 3_600_000, None
     settings = Settings().with_overrides(run={"db": str(Path(tmp) / "bt.sqlite"), "id": "bench"},
                                          market={"symbols": list(data), "window": WINDOW})
-    r = asyncio.run(run_backtest(settings, data, start, end))
+    first_bar_cpu: list[float] = []
+
+    async def at_bar(k: int, t_ms: int) -> None:   # the loop's CPU time counts from the first decided bar
+        if not first_bar_cpu:
+            first_bar_cpu.append(time.process_time())
+
+    r = asyncio.run(run_backtest(settings, data, start, end, before_bar=at_bar))
+    engine_cpu = time.process_time() - first_bar_cpu[0]
+    writer = resource.getrusage(resource.RUSAGE_CHILDREN)   # the writer process, its whole life
     return {"bar_events": r.bar_events, "seconds": r.seconds, "rate": r.bar_events_per_s,
+            "engine_cpu_us": 1e6 * engine_cpu / r.bar_events,
+            "writer_cpu_us": 1e6 * (writer.ru_utime + writer.ru_stime) / r.bar_events,
             "fills": r.stats.fills, "src": str(Path(sys.modules["bot"].__file__ or "").parents[1])}
 
 
@@ -96,25 +111,31 @@ def main() -> None:
         print(f"real8 skipped: the 8 Binance files are not in {args.data}")
         cases.remove("real8")
     trees = {"after": HERE} | ({"before": Path(args.before)} if args.before else {})
-    rates: dict[tuple[str, str], list[float]] = {}
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}
     events: dict[str, float] = {}
     for rep in range(args.repeats):
         for case in cases:
             for side, src in trees.items():
                 r = spawn(src, case, args.bars, args.data)
-                rates.setdefault((side, case), []).append(r["rate"])
+                runs.setdefault((side, case), []).append(r)
                 events[case] = r["bar_events"]
                 print(f"  run {rep + 1} {case:>6} {side:>6}: {r['rate']:>9,.0f} bar-events/s "
-                      f"({r['bar_events']:,} in {r['seconds']:.2f} s, {r['fills']} fills)", flush=True)
-    print(f"\nbar-events/s, median of {args.repeats} (µs per bar-event)")
-    head = "| case | bar-events |" + "".join(f" {side} |" for side in trees)
-    print(head + (" after / before |" if len(trees) == 2 else ""))
-    print("|---|---:|" + "---:|" * (len(trees) + (len(trees) == 2)))
+                      f"({r['bar_events']:,} in {r['seconds']:.2f} s, {r['fills']} fills); CPU per bar-event: "
+                      f"engine {r['engine_cpu_us']:.1f} µs, writer {r['writer_cpu_us']:.1f} µs", flush=True)
+    print(f"\nmedians of {args.repeats}: bar-events/s (wall µs per bar-event); engine CPU µs per bar-event "
+          "(+ the writer process's)")
+    head = "| case | bar-events |" + "".join(f" {side}: rate | {side}: CPU µs |" for side in trees)
+    print(head + (" after / before: rate | CPU |" if len(trees) == 2 else ""))
+    print("|---|---:|" + "---:|---:|" * len(trees) + ("---:|---:|" if len(trees) == 2 else ""))
     for case in cases:
-        med = {side: statistics.median(rates[(side, case)]) for side in trees}
-        row = f"| {case} | {events[case]:,.0f} |" + "".join(f" {m:,.0f} ({1e6 / m:.1f} µs) |" for m in med.values())
+        med = {side: {k: statistics.median(r[k] for r in runs[(side, case)])
+                      for k in ("rate", "engine_cpu_us", "writer_cpu_us")} for side in trees}
+        row = f"| {case} | {events[case]:,.0f} |" + "".join(
+            f" {m['rate']:,.0f} ({1e6 / m['rate']:.1f}) | {m['engine_cpu_us']:.1f} (+{m['writer_cpu_us']:.1f}) |"
+            for m in med.values())
         if len(trees) == 2:
-            row += f" {med['after'] / med['before']:.2f}× |"
+            a, b = med["after"], med["before"]
+            row += f" {a['rate'] / b['rate']:.2f}× | {b['engine_cpu_us'] / a['engine_cpu_us']:.2f}× less |"
         print(row)
 
 
