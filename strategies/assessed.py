@@ -35,7 +35,7 @@ import numpy as np
 
 from strategies.base import CLOSE, Predictor
 from strategies.baseline import ewma_variance
-from strategies.calibration import Z68, Z95, Calibration, calibrated
+from strategies.calibration import Z68, Z95, Calibration, shape_for
 from strategies.events import Forecast, StateValues, state_text
 from strategies.monitor import MonitorState, gaussian_nll, monitor_step
 from strategies.skill import SkillStats, decay_for, effective_scale
@@ -229,8 +229,11 @@ class AssessedPredictor:
         else:
             b, edge_se = 1.0, 0.0
         if s.calibration.enabled and sigma_raw > 0 and math.isfinite(sigma_raw):
-            c = calibrated(sigma_raw, t.calibration)
-            sigma, z68, z95, nu = c.sigma, c.z68, c.z95, c.nu
+            # calibrated(sigma_raw, t.calibration), inline: the same operations, no Calibrated per symbol-bar
+            c = t.calibration
+            sigma = sigma_raw * math.sqrt(c.var_scale)
+            nu = shape_for(c.q95 / c.q68)[0]
+            z68, z95 = c.q68 * sigma_raw / sigma, c.q95 * sigma_raw / sigma
         else:
             sigma, z68, z95, nu = sigma_raw, Z68, Z95, math.inf
         state = state_values(t.skill, t.calibration, t.monitor, t.ewma_var, alarm)
