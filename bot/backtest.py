@@ -30,11 +30,13 @@ A backtest is a ``paper`` run in the trade log: ``bot report`` and ``bot status`
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -165,10 +167,17 @@ class PrecomputedBaseline:
         return self.base.min_window
 
     def predict(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray) -> list[Forecast]:
+        mu, sigma = self.predict_moments(bar_ms, symbols, windows)
+        name = self.name
+        return [Forecast(s, bar_ms, m, sd, name) for s, m, sd in zip(symbols, mu, sigma)]
+
+    def predict_moments(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray
+                        ) -> tuple[list[float], list[float]]:
+        """``predict``'s μ and σ as lists, without a Forecast per symbol (the scoring stage builds its own)."""
         if windows.shape[0] != len(symbols):
             raise ValueError(f"{len(symbols)} symbols but {windows.shape[0]} windows")
         if not symbols:
-            return []
+            return [], []
         if windows.shape[1] != self.window:
             raise ValueError(f"windows of {windows.shape[1]} bars, precomputed for {self.window}")
         k = int(np.searchsorted(self._times, bar_ms))
@@ -178,8 +187,7 @@ class PrecomputedBaseline:
         mu, sigma = self._mu[rows, k], self._sigma[rows, k]
         if np.isnan(mu).any() or not np.array_equal(self._last[rows, k], windows[:, -1]):
             raise RuntimeError(f"bar {bar_ms}: the engine's window is not the data's")
-        name = self.name
-        return [Forecast(s, bar_ms, m, sd, name) for s, m, sd in zip(symbols, mu.tolist(), sigma.tolist())]
+        return mu.tolist(), sigma.tolist()
 
 
 @dataclass
@@ -200,6 +208,25 @@ class BacktestResult:
     @property
     def bar_events_per_s(self) -> float:
         return self.bar_events / self.seconds if self.seconds > 0 else 0.0
+
+
+@contextmanager
+def _fewer_gc_passes() -> Iterator[None]:
+    """Cyclic garbage collection that costs less in the decision loop; reference counting frees as before.
+
+    Every bar makes thousands of small container objects (events, rows, tuples) that live until their batch
+    is written; with the default thresholds the collector passed over them, and over the whole market held
+    in memory, about every 700 allocations: a tenth of a backtest's time.  The objects made before the loop
+    (the data, the modules) are frozen out of the collector's passes and it runs every 20,000 allocations.
+    Nothing decided depends on when a cycle is collected."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 async def _pause(stop: asyncio.Event, decided: int) -> None:
@@ -308,7 +335,7 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
             total = stop_k - k0
             started = time.perf_counter()
             # The risk manager's matrices are small: one BLAS thread is faster than two fighting the writer.
-            with threadpool_limits(limits=1, user_api="blas"):
+            with threadpool_limits(limits=1, user_api="blas"), _fewer_gc_passes():
                 for k in range(k0, stop_k):
                     if decided % YIELD_EVERY == 0:
                         await asyncio.sleep(0)

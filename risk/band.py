@@ -71,16 +71,58 @@ def band_values(samples: Sequence[float], cost: float) -> Values:
     sorted_m = sorted([*samples, *(-m for m in samples)])
     prefix = [0.0, *accumulate(sorted_m)]
     hs, h0, hl = static_values(cost)
+    # _envelope_mean three times per iteration, written out: the same operations in the same order (so the
+    # same bits), without three calls and their lookups per iteration.  This loop runs for every symbol whose
+    # recent edges hold a signal, at every bar, and with signals small against costs it converges slowly
+    # enough to run all MAX_ITERATIONS.  h0 is 0.0 at every iteration, so the flat line's intercepts are
+    # constants.
+    n = len(sorted_m)
+    total = prefix[-1]
+    left, right = bisect_left, bisect_right
+    cost2 = 2 * cost
+    b_sl = h0 - cost          # b of the short and the long state's envelopes
+    b_f = h0                  # b of the flat state's
     for _ in range(MAX_ITERATIONS):
         # T h(x) for x = −1, 0, +1: the lines' intercepts are h(x′) − c·|x′ − x|.
-        t_short = _envelope_mean(sorted_m, prefix, hl - 2 * cost, h0 - cost, hs)
-        t_flat = _envelope_mean(sorted_m, prefix, hl - cost, h0, hs - cost)
-        t_long = _envelope_mean(sorted_m, prefix, hl, h0 - cost, hs - 2 * cost)
-        new = (t_short - t_flat, 0.0, t_long - t_flat)
-        if abs(new[0] - hs) < TOLERANCE and abs(new[2] - hl) < TOLERANCE:
-            hs, h0, hl = new
+        a = hl - cost2        # short: a = hl − 2c, b = h0 − c, c = hs
+        c = hs
+        lo = c - b_sl
+        hi = b_sl - a
+        if lo < hi:
+            i = left(sorted_m, lo)
+            j = right(sorted_m, hi)
+            t_short = ((-prefix[i] + c * i) + b_sl * (j - i) + ((total - prefix[j]) + a * (n - j))) / n
+        else:
+            i = left(sorted_m, (c - a) / 2.0)
+            t_short = ((-prefix[i] + c * i) + 0.0 + ((total - prefix[i]) + a * (n - i))) / n
+        a = hl - cost         # flat: a = hl − c, b = h0, c = hs − c
+        c = hs - cost
+        lo = c - b_f
+        hi = b_f - a
+        if lo < hi:
+            i = left(sorted_m, lo)
+            j = right(sorted_m, hi)
+            t_flat = ((-prefix[i] + c * i) + b_f * (j - i) + ((total - prefix[j]) + a * (n - j))) / n
+        else:
+            i = left(sorted_m, (c - a) / 2.0)
+            t_flat = ((-prefix[i] + c * i) + 0.0 + ((total - prefix[i]) + a * (n - i))) / n
+        a = hl                # long: a = hl, b = h0 − c, c = hs − 2c
+        c = hs - cost2
+        lo = c - b_sl
+        hi = b_sl - a
+        if lo < hi:
+            i = left(sorted_m, lo)
+            j = right(sorted_m, hi)
+            t_long = ((-prefix[i] + c * i) + b_sl * (j - i) + ((total - prefix[j]) + a * (n - j))) / n
+        else:
+            i = left(sorted_m, (c - a) / 2.0)
+            t_long = ((-prefix[i] + c * i) + 0.0 + ((total - prefix[i]) + a * (n - i))) / n
+        new_s = t_short - t_flat
+        new_l = t_long - t_flat
+        if abs(new_s - hs) < TOLERANCE and abs(new_l - hl) < TOLERANCE:
+            hs, h0, hl = new_s, 0.0, new_l
             break
-        hs, h0, hl = new
+        hs, h0, hl = new_s, 0.0, new_l
     return hs, h0, hl
 
 

@@ -325,6 +325,12 @@ class RiskManager:
         """Cut the target book until its binding VaR is within budget; every step is kept."""
         # One window, many trial books: the window's statistics are computed once for all of them.
         window = WindowRisk(returns, mu, sigma, horizons=HORIZONS, alpha=self.s.var.alpha)
+        budget = self.s.var.budget_1 * eq
+        if not target.any() and isfinite(budget) and budget > 0:
+            # A flat book (most bars): VaR 0 is within any budget, so deleveraging would measure it once and
+            # cut nothing; its estimates are measured once here (raising what that measure would raise).
+            flat = np.array(target, dtype=float)
+            return flat, [], tuple(window(flat))
         result = deleverage(target, self._binding(window), self.s.var.budget_1 * eq, step=self.s.var.step)
         steps = []
         for n, st_ in enumerate(result.steps, 1):

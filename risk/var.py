@@ -254,7 +254,7 @@ class WindowRisk:
     def __init__(self, returns: npt.ArrayLike, mu: npt.ArrayLike, sigma: npt.ArrayLike,
                  horizons: Sequence[int] = (1, 24), alpha: float = 0.99) -> None:
         self.x = _complete_rows(returns)
-        self.corr = _correlation_of(self.x)
+        self._corr: FloatArray | None = None    # at first use: a flat book (most bars of most runs) needs none
         self.mu, self.sigma = mu, sigma
         self.horizons, self.alpha = tuple(horizons), alpha
         self._hist: dict[int, tuple[FloatArray, float]] = {}
@@ -262,6 +262,20 @@ class WindowRisk:
         self._inputs: tuple[FloatArray, FloatArray] | None = None   # validated μ, σ
         self._model: dict[int, tuple[FloatArray, FloatArray]] = {}  # horizon: (h·μ, Σ_h)
         self._cf_window: tuple[FloatArray, FloatArray] | None = None  # column means, de-meaned
+
+    @property
+    def corr(self) -> FloatArray:
+        """The window's correlation (:func:`correlation`), computed when first asked for.
+
+        Rows of ``x`` are complete and finite, so the matrix is a finite (n, n) one; the check that
+        :func:`model_var` makes of it is made here, raising the same ``ValueError`` in the same call."""
+        if self._corr is None:
+            corr = _correlation_of(self.x)
+            n = self.x.shape[1]
+            if corr.shape != (n, n) or not np.isfinite(corr).all():
+                raise ValueError(f"corr must be a finite ({n}, {n}) matrix, got shape {corr.shape}")
+            self._corr = corr
+        return self._corr
 
     def __call__(self, exposures: npt.ArrayLike) -> list[VarEstimate]:
         n = self.x.shape[1]
@@ -302,8 +316,9 @@ class WindowRisk:
             sigma = _vector("sigma", self.sigma, n)
             if (sigma < 0).any():
                 raise ValueError("sigma must be non-negative")
-            if self.corr.shape != (n, n) or not np.isfinite(self.corr).all():
-                raise ValueError(f"corr must be a finite ({n}, {n}) matrix, got shape {self.corr.shape}")
+            shape = (self.x.shape[1],) * 2     # the correlation's; its values are checked when it is made
+            if shape != (n, n):
+                raise ValueError(f"corr must be a finite ({n}, {n}) matrix, got shape {shape}")
             self._inputs = (mu, sigma)
         return self._inputs
 

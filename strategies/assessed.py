@@ -35,12 +35,26 @@ import numpy as np
 
 from strategies.base import CLOSE, Predictor
 from strategies.baseline import ewma_variance
-from strategies.calibration import Z68, Z95, Calibration, calibrated
-from strategies.events import Forecast
+from strategies.calibration import Z68, Z95, Calibration, shape_for
+from strategies.events import Forecast, StateValues, state_text
 from strategies.monitor import MonitorState, gaussian_nll, monitor_step
 from strategies.skill import SkillStats, decay_for, effective_scale
 
 log = logging.getLogger("strategies.assessed")
+
+
+def state_values(skill: SkillStats, calibration: Calibration, monitor: MonitorState, ewma_var: float,
+                 alarm: str) -> str | StateValues:
+    """The state for ``Forecast.state``: its values when they are plain floats and a string (they cross to a
+    backtest's writer process as they are, and become JSON there: :func:`strategies.events.state_text`), else
+    the JSON at once."""
+    k, c = skill.to_list(), calibration.to_list()
+    if len(k) == 6 and len(c) == 3:
+        v = (*k, *c, monitor.nll_cusum, monitor.pit_cusum, ewma_var, alarm)
+        if alarm.__class__ is str and all(x.__class__ is float for x in v[:12]):
+            return v
+    return json.dumps({"k": k, "c": c, "m": [monitor.nll_cusum, monitor.pit_cusum], "e": ewma_var, "a": alarm},
+                      separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +69,9 @@ class Tracked:
     last: Forecast | None         # the forecast made at the bar (scored at the next one)
 
     def to_json(self) -> str:
+        return state_text(state_values(self.skill, self.calibration, self.monitor, self.ewma_var, self.alarm))
+
+    def _dumps(self) -> str:
         return json.dumps({"k": self.skill.to_list(), "c": self.calibration.to_list(),
                            "m": [self.monitor.nll_cusum, self.monitor.pit_cusum], "e": self.ewma_var,
                            "a": self.alarm}, separators=(",", ":"))
@@ -64,7 +81,7 @@ class Tracked:
         """The state a logged forecast carries; None when it carries none (an older log)."""
         if not f.state:
             return None
-        d = json.loads(f.state)
+        d = json.loads(state_text(f.state))
         m = d["m"]
         return cls(SkillStats.from_list(d["k"]), Calibration.from_list(d["c"]), MonitorState(float(m[0]), float(m[1])),
                    float(d["e"]), str(d["a"]), f)
@@ -132,6 +149,16 @@ class AssessedPredictor:
                        MonitorState(), _ewma_of(closes, self.s.monitor.ewma_lambda), "", None)
 
     def predict(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray) -> list[Forecast]:
+        moments = getattr(self.inner, "predict_moments", None)
+        if moments is not None:    # a OneStepGaussianPredictor: its numbers, without a raw Forecast each
+            mus, sigmas = moments(bar_ms, symbols, windows)
+            if not mus:
+                return []
+            closes = windows[:, -2:, CLOSE].tolist()
+            name, nan = self.inner.name, math.nan
+            return [self._assessed(s, bar_ms, m, sd, nan, name,
+                                   self._score(s, bar_ms, closes[i], windows[i, :, CLOSE]))
+                    for i, (s, m, sd) in enumerate(zip(symbols, mus, sigmas))]
         raw = self.inner.predict(bar_ms, symbols, windows)
         if not raw:
             return raw
@@ -181,14 +208,18 @@ class AssessedPredictor:
         return Tracked(skill, cal, mon, ewma, alarm, None)
 
     def _assess(self, f: Forecast, t: Tracked) -> Forecast:
+        return self._assessed(f.symbol, f.bar_ms, f.mu, f.sigma, f.edge, f.model, t)
+
+    def _assessed(self, symbol: str, bar_ms: int, mu_raw: float, sigma_raw: float, raw_edge: float, model: str,
+                  t: Tracked) -> Forecast:
+        """The scored forecast of a raw one given by its fields (``raw_edge`` NaN: one step, the edge is μ)."""
         s = self.s
-        mu_raw, sigma_raw = f.mu, f.sigma
-        edge_raw = f.expected
+        edge_raw = mu_raw if math.isnan(raw_edge) else raw_edge    # the raw forecast's ``expected``
         alarm = t.alarm
         if s.skill.enabled:
             b, _, se = effective_scale(t.skill, s.skill.z, s.skill.min_bars, s.skill.max_scale)
             if alarm and b > 0:
-                log.info("%s %s: skill shown again after the alarm (scale %.3f)", f.model, f.symbol, b)
+                log.info("%s %s: skill shown again after the alarm (scale %.3f)", model, symbol, b)
                 alarm = ""
             if alarm:
                 b = 0.0
@@ -198,16 +229,19 @@ class AssessedPredictor:
         else:
             b, edge_se = 1.0, 0.0
         if s.calibration.enabled and sigma_raw > 0 and math.isfinite(sigma_raw):
-            c = calibrated(sigma_raw, t.calibration)
-            sigma, z68, z95, nu = c.sigma, c.z68, c.z95, c.nu
+            # calibrated(sigma_raw, t.calibration), inline: the same operations, no Calibrated per symbol-bar
+            c = t.calibration
+            sigma = sigma_raw * math.sqrt(c.var_scale)
+            nu = shape_for(c.q95 / c.q68)[0]
+            z68, z95 = c.q68 * sigma_raw / sigma, c.q95 * sigma_raw / sigma
         else:
             sigma, z68, z95, nu = sigma_raw, Z68, Z95, math.inf
-        state = Tracked(t.skill, t.calibration, t.monitor, t.ewma_var, alarm, None).to_json()
-        out = Forecast(f.symbol, f.bar_ms, b * mu_raw, sigma, f.model,
-                       edge=b * edge_raw if not math.isnan(f.edge) else math.nan, edge_se=edge_se,
+        state = state_values(t.skill, t.calibration, t.monitor, t.ewma_var, alarm)
+        out = Forecast(symbol, bar_ms, b * mu_raw, sigma, model,
+                       edge=b * edge_raw if not math.isnan(raw_edge) else math.nan, edge_se=edge_se,
                        mu_raw=mu_raw, sigma_raw=sigma_raw, skill=b, z68=z68, z95=z95, nu=nu, alarm=alarm,
                        state=state)
-        self.tracked[f.symbol] = Tracked(t.skill, t.calibration, t.monitor, t.ewma_var, alarm, out)
+        self.tracked[symbol] = Tracked(t.skill, t.calibration, t.monitor, t.ewma_var, alarm, out)
         return out
 
 

@@ -34,3 +34,13 @@ class Predictor(Protocol):
         open, high, low, close, volume.  Returns forecasts in ``symbols`` order.
         """
         ...
+
+
+class OneStepGaussianPredictor(Predictor, Protocol):
+    """A predictor whose forecasts are one step ahead (``edge`` NaN) and that can give their numbers alone.
+
+    ``predict_moments`` returns what ``predict`` would, as two lists (μ, σ) in ``symbols`` order, without a
+    :class:`Forecast` per symbol; the scoring stage (:mod:`strategies.assessed`) builds the one it returns."""
+
+    def predict_moments(self, bar_ms: int, symbols: Sequence[str], windows: np.ndarray
+                        ) -> tuple[list[float], list[float]]: ...

@@ -5,8 +5,18 @@ Frozen, standard library only: ``risk/`` and ``bot/`` consume it without loading
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from typing import Any
+
+# The scoring stage's state after a bar as its values, not yet JSON: the skill regression's six sums, the
+# calibration's three numbers, the monitor's two CUSUMs, the EWMA variance (plain floats) and the alarm.
+# ``state_text`` writes it as the JSON the trade log keeps; a backtest leaves that to its writer process,
+# because writing a float's shortest repr costs about as much as the rest of scoring a symbol.
+StateValues = tuple[Any, ...]
+
+_json_string = json.encoder.encode_basestring_ascii   # json.dumps's own string encoder (ensure_ascii=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +46,8 @@ class Forecast:
     z95: float = 1.959963984540054
     nu: float = math.inf
     alarm: str = ""               # the skill monitor's alarm while one is active
-    state: str = ""               # the scoring stage's state after this bar (JSON): what a restart resumes
+    # the scoring stage's state after this bar (JSON, or its StateValues until written): what a restart resumes
+    state: str | StateValues = ""
 
     @property
     def expected(self) -> float:
@@ -44,4 +55,26 @@ class Forecast:
         return self.mu if math.isnan(self.edge) else self.edge
 
 
-__all__ = ["Forecast"]
+def state_text(state: str | StateValues) -> str:
+    """The JSON of a forecast's ``state``: a string as it is; values as ``json.dumps`` writes the dict
+    ``{"k": skill, "c": calibration, "m": monitor, "e": ewma_var, "a": alarm}`` with separators ``,`` and ``:``.
+    Finite floats are written as json.dumps writes them (``float.__repr__``) and the alarm with json's own
+    string encoder; anything else (NaN, infinities, other types, a sum that overflows) takes json.dumps."""
+    if isinstance(state, str):
+        return state
+    v = state
+    numbers, alarm = v[:12], v[12]
+    if len(v) == 13 and alarm.__class__ is str:
+        try:
+            finite = math.isfinite(sum(numbers))
+            f = list(map(float.__repr__, numbers))
+        except TypeError:    # not a float
+            finite = False
+        if finite:
+            return (f'{{"k":[{",".join(f[:6])}],"c":[{",".join(f[6:9])}],"m":[{f[9]},{f[10]}],"e":{f[11]},'
+                    f'"a":{_json_string(alarm)}}}')
+    return json.dumps({"k": list(v[:6]), "c": list(v[6:9]), "m": [v[9], v[10]], "e": v[11], "a": alarm},
+                      separators=(",", ":"))
+
+
+__all__ = ["Forecast", "StateValues", "state_text"]

@@ -33,7 +33,7 @@ from bot.store.schema import (
 )
 from risk.events import Decision, Delevered, RiskStateLogged
 from strategies.calibration import Z68, Z95
-from strategies.events import Forecast
+from strategies.events import Forecast, state_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +102,19 @@ def rejection_row(run_id: str, r: RejectionCount) -> tuple[object, ...]:
 INSERTS = (INSERT_CANDLE, INSERT_FORECAST, INSERT_DECISION, INSERT_ORDER, INSERT_FILL, INSERT_POSITION,
             INSERT_FUNDING, INSERT_RISK_STATE, INSERT_VAR, INSERT_DELEVERAGE, UPSERT_REJECTION)
 STATUS_UPDATES = ((MARK_FILLED, "filled"), (MARK_CANCELLED, "cancelled"))
+FORECAST_ROWS = INSERTS.index(INSERT_FORECAST)
+
+
+def with_state_text(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """Forecast rows with each state written as its JSON (:func:`strategies.events.state_text`): a forecast
+    row carries the scoring state's values until it is written, so that a backtest's writer process, not the
+    engine, spends the time on the floats' reprs."""
+    return [row if row[_STATE].__class__ is not tuple
+            else (*row[:_STATE], state_text(row[_STATE]), *row[_STATE + 1:])  # type: ignore[arg-type]
+            for row in rows]
+
+
+_STATE = 15   # the state's place in a forecast row (INSERT_FORECAST's columns; model_version follows it)
 
 
 def check_unique_bars(run_id: str, records: Sequence[BarRecord]) -> None:
@@ -118,6 +131,7 @@ def bar_rows(run_id: str, r: BarRecord) -> BarRows:
     bar = r.bar_ms
     candles = [(run_id, c.symbol, bar, c.close_ms, str(c.open), str(c.high), str(c.low), str(c.close),
                 str(c.volume)) for c in r.candles]
+    # A forecast's state is its JSON or still its values: written as JSON by with_state_text.
     forecasts = [(run_id, bar, f.symbol, f.model, f.mu, f.sigma, _real(f.mu_raw), _real(f.sigma_raw), _real(f.skill),
                   _real(f.edge), f.edge_se, f.z68, f.z95, f.nu, f.alarm, f.state or None, r.model_version)
                  for f in r.forecasts]
@@ -137,7 +151,8 @@ def bar_rows(run_id: str, r: BarRecord) -> BarRows:
     if r.risk_state is not None:
         k = r.risk_state
         risk.append((run_id, bar, k.state, k.since_bar_ms, k.reason, str(k.peak_equity), k.coverage_68,
-                     k.coverage_95, k.outcomes, json.dumps(dict(k.entry_bars), sort_keys=True)))
+                     k.coverage_95, k.outcomes,
+                     json.dumps(dict(k.entry_bars), sort_keys=True) if k.entry_bars else "{}"))
     var = [(run_id, bar, v.method, v.horizon, v.alpha, v.var, v.es) for v in r.var]
     steps = [(run_id, bar, d.step, d.symbol, d.exposure_before, d.exposure_after, d.var_before, d.var_after)
              for d in r.deleverage]

@@ -36,6 +36,7 @@ from bot.store.models import SELECT_MODELS, ModelVersion, insert_statement
 from bot.store.models import from_row as model_from_row
 from bot.store.rows import (
     FORECAST_COLUMNS,
+    FORECAST_ROWS,
     INSERTS,
     STATUS_UPDATES,
     UPSERT_REJECTION,
@@ -46,6 +47,7 @@ from bot.store.rows import (
     check_unique_bars,
     forecast_from_row,
     rejection_row,
+    with_state_text,
 )
 from bot.store.schema import (
     COMMANDS_DDL,
@@ -234,7 +236,7 @@ class TradeStore:
                 for k, sql in enumerate(INSERTS):
                     rows = [row for b in fresh for row in b.inserts[k]]
                     if rows:
-                        await db.executemany(sql, rows)
+                        await db.executemany(sql, with_state_text(rows) if k == FORECAST_ROWS else rows)
                 for k, (sql, status) in enumerate(STATUS_UPDATES):
                     rows = [row for b in fresh for row in b.status[k]]
                     if rows and (await db.executemany(sql, rows)).rowcount != len(rows):

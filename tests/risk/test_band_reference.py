@@ -1,0 +1,43 @@
+"""The no-trade band's written-out iteration gives the bits of the original one, built on ``_envelope_mean``."""
+
+from __future__ import annotations
+
+import math
+from itertools import accumulate
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from risk.band import MAX_ITERATIONS, TOLERANCE, Values, _envelope_mean, band_values, static_values
+
+
+def reference_band_values(samples: list[float], cost: float) -> Values:
+    """band_values as it was written before the throughput work (three _envelope_mean calls per iteration)."""
+    if not samples:
+        return static_values(cost)
+    sorted_m = sorted([*samples, *(-m for m in samples)])
+    prefix = [0.0, *accumulate(sorted_m)]
+    hs, h0, hl = static_values(cost)
+    for _ in range(MAX_ITERATIONS):
+        t_short = _envelope_mean(sorted_m, prefix, hl - 2 * cost, h0 - cost, hs)
+        t_flat = _envelope_mean(sorted_m, prefix, hl - cost, h0, hs - cost)
+        t_long = _envelope_mean(sorted_m, prefix, hl, h0 - cost, hs - 2 * cost)
+        new = (t_short - t_flat, 0.0, t_long - t_flat)
+        if abs(new[0] - hs) < TOLERANCE and abs(new[2] - hl) < TOLERANCE:
+            hs, h0, hl = new
+            break
+        hs, h0, hl = new
+    return hs, h0, hl
+
+
+def bits(v: Values) -> list[tuple[float, float]]:
+    return [(x, math.copysign(1.0, x)) for x in v]
+
+
+edges = st.one_of(st.just(0.0), st.floats(-0.02, 0.02), st.floats(-1e-4, 1e-4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(edges, max_size=300), st.sampled_from([0.0, 0.0005, 0.0011, 0.002]) | st.floats(0.0, 0.01))
+def test_band_values_are_the_original_iterations_bits(samples: list[float], cost: float) -> None:
+    assert bits(band_values(samples, cost)) == bits(reference_band_values(samples, cost))
