@@ -50,9 +50,9 @@ def symbols(n: int) -> list[str]:
 
 def one_case(model: str, n_symbols: int, bars: int, tmp: str, write_behind: bool = True) -> dict[str, float]:
     """Run one backtest in this process and report its rates (called in a child process)."""
-    from bot.backtest import HistoricalBars, PrecomputedBaseline, run_backtest
     from bot.config import Settings
     from bot.feeds.replay.synthetic import generate_market
+    from bot.runs.backtest import HistoricalBars, PrecomputedBaseline, run_backtest
     from strategies.baseline import EwmaMomentumPredictor
 
     syms = symbols(n_symbols)
@@ -110,8 +110,8 @@ class ChildPeak(threading.Thread):
 
 def train_checkpoint(data: dict, syms: list[str], history: int, tmp: str) -> str:
     """A default-shape cnn_gru trained for one short epoch on the first ``history`` bars."""
-    from bot.backtest import series_floats
     from bot.config import Settings
+    from bot.runs.backtest import series_floats
     from strategies.checkpoint import save_checkpoint
     from strategies.dataset import FeatureStore, MarketSeries
     from strategies.workflow import data_range, fit_range

@@ -14,11 +14,11 @@ Three markets, hourly bars (issue 12's benchmarks):
   on 2025 (skipped, saying so, when the files are not there).
 
 On the generated markets every learned model is trained (in process, as ``bot train`` does) on the first
-70 % of the bars and backtested (``bot.backtest.run_backtest``, the engine ``bot backtest`` runs) on the
+70 % of the bars and backtested (``bot.runs.backtest.run_backtest``, the engine ``bot backtest`` runs) on the
 last 30 %, the ``market.window`` bars before the split only warming the windows; the baseline needs no
 training.  Each model is backtested under each decision of ``DECISIONS`` below, and every figure is
 read back from the trade log by :func:`bot.reporting.summary.trading_summary` (through
-:func:`bot.walkforward.trade_range`), which takes them from the review ``bot report`` prints.
+:func:`bot.runs.walkforward.trade_range`), which takes them from the review ``bot report`` prints.
 "before fees" is the net return plus fees / starting equity (the same fills without their fees;
 slippage stays in the fill prices).
 
@@ -238,7 +238,7 @@ def bench_market(market: Market, models: Sequence[str], keys: str, train: dict[s
                  timings: Timings) -> list[dict[str, Any]]:
     from bot.cli.models import load_market, train_checkpoint
     from bot.feeds.replay.csvdata import load_ohlcv_csv
-    from bot.walkforward import trade_range
+    from bot.runs.walkforward import trade_range
     from strategies.predictor import resolve_device
 
     symbols = list(market.files)

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Settings  # noqa: E402
-from bot.daemon import run_daemon  # noqa: E402
+from bot.runs.daemon import run_daemon  # noqa: E402
 
 WINDOW = 128
 WARMUP_BARS = 150

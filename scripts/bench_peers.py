@@ -148,9 +148,9 @@ def frames(files: dict[str, Path]) -> dict[str, object]:
 def case_sigma(files: dict[str, Path], tmp: Path) -> tuple[float, int, int]:
     import asyncio
 
-    from bot.backtest import run_backtest
     from bot.config import parse_settings
     from bot.feeds.replay.csvdata import load_ohlcv_csv
+    from bot.runs.backtest import run_backtest
 
     data = {s: load_ohlcv_csv(p) for s, p in files.items()}
     settings = parse_settings(CONFIG).with_overrides(run={"db": str(tmp / "sigma.sqlite"), "id": "bench"},

@@ -36,10 +36,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.config import Settings  # noqa: E402
-from bot.daemon import run_daemon  # noqa: E402
 from bot.feeds.replay.server import ReplayExchange  # noqa: E402
 from bot.feeds.replay.synthetic import generate_market  # noqa: E402
-from bot.training import train_checkpoint  # noqa: E402
+from bot.retrain.training import train_checkpoint  # noqa: E402
+from bot.runs.daemon import run_daemon  # noqa: E402
 from strategies.dataset import MarketSeries  # noqa: E402
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]

@@ -48,9 +48,9 @@ Bar = tuple[int, list[Any], np.ndarray, dict[str, Decimal], dict[str, Decimal], 
 
 def record(n_symbols: int, bars: int) -> list[Bar]:
     """The inputs of ``bars`` consecutive decisions, positions following the decisions."""
-    from bot.backtest import series_floats
     from bot.config import GateSettings, RiskSettings
     from bot.feeds.replay.synthetic import generate_market
+    from bot.runs.backtest import series_floats
     from risk.manager import RiskManager
     from risk.state import RiskState
     from strategies.baseline import EwmaMomentumPredictor

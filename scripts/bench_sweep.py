@@ -59,7 +59,7 @@ def node_start_s(data: Path) -> float:
     """A fresh worker's own start: importing the engine and loading the three CSV files."""
     import subprocess
 
-    code = ("import time; t = time.perf_counter(); import bot.backtest; from bot.feeds.replay.csvdata import "
+    code = ("import time; t = time.perf_counter(); import bot.runs.backtest; from bot.feeds.replay.csvdata import "
             f"load_ohlcv_csv; [load_ohlcv_csv('{data}/' + s + 'USDT-1h.csv.gz') for s in ('BTC', 'ETH', 'XRP')]; "
             "print(time.perf_counter() - t)")
     return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)

@@ -46,8 +46,8 @@ def run_case(case: str, bars: int, data_dir: str, tmp: str) -> dict[str, float]:
     import asyncio
     import logging
 
-    from bot.backtest import run_backtest
     from bot.config import Settings
+    from bot.runs.backtest import run_backtest
 
     logging.basicConfig(level=logging.ERROR)
     if case == "real8":

@@ -40,9 +40,9 @@ START_MS = 1_704_067_200_000
 
 def capture(n_symbols: int, bars: int) -> tuple[Any, list[dict[str, Any]]]:
     """Run a short backtest and record every _var_budget call's inputs (and one manager)."""
-    from bot.backtest import HistoricalBars, PrecomputedBaseline, run_backtest
     from bot.config import Settings
     from bot.feeds.replay.synthetic import generate_market
+    from bot.runs.backtest import HistoricalBars, PrecomputedBaseline, run_backtest
     from risk.manager import RiskManager
     from strategies.baseline import EwmaMomentumPredictor
 

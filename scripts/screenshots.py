@@ -41,9 +41,9 @@ return document.readyState === 'complete' && c.every(el => el.data && el.querySe
 
 def demo_log(db: Path, bars: int) -> str:
     from bot.config import Settings
-    from bot.daemon import run_daemon
     from bot.feeds.replay.server import ReplayExchange
     from bot.feeds.replay.synthetic import generate_market
+    from bot.runs.daemon import run_daemon
 
     symbols = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
     data = generate_market(symbols, 128 + bars + 1, 1_704_067_200_000, seed=7)

@@ -101,8 +101,8 @@ def table_digests(db: Path) -> dict[str, list[object]]:
 
 def run_case(name: str, folder: Path) -> dict[str, list[object]]:
     """Backtest case ``name`` into a trade log in ``folder``; its table digests."""
-    from bot.backtest import run_backtest
     from bot.config import Settings
+    from bot.runs.backtest import run_backtest
 
     n, window, bars, seed, gaps, overrides = CASES[name]
     data = market(n, window, bars, seed, gaps)

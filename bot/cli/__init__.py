@@ -27,9 +27,9 @@ DEMO_START_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC: a fixed start keeps t
 
 def _setup_logging(settings: Settings, level: str | None = None) -> None:
     """Log as ``[run]`` says, with any API credentials masked wherever they might appear."""
-    from bot.logs import setup_run_logging
+    from bot.cli.logs import setup_run_logging
+    from bot.config.secrets import load_credentials
     from bot.notify.delivery import notify_secrets
-    from bot.secrets import load_credentials
     from bot.web.serve import api_token
 
     creds = load_credentials()
@@ -46,7 +46,7 @@ def _install_stop_handlers(stop: asyncio.Event) -> None:
 
 async def _run(settings: Settings, max_bars: int | None, stop_after_bar_ms: int | None = None,
                live: bool = False) -> int:
-    from bot.daemon import run_daemon
+    from bot.runs.daemon import run_daemon
 
     stop = asyncio.Event()
     _install_stop_handlers(stop)
@@ -58,7 +58,7 @@ async def _run(settings: Settings, max_bars: int | None, stop_after_bar_ms: int 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.secrets import check_live_guard, load_credentials
+    from bot.config.secrets import check_live_guard, load_credentials
     from bot.store.files import check_trade_log_file
 
     settings = load_settings(args.config)
@@ -73,11 +73,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from bot.daemon import run_daemon
+    from bot.cli.progress import with_progress
     from bot.feeds.replay.server import ReplayExchange
     from bot.feeds.replay.synthetic import generate_market
-    from bot.progress import with_progress
     from bot.reporting.run_report import format_report, load_report
+    from bot.runs.daemon import run_daemon
 
     base = demo_settings(load_settings(args.config))
     symbols = list(args.symbols or base.market.symbols)

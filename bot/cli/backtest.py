@@ -25,7 +25,7 @@ from typing import Any
 from bot.config import TIMEFRAMES_MS
 from bot.errors import ConfigError
 
-log = logging.getLogger("bot.backtest")
+log = logging.getLogger("bot.runs.backtest")
 
 
 class _Bar:
@@ -58,10 +58,10 @@ class _Bar:
 
 
 async def _backtest(args: argparse.Namespace) -> int:
-    from bot.backtest import COMMIT_EVERY, run_backtest
     from bot.cli.models import find_csv, parse_day
     from bot.config import load_settings
     from bot.feeds.replay.csvdata import load_ohlcv_csv
+    from bot.runs.backtest import COMMIT_EVERY, run_backtest
     from bot.store.files import check_trade_log_file
 
     # The arguments and the trade log first: a mistake stops the command before the data is read.
@@ -85,7 +85,7 @@ async def _backtest(args: argparse.Namespace) -> int:
     before_bar = None
     predictor = None
     if args.walk_forward:
-        from bot.walkforward import WalkForward, WalkForwardPlan
+        from bot.runs.walkforward import WalkForward, WalkForwardPlan
 
         walk = WalkForward(settings, WalkForwardPlan(args.model, args.retrain_every, args.train_window,
                                                      args.train_bars), data)

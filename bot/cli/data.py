@@ -69,7 +69,7 @@ async def _download(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from bot.logs import setup_logging
+    from bot.cli.logs import setup_logging
 
     setup_logging("INFO" if args.verbose else "WARNING")
     if args.out.exists() and not args.out.is_dir():   # checked before the exchange is asked for anything

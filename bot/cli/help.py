@@ -2,7 +2,7 @@
 
 Each subcommand module declares its own options; :func:`finish_help` runs once the parser is built and
 gives every subcommand the description (its one-line ``help`` when it declares none) and the example
-below as the epilog.  ``tests/bot/test_cli_help.py`` walks every ``--help`` and checks each option has
+below as the epilog.  ``tests/bot/cli/test_cli_help.py`` walks every ``--help`` and checks each option has
 a help line.
 """
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from bot.config import TIMEFRAMES_MS, Settings, load_settings
 from bot.errors import ConfigError, DataError
-from bot.training import train_checkpoint  # noqa: F401  (bot train's step; scripts import it from here)
+from bot.retrain.training import train_checkpoint  # noqa: F401  (bot train's step; scripts import it from here)
 from strategies.settings import MODELS
 
 log = logging.getLogger("bot.models")
@@ -135,7 +135,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from bot.outputs import check_output_file
+    from bot.cli.outputs import check_output_file
     from strategies.predictor import TorchPredictor, resolve_device
 
     settings = _settings(args)
@@ -179,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from bot.outputs import check_output_file
+    from bot.cli.outputs import check_output_file
     from strategies.evaluate import evaluate
     from strategies.predictor import resolve_device
 
@@ -225,12 +225,12 @@ def evaluate_trading(settings: Settings, specs: Sequence[tuple[str, str, Any]], 
 
     Each model is refitted per fold on the fold's training range, as the evaluation fitted it (the same
     weights on the CPU, where training is deterministic), and serves that fold's test block
-    (:class:`bot.walkforward.FoldSchedule`); the config's risk and paper settings decide.  One run per
+    (:class:`bot.runs.walkforward.FoldSchedule`); the config's risk and paper settings decide.  One run per
     model in the trade log ``db`` (run id ``evaluate-LABEL``; ``bot report`` reads it), summarised by
     :func:`bot.reporting.summary.trading_summary`.
     """
     from bot.feeds.replay.csvdata import load_ohlcv_csv
-    from bot.walkforward import FoldSchedule, trade_range
+    from bot.runs.walkforward import FoldSchedule, trade_range
     from strategies.features import N_FEATURES, WARMUP
     from strategies.models.registry import new_forecaster
 

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the report and write the files asked for; raises DataError on an unusable trade log and
     ConfigError (before reading anything) on an output path that cannot be written."""
-    from bot.outputs import check_output_file
+    from bot.cli.outputs import check_output_file
     from bot.reporting.export import trips_path, write_csv, write_png
     from bot.reporting.review import build_review, format_full
     from bot.reporting.tearsheet import build_tearsheet, format_tearsheet

@@ -57,7 +57,7 @@ class _Bar:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from bot.outputs import check_output_file
+    from bot.cli.outputs import check_output_file
     from bot.sweep.driver import RESULTS, run_sweep
     from bot.sweep.report import format_analysis
     from bot.sweep.runs import grid_points, validation_runs

@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.config.notify import NotifySettings, check_notify_settings
+from bot.config.secrets import ENV_HINT, check_config_data_has_no_secrets
 from bot.errors import ConfigError
-from bot.secrets import ENV_HINT, check_config_data_has_no_secrets
 from risk.settings import GateSettings, RiskSettings, SizingSettings, StateSettings, VarSettings
 from strategies.configkeys import _key
 from strategies.settings import (

@@ -19,6 +19,7 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 
 from bot.config import ExchangeSettings, Settings
+from bot.config.secrets import Credentials, require_live
 from bot.errors import ConfigError, ExecutionError
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.limits import NotionalCap
@@ -26,7 +27,6 @@ from bot.execution.paper import PaperAccount
 from bot.execution.reconcile import futures_holdings
 from bot.feeds.backfill import point_at
 from bot.feeds.retry import RetryPolicy, call_with_retry
-from bot.secrets import Credentials, require_live
 from bot.store.trade_store import ResumeState
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ async def open_exchange_executor(settings: Settings, credentials: Credentials | 
     """Load the markets, restore (or start) the book, reconcile with the exchange; close with ``aclose``.
 
     The live guard sits here, before any client exists: ``run.mode = "live"``, ``live_flag`` (the command
-    line's ``--live``) and ``credentials`` must all hold, or ConfigError (:func:`bot.secrets.require_live`).
+    line's ``--live``) and ``credentials`` must all hold, or ConfigError (:func:`bot.config.secrets.require_live`).
     """
     credentials = require_live(settings.run.mode, live_flag, credentials)
     exchange = exchange if exchange is not None else make_trading_exchange(settings.exchange, credentials)

@@ -1,7 +1,7 @@
 """``python -m bot.retrain.worker JOB.json``: one retrain, in its own process, never in the daemon's.
 
     candles: the trade log (read only) + a REST backfill of the bars it lacks
-        → train (``bot train``'s path: bot.training.train_checkpoint → strategies.workflow.fit_range)
+        → train (``bot train``'s path: bot.retrain.training.train_checkpoint → strategies.workflow.fit_range)
         → candidate and serving model forecast the held-out bars → scores → gate (strategies.validation)
         → checkpoint (its scoring stage seeded from the held-out bars) and verdict, each written to a
           temporary file and renamed
@@ -165,7 +165,7 @@ def run(job: RetrainJob) -> dict[str, Any]:
     import torch
 
     from bot.config import Settings
-    from bot.training import train_checkpoint
+    from bot.retrain.training import train_checkpoint
     from strategies.checkpoint import load_checkpoint, save_checkpoint
     from strategies.predictor import TorchPredictor, resolve_device
     from strategies.validation import GateRule, gate, score

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from bot.events import Candle, EquityMarked, FundingPaid, OrderFilled, Side, SubmitOrder, VarMeasured
-from bot.rejections import RejectionCount
+from bot.store.rejections import RejectionCount
 from bot.store.schema import (
     INSERT_CANDLE,
     INSERT_DECISION,

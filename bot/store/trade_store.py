@@ -29,11 +29,11 @@ import aiosqlite
 from bot.config import config_changes
 from bot.errors import DataError
 from bot.events import Side, SubmitOrder
-from bot.rejections import RejectionCount
 from bot.store.files import check_schema_version, check_trade_log_file
 from bot.store.models import COLUMNS as MODEL_COLUMNS
 from bot.store.models import SELECT_MODELS, ModelVersion, insert_statement
 from bot.store.models import from_row as model_from_row
+from bot.store.rejections import RejectionCount
 from bot.store.rows import (
     FORECAST_COLUMNS,
     FORECAST_ROWS,

@@ -1,6 +1,6 @@
 """One sweep run: a :class:`~bot.sweep.runs.RunSpec` through ``bot backtest``'s engine, then its figures.
 
-A run is :func:`bot.backtest.run_backtest` on its own trade log (``runs/<run id>.sqlite`` in the sweep's
+A run is :func:`bot.runs.backtest.run_backtest` on its own trade log (``runs/<run id>.sqlite`` in the sweep's
 folder), committed from this process (no writer child: a sweep already runs one backtest per core).  Its
 figures are read back from that trade log:
 
@@ -130,8 +130,8 @@ def execute(run: RunSpec, out_dir: str, keep_trade_log: bool) -> RunResult:
 
     An interrupted run left a trade log that holds a prefix of its bars: ``run_backtest`` resumes it.
     """
-    from bot.backtest import run_backtest
     from bot.errors import BotError
+    from bot.runs.backtest import run_backtest
 
     db = Path(out_dir) / "runs" / f"{run.run_id}.sqlite"
     db.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 The web app never touches trading state: it appends a row (a short-lived read-write connection that inserts one
 row and closes); the engine reads the rows not yet taken at its next bar, applies them through the risk manager's
-hooks, and marks them taken in that bar's transaction (:mod:`bot.engine`).
+hooks, and marks them taken in that bar's transaction (:mod:`bot.runs.engine`).
 
     stop-entries   no new exposure: only orders that shrink positions pass
     flatten        HALTED at the next bar (every position closed) and no new exposure afterwards

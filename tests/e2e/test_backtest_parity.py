@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.backtest import HistoricalBars, PrecomputedBaseline, run_backtest
 from bot.cli import main
 from bot.config import Settings
-from bot.daemon import run_daemon
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv, write_ohlcv_csv
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.backtest import HistoricalBars, PrecomputedBaseline, run_backtest
+from bot.runs.daemon import run_daemon
 from strategies.baseline import EwmaMomentumPredictor
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
@@ -95,7 +95,7 @@ def test_backtest_matches_the_daemon_on_the_replay_exchange(tmp_path: Path) -> N
 
 
 def test_backtest_matches_the_daemon_with_a_trained_cnn_gru(tmp_path: Path) -> None:
-    from bot.walkforward import WalkForward, WalkForwardPlan
+    from bot.runs.walkforward import WalkForward, WalkForwardPlan
 
     window, history, bars = 64, 500, 30
     # A two-step model's |mu|/sigma is small: any signal trades and every drift is rebalanced, so that

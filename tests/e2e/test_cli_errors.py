@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.backtest import run_backtest
 from bot.config import Settings
 from bot.feeds.replay.csvdata import write_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.backtest import run_backtest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTED_EXIT_CODES = {0, 2, 3, 4, 130}   # bot/cli/__init__.py's docstring and the README's "Exit codes"

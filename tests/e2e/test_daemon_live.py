@@ -18,10 +18,10 @@ import pytest
 from binance_stub import BinanceSpotStub, StubMarket
 from bot.cli import main
 from bot.config import Settings
-from bot.daemon import run_daemon
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.reporting.run_report import load_report
+from bot.runs.daemon import run_daemon
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 WINDOW = 48

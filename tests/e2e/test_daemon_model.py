@@ -13,10 +13,10 @@ import sqlite3
 import numpy as np
 
 from bot.config import Settings
-from bot.daemon import run_daemon
 from bot.feeds.replay.csvdata import Series
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.daemon import run_daemon
 from strategies.checkpoint import load_checkpoint, save_checkpoint
 from strategies.dataset import FeatureStore, MarketSeries
 from strategies.predictor import TorchPredictor

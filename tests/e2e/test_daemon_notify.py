@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.daemon import DaemonResult, run_daemon
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.notify.receiver import NotificationReceiver
+from bot.runs.daemon import DaemonResult, run_daemon
 
 H = 3_600_000
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

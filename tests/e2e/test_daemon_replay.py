@@ -19,10 +19,10 @@ import pytest
 
 from bot.analytics.latency import summarize
 from bot.config import Settings
-from bot.daemon import run_daemon
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.daemon import run_daemon
 from bot.store.rows import BarTiming
 
 REPO = Path(__file__).resolve().parents[2]

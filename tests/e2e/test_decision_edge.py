@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.backtest import run_backtest
 from bot.config import Settings
 from bot.feeds.replay.csvdata import Series, load_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.backtest import run_backtest
 from strategies.base import CLOSE
 from strategies.events import Forecast
 

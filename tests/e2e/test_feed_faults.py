@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.daemon import DaemonResult, run_daemon
 from bot.feeds.replay.csvdata import Series
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.daemon import DaemonResult, run_daemon
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 WINDOW = 32

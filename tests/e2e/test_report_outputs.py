@@ -19,11 +19,11 @@ import pytest
 
 from bot.cli import main
 from bot.config import Settings
-from bot.daemon import run_daemon
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.reporting.review import build_review
 from bot.reporting.tradelog import load_trade_log
+from bot.runs.daemon import run_daemon
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)   # quantstats' import chain, not ours
@@ -33,7 +33,7 @@ with warnings.catch_warnings():
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 WINDOW, BARS = 48, 300
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-V1_LOG = Path(__file__).parents[1] / "bot" / "data" / "trade_log_v1_demo.sqlite.gz"
+V1_LOG = Path(__file__).parents[1] / "bot" / "store" / "data" / "trade_log_v1_demo.sqlite.gz"
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,14 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.daemon import run_daemon
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_lead_lag_market
 from bot.reporting.run_report import format_report, load_report
 from bot.reporting.status import format_status, load_status
 from bot.retrain.checkpoints import sha256_of
+from bot.retrain.training import train_checkpoint
+from bot.runs.daemon import run_daemon
 from bot.timefmt import utc_minute
-from bot.training import train_checkpoint
 from strategies.dataset import MarketSeries
 
 pytestmark = pytest.mark.slow

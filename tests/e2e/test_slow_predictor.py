@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from bot.config import Settings
-from bot.daemon import build_risk
-from bot.engine import Engine
 from bot.execution.paper import PaperAccount, PaperExecutor
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.feeds.websocket import KlineFeed
+from bot.runs.daemon import build_risk
+from bot.runs.engine import Engine
 from bot.store.trade_store import TradeStore
 from strategies.baseline import EwmaMomentumPredictor
 from strategies.events import Forecast

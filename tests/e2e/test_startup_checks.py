@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.daemon import run_daemon
 from bot.errors import ConfigError
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.daemon import run_daemon
 
 WINDOW = 48
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.daemon import run_daemon
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
 from bot.reporting.run_report import format_report, load_report
 from bot.reporting.status import format_status, load_status
+from bot.runs.daemon import run_daemon
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "XRP/USDT"]
 WINDOW = 32

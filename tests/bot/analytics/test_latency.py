@@ -7,9 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.analytics.latency import on_clock, summarize
-from bot.assembly import AssembledBar
-from bot.engine import bar_timing
+from bot.bars.assembly import AssembledBar
 from bot.events import Candle
+from bot.runs.engine import bar_timing
 from bot.store.rows import BarTiming
 
 H = 3_600_000

@@ -9,10 +9,10 @@ from typing import Any
 from binance_stub import BinanceSpotStub, StubMarket
 from binance_usdm_stub import BinanceUsdmStub
 from bot.config import Settings
+from bot.config.secrets import Credentials
 from bot.events import Candle, SubmitOrder
 from bot.execution.exchange import ExchangeExecutor
 from bot.execution.live import open_exchange_executor
-from bot.secrets import Credentials
 from bot.store.trade_store import ResumeState
 
 D = Decimal

@@ -256,8 +256,8 @@ async def test_order_cancelled_by_hand_on_the_exchange_is_reported_as_expired() 
 async def test_wrong_secret_is_an_authentication_error_from_the_signature_check() -> None:
     from stubkit import settings_for
 
+    from bot.config.secrets import Credentials
     from bot.execution.live import open_exchange_executor
-    from bot.secrets import Credentials
 
     async with make_stub() as stub:
         with pytest.raises(Exception, match="Signature for this request is not valid"):

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from stubkit import CREDS, make_stub, settings_for
 
+from bot.config.secrets import require_live
 from bot.errors import ConfigError
 from bot.execution.live import open_exchange_executor
-from bot.secrets import require_live
 
 
 @pytest.mark.asyncio

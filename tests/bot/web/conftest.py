@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.backtest import run_backtest
 from bot.config import Settings
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.backtest import run_backtest
 from bot.web.app import create_app
 from bot.web.serve import listen, uvicorn_server
 

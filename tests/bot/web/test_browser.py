@@ -19,9 +19,9 @@ import pytest
 from browser import CHARTS_DRAWN, chromium, console_errors, missing
 
 from bot.config import Settings
-from bot.daemon import run_daemon
 from bot.feeds.replay.server import ReplayExchange
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.daemon import run_daemon
 from bot.web.serve import listen
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing() is not None, reason=str(missing()))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from bot.assembly import BarAssembler
+from bot.bars.assembly import BarAssembler
 from bot.events import Candle
 
 H = 3_600_000

@@ -6,10 +6,10 @@ Only where candles come from and when rows are committed differ from ``bot run``
 
 * **Source.** :class:`HistoricalBars` turns each row into the :class:`~bot.events.Candle` the websocket
   parser would have made from the same kline (the file's strings as Decimals, ``close_ms = open + tf − 1``)
-  and hands the engine one :class:`~bot.assembly.AssembledBar` per bar time: every symbol that has a row
+  and hands the engine one :class:`~bot.bars.assembly.AssembledBar` per bar time: every symbol that has a row
   then.  Before the first decided bar the ``market.window`` bars before it fill the windows, as the
   daemon's REST backfill does before the first streamed bar.  Everything after that — buffer, predictor,
-  risk, paper executor, store — is the one :class:`~bot.engine.Engine` object the daemon runs, through
+  risk, paper executor, store — is the one :class:`~bot.runs.engine.Engine` object the daemon runs, through
   the same ``process_bar``; there is no second decision path.
 * **Commits.** ``commit_every`` bars per transaction instead of one (``Engine.commit_every``).  A crash or
   Ctrl-C loses at most the decided bars after the last commit; the trade log always holds a prefix of the
@@ -46,15 +46,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from threadpoolctl import threadpool_limits
 
 from bot import __version__
-from bot.assembly import AssembledBar
+from bot.bars.assembly import AssembledBar
 from bot.config import Settings
-from bot.engine import Engine, EngineStats, ModelVersions
 from bot.errors import ConfigError, DataError
 from bot.events import Candle
 from bot.execution.limits import NotionalCap
 from bot.execution.paper import PaperExecutor
 from bot.feeds.replay.csvdata import Series
 from bot.retrain.keeper import FixedVersion, first_version
+from bot.runs.engine import Engine, EngineStats, ModelVersions
 from bot.store.trade_store import TradeStore
 from bot.store.writer import BarWriter
 from bot.timefmt import utc_minute
@@ -62,7 +62,7 @@ from strategies.base import Predictor
 from strategies.baseline import EwmaMomentumPredictor
 from strategies.events import Forecast
 
-log = logging.getLogger("bot.backtest")
+log = logging.getLogger("bot.runs.backtest")
 
 # Fault injection for the Ctrl-C test: SIGMA_BOT_BACKTEST_PAUSE_AT=N makes a backtest say "paused before
 # decided bar N" on stderr once it has decided N bars, and wait (up to a minute) for a stop there, so that a
@@ -284,7 +284,7 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
     ``models``: the model versions the forecasts name (a walk-forward's refits); by default version 1, the
     config's model, recorded in the ``models`` table.
     """
-    from bot.daemon import build_account, build_risk
+    from bot.runs.daemon import build_account, build_risk
     from strategies.registry import assess, build_predictor
 
     if commit_every < 1:

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.buffer import Appended, MarketBuffer, RollingWindow
+from bot.bars.buffer import Appended, MarketBuffer, RollingWindow
 from bot.events import Candle
 
 H = 3_600_000

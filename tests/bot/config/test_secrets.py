@@ -13,17 +13,17 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from bot.cli import main
-from bot.errors import ConfigError
-from bot.logs import reset_logging
-from bot.secrets import (
+from bot.cli.logs import reset_logging
+from bot.config.secrets import (
     Credentials,
     check_config_data_has_no_secrets,
     check_config_has_no_secrets,
     check_live_guard,
     load_credentials,
 )
+from bot.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 KEY = "K3Y-sigma-leak-canary-5d1e0c"
 SECRET = "S3CR3T/sigma+leak=canary&9b7f"
 PASSWORD = "PW-sigma-leak-canary-77aa"

@@ -11,7 +11,7 @@ from bot.cli import main
 from bot.config import Settings, load_settings, parse_settings
 from bot.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_shipped_config_is_valid_and_equals_the_embedded_defaults() -> None:
@@ -113,7 +113,7 @@ def test_the_readme_config_table_lists_every_key_with_its_default_and_allowed_va
 
     from bot.config import describe_keys
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
     table = {m[1]: (m[2].strip("`"), m[3]) for m in
              re.finditer(r"^\| `([a-z_.0-9]+)` \| (.*?) \| (.*?) \| .* \|$", readme, flags=re.M)}
     for key, default, allowed, _ in describe_keys():

@@ -37,7 +37,7 @@ from bot.feeds.replay.csvdata import Series
 from bot.timefmt import utc_minute, utc_span
 from strategies.events import Forecast
 
-log = logging.getLogger("bot.walkforward")
+log = logging.getLogger("bot.runs.walkforward")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +129,10 @@ class RefitLog:
 
 
 class WalkForward(RefitLog):
-    """Refits on schedule; ``before_bar`` is what :func:`bot.backtest.run_backtest` awaits before each bar."""
+    """Refits on schedule; ``before_bar`` is what :func:`bot.runs.backtest.run_backtest` awaits before each bar."""
 
     def __init__(self, settings: Settings, plan: WalkForwardPlan, data: Mapping[str, Series]) -> None:
-        from bot.backtest import series_floats
+        from bot.runs.backtest import series_floats
         from strategies.dataset import FeatureStore, MarketSeries
         from strategies.features import WARMUP
         from strategies.models.registry import new_forecaster
@@ -230,7 +230,7 @@ class FoldSchedule(RefitLog):
 
     def __init__(self, settings: Settings, kind: str, model: Any, data: Mapping[str, Series],
                  folds: Sequence[tuple[tuple[int, int], tuple[int, int]]]) -> None:
-        from bot.backtest import series_floats
+        from bot.runs.backtest import series_floats
         from strategies.dataset import FeatureStore, MarketSeries
         from strategies.predictor import resolve_device
         from strategies.workflow import model_horizon
@@ -274,10 +274,10 @@ async def trade_range(settings: Settings, data: Mapping[str, Series], start_ms: 
     The trading value of one evaluation fold: a model fitted on the fold's history, served by
     :func:`serve_fitted`, traded on the fold's test block through the engine ``bot backtest`` runs.
     """
-    from bot.backtest import run_backtest
     from bot.reporting.review import build_review
     from bot.reporting.summary import trading_summary
     from bot.reporting.tradelog import load_trade_log
+    from bot.runs.backtest import run_backtest
 
     models = getattr(before_bar, "__self__", None)    # a FoldSchedule's refits go to the models table
     await run_backtest(settings, data, start_ms, end_ms, predictor=predictor, before_bar=before_bar,

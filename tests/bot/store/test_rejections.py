@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_store import BTC, ETH, T0, H, bar, new_store, query
 
-from bot.assembly import BarAssembler
+from bot.bars.assembly import BarAssembler
 from bot.events import Candle
-from bot.rejections import RejectionTally
+from bot.store.rejections import RejectionTally
 
 
 def test_changed_gives_the_rows_that_grew_with_their_session_totals() -> None:

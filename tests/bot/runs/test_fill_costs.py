@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from bot.config import Settings
-from bot.daemon import build_risk, fill_costs, paper_fill_cost
+from bot.runs.daemon import build_risk, fill_costs, paper_fill_cost
 
 
 class _Exchange:

@@ -4,7 +4,7 @@ API keys are read from ``BOT_API_KEY``, ``BOT_API_SECRET`` and, for exchanges
 that want one, ``BOT_API_PASSWORD`` — never from ``config.toml``, never from the
 command line, and never written to the trade log or the text log.
 :class:`Credentials` hides its values from ``repr`` and ``str``; hand
-:meth:`Credentials.values` to :func:`bot.logs.setup_logging` so that a value
+:meth:`Credentials.values` to :func:`bot.cli.logs.setup_logging` so that a value
 that slips into a log line is masked all the same.
 
 Real orders need two deliberate acts: ``mode = "live"`` under ``[run]`` in the

@@ -21,11 +21,11 @@ Before a bar is decided, the engine makes sure no bar is missing: bars the strea
 never delivered (a dropped connection, a restart) are fetched through REST and
 decided late, in order; a bar lacking some symbols is completed from REST.  A
 streamed candle that is implausible against its symbol's own history
-(:mod:`bot.plausibility`) or that the stream sent in two different versions is
+(:mod:`bot.bars.plausibility`) or that the stream sent in two different versions is
 held and settled through REST before anything is decided: REST's candle is used,
 and with no REST candle the symbol is not traded that bar; each is counted as a
 rejection with its reason and outcome, as are duplicate, late and out-of-order
-klines (committed with the bar: :mod:`bot.rejections`).  A
+klines (committed with the bar: :mod:`bot.store.rejections`).  A
 watchdog records an outage when no bar closes for too long, and a trade log that
 refuses writes blocks new exposure while the unwritten bars are held and retried.
 
@@ -47,26 +47,26 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from bot.assembly import AssembledBar, BarAssembler, same_prices
-from bot.buffer import Appended, MarketBuffer
+from bot.bars.assembly import AssembledBar, BarAssembler, same_prices
+from bot.bars.buffer import Appended, MarketBuffer
+from bot.bars.plausibility import implausibility
+from bot.bars.watchdog import Watchdog
 from bot.config import Settings
 from bot.errors import DataError, ExecutionError
 from bot.events import Candle, OrderFilled, Side, SubmitOrder, VarMeasured
 from bot.execution import Executor
 from bot.feeds.binance import reason_kind
 from bot.feeds.websocket import Received
-from bot.plausibility import implausibility
-from bot.rejections import RejectionTally
+from bot.store.rejections import RejectionTally
 from bot.store.rows import BarRecord, BarTiming
 from bot.store.trade_store import TradeStore
 from bot.timefmt import utc_minute, utc_span
-from bot.watchdog import Watchdog
 from risk.events import Decision
 from risk.manager import RiskManager, logged_state
 from strategies.base import Predictor
 from strategies.events import Forecast
 
-log = logging.getLogger("bot.engine")
+log = logging.getLogger("bot.runs.engine")
 
 # Fault injection for the crash-recovery tests: SIGMA_BOT_KILL_BEFORE_COMMIT=N makes the process
 # SIGKILL itself when the N-th bar with fills of this session has filled in memory but is not yet

@@ -3,7 +3,7 @@
 A well-formed kline can still be absurd: a close of 99999999999999 passes every
 field rule of :mod:`bot.feeds.binance`.  Before the engine decides on a streamed
 candle it compares it with the symbol's window; an implausible one is held and
-checked against REST (see :meth:`bot.engine.Engine._complete`):
+checked against REST (see :meth:`bot.runs.engine.Engine._complete`):
 
 * **ratio** — its open, high, low or close is more than ``max_ratio`` times the
   last close, or less than the last close / ``max_ratio``;

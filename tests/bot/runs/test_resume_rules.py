@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.backtest import run_backtest
 from bot.cli.models import parse_day
 from bot.config import Settings
 from bot.errors import ConfigError, DataError
 from bot.feeds.replay.csvdata import Series, write_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.backtest import run_backtest
 from bot.store.trade_store import TradeStore
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 START_MS = 1_704_067_200_000   # 2024-01-01 00:00 UTC
 T0 = START_MS

@@ -20,7 +20,6 @@ from typing import Any
 
 from bot import __version__
 from bot.config import Settings
-from bot.engine import Engine, EngineStats
 from bot.errors import ConfigError, FeedError
 from bot.events import Candle
 from bot.execution import Executor
@@ -30,15 +29,16 @@ from bot.feeds.backfill import fetch_range, make_exchange, open_exchange, unlist
 from bot.feeds.retry import DEFAULT_POLICY, RetryPolicy
 from bot.feeds.websocket import KlineFeed, Received
 from bot.notify.delivery import Notifier, build_channels
-from bot.rejections import RejectionTally
 from bot.retrain.keeper import ModelKeeper, check_folder
+from bot.runs.engine import Engine, EngineStats
+from bot.store.rejections import RejectionTally
 from bot.store.trade_store import ResumeState, TradeStore
 from bot.timefmt import utc_minute, utc_span
 from risk.manager import RiskManager, restored_state
 from risk.state import RiskState, TradingState
 from strategies.registry import build_predictor
 
-log = logging.getLogger("bot.daemon")
+log = logging.getLogger("bot.runs.daemon")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +146,8 @@ async def open_executor(settings: Settings, store: TradeStore, session_no: int,
     if settings.run.mode != "live":
         yield PaperExecutor(build_account(settings, resume), NotionalCap.from_settings(settings))
         return
+    from bot.config.secrets import load_credentials
     from bot.execution.live import open_exchange_executor
-    from bot.secrets import load_credentials
 
     logged = await store.logged_trades(settings.run.id)
     executor = await open_exchange_executor(settings, load_credentials(), resume, logged, live_flag=live)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bot.progress import bars_decided, with_progress
+from bot.cli.progress import bars_decided, with_progress
 from bot.store.trade_store import TradeStore
 
 

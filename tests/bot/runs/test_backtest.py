@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.backtest import HistoricalBars, run_backtest
 from bot.config import Settings
 from bot.feeds.replay.csvdata import Series
 from bot.feeds.replay.synthetic import generate_market
-from bot.walkforward import WalkForward, WalkForwardPlan
+from bot.runs.backtest import HistoricalBars, run_backtest
+from bot.runs.walkforward import WalkForward, WalkForwardPlan
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 START_MS = 1_704_067_200_000
@@ -234,9 +234,9 @@ def test_cli_summary_matches_the_trade_log(tmp_path: Path, capsys: pytest.Captur
 
 def test_a_fold_traded_from_its_fit_in_memory_equals_the_backtest_of_its_checkpoint(tmp_path: Path) -> None:
     """trade_range + serve_fitted (an evaluation fold's trading value) = bot train's checkpoint, backtested."""
-    from bot.backtest import series_floats
     from bot.cli.models import train_checkpoint
-    from bot.walkforward import serve_fitted, trade_range
+    from bot.runs.backtest import series_floats
+    from bot.runs.walkforward import serve_fitted, trade_range
     from strategies.dataset import FeatureStore, MarketSeries
     from strategies.workflow import fit_range
 

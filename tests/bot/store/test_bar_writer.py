@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.backtest import YIELD_EVERY, run_backtest
 from bot.config import Settings
 from bot.errors import DataError
 from bot.feeds.replay.csvdata import write_ohlcv_csv
 from bot.feeds.replay.synthetic import generate_market
+from bot.runs.backtest import YIELD_EVERY, run_backtest
 from bot.store.trade_store import TradeStore
 from bot.store.writer import BarWriter
 

@@ -10,9 +10,9 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
+from bot.cli.logs import RedactSecrets, reset_logging, run_log_options, setup_logging
 from bot.config import RunSettings, parse_settings
 from bot.errors import ConfigError
-from bot.logs import RedactSecrets, reset_logging, run_log_options, setup_logging
 
 SECRET = "s3cr3t/Key+with=odd&chars"
 KEY = "AKIA-sigma-test-key-0001"
@@ -69,9 +69,9 @@ def test_no_backups_means_the_file_is_truncated_not_kept(tmp_path: Path) -> None
 
 def test_format_is_utc_iso_with_level_and_logger(tmp_path: Path) -> None:
     (_stderr, file_handler) = setup_logging("DEBUG", str(tmp_path / "bot.log"))
-    record = logging.LogRecord("bot.engine", logging.WARNING, __file__, 1, "feed %s", ("quiet",), None)
+    record = logging.LogRecord("bot.runs.engine", logging.WARNING, __file__, 1, "feed %s", ("quiet",), None)
     record.created, record.msecs = 0.25, 250.0   # the epoch: 1970-01-01 00:00:00.250 UTC in any time zone
-    assert file_handler.format(record) == "1970-01-01T00:00:00.250Z WARNING bot.engine: feed quiet"
+    assert file_handler.format(record) == "1970-01-01T00:00:00.250Z WARNING bot.runs.engine: feed quiet"
     logging.getLogger("bot.test").debug("hello %d", 42)
     flush()
     line = (tmp_path / "bot.log").read_text(encoding="utf-8").strip()
