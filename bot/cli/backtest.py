@@ -22,13 +22,14 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from bot.cli.progress import Bars
 from bot.config import TIMEFRAMES_MS
 from bot.errors import ConfigError
 
 log = logging.getLogger("bot.runs.backtest")
 
 
-class _Bar:
+class _Bar(Bars):
     """A rich progress bar: bars decided, bar-events per second, ETA."""
 
     def __init__(self) -> None:
@@ -37,13 +38,6 @@ class _Bar:
         self.progress = Progress(TextColumn("[bold]backtest"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("bars  {task.fields[rate]} bar-events/s"), TimeRemainingColumn())
         self.task: Any = None
-
-    def __enter__(self) -> _Bar:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
 
     def __call__(self, done: int, total: int, events: int) -> None:
         import time

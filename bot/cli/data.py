@@ -12,10 +12,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from bot.cli.progress import Bars
 from bot.errors import ConfigError, DataError, FeedError
 
 
-class _SymbolBars:
+class _SymbolBars(Bars):
     """One rich progress bar per symbol: bar periods done / expected, with the time remaining."""
 
     def __init__(self) -> None:
@@ -24,13 +25,6 @@ class _SymbolBars:
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("bars"), TimeRemainingColumn())
         self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> _SymbolBars:  # noqa: PYI034 (final class)
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
 
     def __call__(self, symbol: str, done: int, total: int) -> None:
         if symbol not in self.tasks:

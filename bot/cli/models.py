@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.cli.progress import Bars
 from bot.config import TIMEFRAMES_MS, Settings, load_settings
 from bot.errors import ConfigError, DataError
 from bot.retrain.training import train_checkpoint  # noqa: F401  (bot train's step; scripts import it from here)
@@ -80,7 +81,7 @@ def load_market(paths: Sequence[Path], symbols: Sequence[str] | None, timeframe:
     return out
 
 
-class _ProgressBars:
+class _ProgressBars(Bars):
     """Draws the training events of ``strategies.models.base.Progress`` as rich progress bars."""
 
     def __init__(self, title: str) -> None:
@@ -91,13 +92,6 @@ class _ProgressBars:
         self.title = title
         self.epoch_task: Any = None
         self.step_task: Any = None
-
-    def __enter__(self) -> _ProgressBars:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
 
     def set_title(self, title: str) -> None:
         self.title = title

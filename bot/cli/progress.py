@@ -22,6 +22,21 @@ from rich.progress import (
 )
 
 T = TypeVar("T")
+B = TypeVar("B", bound="Bars")
+
+
+class Bars:
+    """A rich ``Progress`` the subclass builds in ``self.progress``, started and stopped as a context manager
+    (the backtest's, the sweep's, training's and the download's bars)."""
+
+    progress: Progress
+
+    def __enter__(self: B) -> B:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
 
 
 def bars_decided(db: str | Path, run_id: str) -> int:
@@ -47,4 +62,4 @@ async def with_progress(work: Awaitable[T], db: str | Path, run_id: str, total: 
     return task.result()
 
 
-__all__ = ["with_progress", "bars_decided"]
+__all__ = ["with_progress", "bars_decided", "Bars"]

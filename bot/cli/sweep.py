@@ -19,10 +19,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bot.cli.progress import Bars
 from bot.errors import ConfigError, DataError
 
 
-class _Bar:
+class _Bar(Bars):
     """A rich progress bar over runs (on a terminal only)."""
 
     def __init__(self) -> None:
@@ -41,13 +42,6 @@ class _Bar:
                                  TextColumn("runs {task.fields[last]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                  console=console, disable=not console.is_terminal)
         self.task: Any = None
-
-    def __enter__(self) -> _Bar:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
 
     def __call__(self, done: int, total: int, run: Any, result: Any) -> None:
         if self.task is None or done == 1:

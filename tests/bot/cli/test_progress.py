@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import io
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from bot.cli.progress import bars_decided, with_progress
-from bot.store.trade_store import TradeStore
+from bot.events import EquityMarked
+from bot.store.trade_store import BarRecord, TradeStore
+
+
+def bar(bar_ms: int, cash: str, equity: str) -> BarRecord:
+    """A bar with nothing but its equity mark."""
+    return BarRecord(bar_ms=bar_ms, candles=(), forecasts=(), decisions=(), orders=(), fills=(), cancelled=(),
+                     equity=EquityMarked(bar_ms, Decimal(cash), Decimal(equity), ()))
 
 
 @pytest.mark.asyncio
 async def test_the_bar_follows_the_trade_log(tmp_path: Path) -> None:
-    from test_status import bar  # the status tests' bar record
-
     db = tmp_path / "p.sqlite"
     assert bars_decided(db, "r") == 0          # no file yet
     out = io.StringIO()
