@@ -226,7 +226,9 @@ class ModelKeeper:
         return version, tuple(rows)
 
     def bar_committed(self, bar_ms: int) -> None:
-        if self._launch_after == bar_ms and self.pending is not None:
+        # The retrain's row and job went in with the bar that started it; a bar held in memory (the trade log not
+        # writable) is not committed, so the launch waits for the first bar committed after it.
+        if self._launch_after is not None and bar_ms >= self._launch_after and self.pending is not None:
             self._launch_after = None
             self._launch_task = asyncio.create_task(self._launch(self.pending), name="retrain-launch")
 

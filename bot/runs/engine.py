@@ -442,7 +442,7 @@ class Engine:
             risk.steps, self.rejections.changed() if self.rejections is not None else (),
             tuple(cid for cid, _, _ in taken), version, model_rows)
         await self._write(record)
-        if self.models is not None:
+        if self.models is not None and not self._unwritten:   # committed, with whatever it held for the models
             self.models.bar_committed(t)
         committed = time.perf_counter()
         self.stats.latencies.extend(committed - r for r in bar.received_at)

@@ -184,3 +184,31 @@ async def test_an_unwritable_checkpoint_folder_stops_start_up_naming_the_key(tmp
         await store.begin_run("r", "paper", settings.to_json(), settings.config_hash, "t", 0)
         with pytest.raises(ConfigError, match=r"'model.retrain.checkpoint_dir': cannot write checkpoints"):
             await ModelKeeper.open(settings, store, "r", EwmaMomentumPredictor(), ())
+
+
+@pytest.mark.asyncio
+async def test_a_retrain_launches_once_its_bar_is_committed_even_if_a_later_bar_commits_it(tmp_path: Path) -> None:
+    """The engine tells the keeper of committed bars only; a bar held in memory (the log not writable) is
+    committed with a later one, and the retrain it started launches then, once."""
+    db = tmp_path / "t.sqlite"
+    settings = Settings().with_overrides(run={"db": str(db), "id": "r"},
+                                         model={"retrain": {"enabled": True, "model": "cnn_gru"}})
+    async with await TradeStore.open(db) as store:
+        await store.begin_run("r", "paper", settings.to_json(), settings.config_hash, "t", 0)
+        keeper = await ModelKeeper.open(settings, store, "r", EwmaMomentumPredictor(), ())
+        launched: list[int] = []
+
+        async def launch(job: RetrainJob) -> None:
+            launched.append(job.version)
+        keeper._launch = launch  # type: ignore[method-assign]
+        job = RetrainJob("r", 2, "cnn_gru", "alarm", T, T + 2 * H, T - 99 * H, T - 9 * H, T + H, T - 200 * H,
+                         str(db), settings.to_json(), "", "baseline", "", "")
+        keeper.pending, keeper._launch_after = job, T
+        keeper.bar_committed(T - H)          # an earlier bar: not yet
+        await asyncio.sleep(0)
+        assert launched == []
+        keeper.bar_committed(T + H)          # T was held; it went in with T + H
+        await asyncio.sleep(0)
+        keeper.bar_committed(T + 2 * H)
+        await asyncio.sleep(0)
+        assert launched == [2]
