@@ -98,19 +98,28 @@ def rows(db: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
+def cnn_gru_retrains(db: Path) -> Settings:
+    return Settings().with_overrides(run={"db": str(db), "id": "r"},
+                                     model={"retrain": {"enabled": True, "model": "cnn_gru"}})
+
+
+def alarm_job(settings: Settings, db: Path, checkpoint: str, result: str) -> RetrainJob:
+    """Version 2 of run r, started by an alarm after bar T and due at T + 2H, serving the baseline."""
+    return RetrainJob("r", 2, "cnn_gru", "alarm", T, T + 2 * H, T - 99 * H, T - 9 * H, T + H, T - 200 * H,
+                      str(db), settings.to_json(), "", "baseline", checkpoint, result)
+
+
 @pytest.mark.asyncio
 async def test_a_candidate_refused_at_the_swap_leaves_the_serving_model(tmp_path: Path) -> None:
     db = tmp_path / "t.sqlite"
-    settings = Settings().with_overrides(run={"db": str(db), "id": "r"},
-                                         model={"retrain": {"enabled": True, "model": "cnn_gru"}})
+    settings = cnn_gru_retrains(db)
     async with await TradeStore.open(db) as store:
         await store.begin_run("r", "paper", settings.to_json(), settings.config_hash, "t", 0)
         keeper = await ModelKeeper.open(settings, store, "r", EwmaMomentumPredictor(), ())
         assert keeper.predictor.version == 1
         bad = keeper.folder / "v2.pt"
         bad.write_bytes(b"damaged")
-        job = RetrainJob("r", 2, "cnn_gru", "alarm", T, T + 2 * H, T - 99 * H, T - 9 * H, T + H, T - 200 * H,
-                         str(db), settings.to_json(), "", "baseline", str(bad), str(keeper.folder / "v2.result.json"))
+        job = alarm_job(settings, db, str(bad), str(keeper.folder / "v2.result.json"))
         await store.record_model("r", ModelVersion(2, "cnn_gru", "accepted", "alarm", T, T + 2 * H))
         keeper.pending, keeper.verdict = job, {"status": "accepted", "checkpoint": str(bad), "sha256": ""}
         await keeper.bar_begins(T + H)                    # not due yet
@@ -191,8 +200,7 @@ async def test_a_retrain_launches_once_its_bar_is_committed_even_if_a_later_bar_
     """The engine tells the keeper of committed bars only; a bar held in memory (the log not writable) is
     committed with a later one, and the retrain it started launches then, once."""
     db = tmp_path / "t.sqlite"
-    settings = Settings().with_overrides(run={"db": str(db), "id": "r"},
-                                         model={"retrain": {"enabled": True, "model": "cnn_gru"}})
+    settings = cnn_gru_retrains(db)
     async with await TradeStore.open(db) as store:
         await store.begin_run("r", "paper", settings.to_json(), settings.config_hash, "t", 0)
         keeper = await ModelKeeper.open(settings, store, "r", EwmaMomentumPredictor(), ())
@@ -201,8 +209,7 @@ async def test_a_retrain_launches_once_its_bar_is_committed_even_if_a_later_bar_
         async def launch(job: RetrainJob) -> None:
             launched.append(job.version)
         keeper._launch = launch  # type: ignore[method-assign]
-        job = RetrainJob("r", 2, "cnn_gru", "alarm", T, T + 2 * H, T - 99 * H, T - 9 * H, T + H, T - 200 * H,
-                         str(db), settings.to_json(), "", "baseline", "", "")
+        job = alarm_job(settings, db, "", "")
         keeper.pending, keeper._launch_after = job, T
         keeper.bar_committed(T - H)          # an earlier bar: not yet
         await asyncio.sleep(0)
