@@ -147,9 +147,11 @@ def trip_summary(trips: Sequence[RoundTrip]) -> TripSummary:
                        worst, wins, losses)
 
 
-def daily_returns(bar_ms: Sequence[int] | np.ndarray, equity: Sequence[float] | np.ndarray) -> tuple[np.ndarray,
-                                                                                                      np.ndarray]:
-    """(day_ms, return) per UTC day with a mark; the returns compound to the total return."""
+def daily_returns(bar_ms: Sequence[int] | np.ndarray, equity: Sequence[float] | np.ndarray,
+                  start: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(day_ms, return) per UTC day with a mark: each day's last mark against the previous day's, the first
+    day's against ``start`` (the starting cash) or, without one, the first mark; the returns compound to the
+    total return."""
     t = np.asarray(bar_ms, dtype=np.int64)
     e = np.asarray(equity, dtype=np.float64)
     if e.size == 0:
@@ -157,7 +159,7 @@ def daily_returns(bar_ms: Sequence[int] | np.ndarray, equity: Sequence[float] | 
     days = t // MS_PER_DAY
     last = np.nonzero(np.append(days[1:] != days[:-1], True))[0]     # each day's last mark
     closes = e[last]
-    prev = np.concatenate(([e[0]], closes[:-1]))
+    prev = np.concatenate(([e[0] if start is None else start], closes[:-1]))
     return days[last] * MS_PER_DAY, closes / prev - 1.0
 
 

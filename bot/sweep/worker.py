@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -30,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from bot.analytics.performance import drawdown_series, sharpe
+from bot.analytics.tearsheet import daily_returns
 from bot.sweep.runs import RunSpec
-
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,24 +89,6 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def daily_returns(bar_ms: np.ndarray, equity: np.ndarray, start: float) -> tuple[np.ndarray, np.ndarray]:
-    """(UTC day, return) of the last mark of each day against the previous day's (the first against ``start``)."""
-    if bar_ms.size == 0:
-        return np.empty(0, np.int64), np.empty(0)
-    day = bar_ms // DAY_MS
-    last = np.flatnonzero(np.r_[day[1:] != day[:-1], True])
-    closes = np.r_[start, equity[last]]
-    return day[last] * DAY_MS, closes[1:] / closes[:-1] - 1.0
-
-
-def annual_sharpe(daily: np.ndarray) -> float:
-    """√365 × mean / sample sd of daily returns; 0 for fewer than two days or a flat curve."""
-    if daily.size < 2:
-        return 0.0
-    sd = float(np.std(daily, ddof=1))
-    return 0.0 if sd == 0 else float(np.mean(daily)) / sd * math.sqrt(365)
-
-
 def figures(db: str, run_id: str, start: Decimal, seconds: float) -> RunResult:
     """A finished run's figures, read back from its trade log."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
@@ -117,10 +98,10 @@ def figures(db: str, run_id: str, start: Decimal, seconds: float) -> RunResult:
     bar_ms = np.array([m[0] for m in marks], dtype=np.int64)
     equity = np.array([float(m[1]) for m in marks])
     days, daily = daily_returns(bar_ms, equity, float(start))
-    peak = np.maximum.accumulate(np.r_[float(start), equity])
-    dd = float(np.max(1.0 - np.r_[float(start), equity] / peak))
+    dd = float(np.max(drawdown_series(np.r_[float(start), equity])))
     net = float(Decimal(marks[-1][1]) / start - 1) if marks else 0.0
-    return RunResult(run_id, True, "", seconds, len(marks), net, annual_sharpe(daily), dd, len(fees),
+    # Annualised over 365 days (crypto trades every day); 0 for fewer than two days or a flat curve.
+    return RunResult(run_id, True, "", seconds, len(marks), net, sharpe(daily, 365) or 0.0, dd, len(fees),
                      float(sum(fees, Decimal(0)) / start), tuple(int(d) for d in days),
                      tuple(float(r) for r in daily))
 
@@ -150,4 +131,4 @@ def execute(run: RunSpec, out_dir: str, keep_trade_log: bool) -> RunResult:
     return result
 
 
-__all__ = ["RunResult", "execute", "figures", "daily_returns", "annual_sharpe"]
+__all__ = ["RunResult", "execute", "figures"]

@@ -14,13 +14,15 @@ import httpx
 import numpy as np
 import pytest
 
+from bot.analytics.performance import sharpe
+from bot.analytics.tearsheet import daily_returns
 from bot.cli import main
 from bot.sweep.driver import run_sweep
 from bot.sweep.report import load_rows
 from bot.sweep.runs import grid_points, validation_runs
 from bot.sweep.spec import data_files, load_spec
 from bot.sweep.store import SweepStore
-from bot.sweep.worker import RunResult, annual_sharpe, daily_returns, execute
+from bot.sweep.worker import RunResult, execute
 
 DAY = 86_400_000
 
@@ -37,8 +39,8 @@ def test_daily_returns_by_hand() -> None:
     days, r = daily_returns(bar_ms, np.array([101.0, 102.0, 96.9]), 100.0)
     assert days.tolist() == [0, 2 * DAY]
     assert r == pytest.approx([0.02, -0.05])
-    assert annual_sharpe(r) == pytest.approx(np.mean(r) / np.std(r, ddof=1) * np.sqrt(365))
-    assert annual_sharpe(np.zeros(5)) == 0.0
+    assert sharpe(r, 365) == pytest.approx(np.mean(r) / np.std(r, ddof=1) * np.sqrt(365))
+    assert sharpe(np.zeros(5), 365) is None   # a flat curve: the run's figure is 0
 
 
 def test_a_sweep_chooses_on_validation_and_runs_the_held_out_fold_once(
