@@ -15,10 +15,12 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 from bot.config import TIMEFRAMES_MS, Settings, load_settings
 from bot.errors import ConfigError, DataError, ExecutionError
+from bot.store.files import read_only
 
 log = logging.getLogger("bot")
 
@@ -121,7 +123,7 @@ def _clear_demo_log(db: str, run_id: str) -> None:
     if not path.exists():
         return
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        with closing(read_only(path)) as conn:
             runs = {r[0] for r in conn.execute("SELECT run_id FROM runs")}
     except sqlite3.DatabaseError as exc:
         raise DataError(f"{db} exists and is not a demo trade log ({exc}); choose another --db") from exc

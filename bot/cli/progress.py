@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable
+from contextlib import closing
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +21,8 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+
+from bot.store.files import read_only
 
 T = TypeVar("T")
 B = TypeVar("B", bound="Bars")
@@ -42,7 +45,7 @@ class Bars:
 def bars_decided(db: str | Path, run_id: str) -> int:
     """Bars of ``run_id`` in the trade log so far (0 while it does not exist yet)."""
     try:
-        with sqlite3.connect(f"file:{Path(db)}?mode=ro", uri=True, timeout=0.5) as conn:
+        with closing(read_only(db, timeout=0.5)) as conn:
             return int(conn.execute("SELECT COUNT(*) FROM equity WHERE run_id = ?", (run_id,)).fetchone()[0])
     except sqlite3.Error:
         return 0

@@ -20,16 +20,17 @@ import logging
 import math
 import os
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bot.retrain.job import RetrainJob
+from bot.store.files import read_only
 
 log = logging.getLogger("bot.retrain.worker")
 
@@ -58,7 +59,7 @@ def logged_candles(db: str, run_id: str, symbols: Sequence[str], start_ms: int, 
                    ) -> dict[str, dict[int, tuple[float, ...]]]:
     """``{symbol: {open_ms: (o, h, l, c, v)}}`` of the trade log's candles in ``[start_ms, end_ms)``."""
     out: dict[str, dict[int, tuple[float, ...]]] = {s: {} for s in symbols}
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with closing(read_only(db)) as conn:
         rows = conn.execute("SELECT symbol, bar_ms, open, high, low, close, volume FROM candles WHERE run_id = ? "
                             "AND bar_ms >= ? AND bar_ms < ?", (run_id, start_ms, end_ms)).fetchall()
     for sym, bar, o, h, lo, c, v in rows:

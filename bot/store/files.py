@@ -19,6 +19,12 @@ from bot.store.schema import SCHEMA_VERSION
 READABLE_VERSIONS = (1, 2, 3, SCHEMA_VERSION)
 
 
+def read_only(path: str | Path, **connect: object) -> sqlite3.Connection:
+    """A connection that can only read the SQLite file at ``path`` (URI ``mode=ro``, the path quoted: a name with
+    ``?``, ``#`` or ``%`` in it opens the right file).  Close it: ``with closing(read_only(p)) as conn``."""
+    return sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, **connect)  # type: ignore[arg-type]
+
+
 def check_schema_version(version: int | None, path: str | Path, readable: tuple[int, ...] = (SCHEMA_VERSION,)) -> None:
     """Raise DataError unless ``version`` is one of the ``readable`` schema versions."""
     if version in readable:
@@ -59,7 +65,7 @@ def check_trade_log_file(path: Path) -> None:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: an empty (0-byte) file, not a trade log; remove it to start a new log there")
     try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        with closing(read_only(path)) as conn:
             tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             version = (conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
                        if "schema_version" in tables else None)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
+from bot.store.files import read_only
 from bot.sweep.runs import RunSpec, symbol_set_id
 from bot.sweep.worker import RunResult
 
@@ -78,14 +80,14 @@ class SweepStore:
 def is_sweep_file(path: str | Path) -> bool:
     """Whether ``path`` is a sweep results file (read-only look)."""
     try:
-        with sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True) as conn:
+        with closing(read_only(path)) as conn:
             return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sweep_runs'").fetchone() is not None
     except sqlite3.Error:
         return False
 
 
 def open_read_only(path: str | Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    conn = read_only(path)
     conn.row_factory = sqlite3.Row
     return conn
 

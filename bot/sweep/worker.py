@@ -21,6 +21,7 @@ import asyncio
 import json
 import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -31,6 +32,7 @@ import numpy as np
 
 from bot.analytics.performance import drawdown_series, sharpe
 from bot.analytics.tearsheet import daily_returns
+from bot.store.files import read_only
 from bot.sweep.runs import RunSpec
 
 
@@ -91,7 +93,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def figures(db: str, run_id: str, start: Decimal, seconds: float) -> RunResult:
     """A finished run's figures, read back from its trade log."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    with closing(read_only(db)) as conn:
         marks = conn.execute("SELECT bar_ms, equity FROM equity WHERE run_id = ? ORDER BY bar_ms",
                              (run_id,)).fetchall()
         fees = [Decimal(f) for (f,) in conn.execute("SELECT fee FROM fills WHERE run_id = ?", (run_id,))]

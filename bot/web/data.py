@@ -24,6 +24,7 @@ from bot.reporting.review import Review, build_review
 from bot.reporting.run_report import Report, begin_run_snapshot
 from bot.reporting.status import Status, load_status
 from bot.reporting.tradelog import load_trade_log
+from bot.store.files import read_only
 from bot.store.models import ModelVersion, read_models
 from bot.store.rows import BarTiming
 from strategies.calibration import Z68, Z95
@@ -34,7 +35,7 @@ T = TypeVar("T")
 def connect_read_only(path: Path) -> sqlite3.Connection:
     """Open the trade log with ``mode=ro``: this process can never write it."""
     try:
-        return sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+        return read_only(path, check_same_thread=False)
     except sqlite3.Error as exc:
         raise DataError(f"{path}: cannot open the trade log read-only: {exc}") from exc
 

@@ -135,3 +135,25 @@ async def test_readers_open_the_log_read_only(tmp_path: Path) -> None:
         with pytest.raises(sqlite3.OperationalError, match="readonly"):
             conn.execute("PRAGMA query_only = OFF")
             conn.execute("DELETE FROM runs")
+
+
+def test_read_only_opens_the_named_file_whatever_its_name_and_never_writes(tmp_path: Path) -> None:
+    """``#``, ``?`` and ``%20`` in a path are part of the name, not of the URI (an unquoted ``file:`` URI
+    would open another file, or a fresh empty one)."""
+    import sqlite3
+    from contextlib import closing
+
+    from bot.store.files import read_only
+
+    folder = tmp_path / "runs #1?%20"
+    folder.mkdir()
+    db = folder / "t.sqlite"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("INSERT INTO t VALUES (42)")
+        conn.commit()
+    with closing(read_only(db)) as conn:
+        assert conn.execute("SELECT x FROM t").fetchall() == [(42,)]
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            conn.execute("INSERT INTO t VALUES (1)")
+    assert sorted(p.name for p in folder.iterdir()) == ["t.sqlite"]
