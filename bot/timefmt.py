@@ -9,9 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-def utc_minute(ms: int | None) -> str:
-    """``2024-01-03 05:00 UTC`` for a UTC millisecond timestamp (``-`` for None)."""
-    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+def utc_minute(ms: int | None, label: bool = True) -> str:
+    """``2024-01-03 05:00 UTC`` for a UTC millisecond timestamp (``-`` for None); without ``label`` the bare
+    ``2024-01-03 05:00``, for a column, an axis or a line that says UTC once."""
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC" if label else "%Y-%m-%d %H:%M")
 
 
 def utc_day(ms: int) -> str:
@@ -23,7 +26,7 @@ def utc_span(start_ms: int, end_ms: int) -> str:
     """``2024-01-03 05:00 .. 2024-01-03 07:00 UTC`` (one time when both are equal)."""
     if start_ms == end_ms:
         return utc_minute(start_ms)
-    return f"{utc_minute(start_ms)[:-4]} .. {utc_minute(end_ms)}"
+    return f"{utc_minute(start_ms, label=False)} .. {utc_minute(end_ms)}"
 
 
 def format_duration(ms: int) -> str:

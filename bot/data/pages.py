@@ -35,6 +35,7 @@ from bot.errors import ConfigError, DataError
 from bot.feeds.backfill import _first_open_at_or_after as first_open_at_or_after
 from bot.feeds.backfill import _last_closed_open
 from bot.feeds.replay.csvdata import Row, _parse_rows
+from bot.timefmt import utc_minute
 
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _EPOCH_MS_MIN = 10**11  # 1973-03-03 in ms; a smaller number is almost surely seconds
@@ -57,7 +58,7 @@ def parse_when(text: str, option: str) -> int:
 
 def fmt_ms(ms: int) -> str:
     """Epoch ms → ``2024-01-01 00:00 UTC`` (for messages)."""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return utc_minute(ms)
 
 
 def last_wanted_open(until_ms: int | None, now_ms: int, timeframe_ms: int) -> int:

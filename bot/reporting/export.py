@@ -7,11 +7,11 @@ round trip beside it, at ``PATH`` with ``-round-trips`` before the suffix.
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime
 from decimal import localcontext
 from pathlib import Path
 
 from bot.reporting.review import Review
+from bot.timefmt import utc_minute
 
 FILL_COLUMNS = ("run_id", "order_id", "trade_id", "symbol", "decision_bar_ms", "bar_ms", "time_utc", "side", "qty",
                 "price", "fee", "notional", "reason")
@@ -19,7 +19,7 @@ TRIP_COLUMNS = ("symbol", "direction", "open_ms", "open_utc", "close_ms", "close
                 "exit_price", "fees", "funding", "pnl", "fills", "liquidated")
 
 def _utc(ms: int | None) -> str:
-    return "" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    return "" if ms is None else utc_minute(ms, label=False)
 
 
 def write_png(review: Review, path: str | Path) -> Path:

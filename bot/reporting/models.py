@@ -7,17 +7,13 @@ and the bars it served.  A swap is the first bar of a version after the first.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
 from bot.store.models import ModelVersion
-
-
-def _time(ms: int | None) -> str:
-    return "-" if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M")
+from bot.timefmt import utc_minute
 
 
 def _scores(m: ModelVersion) -> dict[str, Any]:
@@ -26,6 +22,11 @@ def _scores(m: ModelVersion) -> dict[str, Any]:
     except ValueError:
         return {}
     return out if isinstance(out, dict) else {}
+
+
+def hm(ms: int | None) -> str:
+    """A time in the versions table, whose heading says UTC once."""
+    return utc_minute(ms, label=False)
 
 
 def held_out(m: ModelVersion) -> str:
@@ -57,18 +58,18 @@ def model_lines(versions: Sequence[ModelVersion]) -> list[str]:
                                                            if serving else "")
     lines = [head]
     for m in versions:
-        trained = (f"trained {_time(m.train_from_ms)}..{_time(m.train_to_ms)}" if m.train_from_ms is not None
+        trained = (f"trained {hm(m.train_from_ms)}..{hm(m.train_to_ms)}" if m.train_from_ms is not None
                    else "as configured")
         seconds = f" in {m.train_seconds:.1f} s on {m.device}" if m.train_seconds is not None else ""
-        served = (f"served {_time(m.first_bar_ms)}..{_time(m.last_bar_ms)}" if m.first_bar_ms is not None
-                  else f"due {_time(m.due_bar_ms)}" if m.due_bar_ms is not None else "never served")
+        served = (f"served {hm(m.first_bar_ms)}..{hm(m.last_bar_ms)}" if m.first_bar_ms is not None
+                  else f"due {hm(m.due_bar_ms)}" if m.due_bar_ms is not None else "never served")
         lines.append(f"  v{m.version:<3} {m.kind:<12} {m.status:<9} {m.trigger:<12} {trained}{seconds}; {served}")
         # An accepted version's reason repeats its scores; a rejection's or failure's says which test failed.
         why = m.reason if m.reason and not (m.scores and m.status in ("accepted", "serving", "retired")) else ""
         if m.scores or why:
             lines.append(f"       held-out: {held_out(m)}" + (f"; {m.status}: {why}" if why else ""))
     for bar, a, b in swaps(versions):
-        lines.append(f"  swap at {_time(bar)} UTC: v{a} -> v{b}")
+        lines.append(f"  swap at {utc_minute(bar)}: v{a} -> v{b}")
     return lines + [""]
 
 

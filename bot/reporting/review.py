@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -35,6 +34,7 @@ from bot.analytics.trades import RoundTrip, TradeFill, TradeStats, round_trips, 
 from bot.numfmt import bps
 from bot.reporting.run_report import format_report
 from bot.reporting.tradelog import TradeLog
+from bot.timefmt import utc_minute
 
 ROLLING_WINDOW_BARS = 168
 
@@ -181,8 +181,9 @@ def format_review(r: Review) -> str:
     lines += _table(rows)
     dd = r.perf.max_drawdown
     if dd is not None:
-        lines.append(f"  deepest drawdown {dd.depth:.2%}: peak {_time(dd.peak_ms)}, trough {_time(dd.trough_ms)}, "
-                     + (f"recovered {_time(dd.recovery_ms)}" if dd.recovery_ms else "not recovered"))
+        lines.append(f"  deepest drawdown {dd.depth:.2%}: peak {utc_minute(dd.peak_ms)}, "
+                     f"trough {utc_minute(dd.trough_ms)}, "
+                     + (f"recovered {utc_minute(dd.recovery_ms)}" if dd.recovery_ms else "not recovered"))
     s = r.stats
     lines += [f"  time in market {r.time_in_market:.1%}, turnover {r.turnover:,.2f}x mean equity, "
               f"fees {r.log.report.fees:,.2f}, funding {r.log.report.funding:,.2f}, "
@@ -287,6 +288,3 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
             for row in rows]
 
-
-def _time(ms: int | None) -> str:
-    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -29,7 +29,6 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import TypeVar
@@ -39,6 +38,7 @@ from bot.numfmt import money, sig
 from bot.reporting.models import model_lines
 from bot.store.files import READABLE_VERSIONS, check_schema_version
 from bot.store.models import ModelVersion, read_models
+from bot.timefmt import utc_minute
 
 # Sums of exact decimal strings stay exact well beyond the default 28 digits.
 _PRECISION = 60
@@ -211,8 +211,8 @@ def plausibility_check(equity: Sequence[tuple[int, Decimal]],
     checked here."""
     moves = [(b, e0, e1) for (_, e0), (b, e1) in zip(equity, equity[1:])
              if e0 > 0 and abs(e1 - e0) > IMPLAUSIBLE_FACTOR * e0]
-    problems = [f"{s} marked {prev:.6g} then {mark:.6g} at {_time(b)}" for s, b, prev, mark in mark_jumps[:_SHOWN]]
-    problems += [f"equity {e0:.6g} -> {e1:.6g} at {_time(b)}" for b, e0, e1 in moves[:_SHOWN]]
+    problems = [f"{s} marked {prev:.6g} then {mark:.6g} at {utc_minute(b)}" for s, b, prev, mark in mark_jumps[:_SHOWN]]
+    problems += [f"equity {e0:.6g} -> {e1:.6g} at {utc_minute(b)}" for b, e0, e1 in moves[:_SHOWN]]
     detail = ("; ".join(problems) + (" ..." if len(mark_jumps) > _SHOWN or len(moves) > _SHOWN else "")
               if problems else f"{len(equity)} bars: no mark moved {IMPLAUSIBLE_FACTOR}x between bars, no bar "
               f"moved equity by more than {IMPLAUSIBLE_FACTOR}x itself")
@@ -375,17 +375,17 @@ def format_report(report: Report) -> str:
     """The report as a plain-text page."""
     r = report
     head = [f"Run {r.run_id!r}  mode {r.mode}  config {r.config_hash}  code {r.code_version}",
-            f"Trade log {r.db_path}, {r.sessions} session(s), run created {_time(r.created_ms)}"]
+            f"Trade log {r.db_path}, {r.sessions} session(s), run created {utc_minute(r.created_ms)}"]
     if r.bars == 0 or r.equity_start is None or r.equity_end is None:
         return "\n".join(head + ["", "No bars written yet for this run: nothing to report."]) + "\n"
     dd = r.max_drawdown
     lines = head + [
         "",
-        f"Bars        {r.bars:,}  from {_time(r.start_ms)} to {_time(r.end_ms)}",
+        f"Bars        {r.bars:,}  from {utc_minute(r.start_ms)} to {utc_minute(r.end_ms)}",
         f"Equity      {_money(r.equity_start)} -> {_money(r.equity_end)}",
         f"Return      {_pct(r.total_return_pct)}",
-        "Drawdown    " + (f"-{_pct(dd.pct, sign=False)}  peak {_money(dd.peak_equity)} at {_time(dd.peak_ms)}, "
-                          f"trough {_money(dd.trough_equity)} at {_time(dd.trough_ms)}" if dd else "none"),
+        "Drawdown    " + (f"-{_pct(dd.pct, sign=False)}  peak {_money(dd.peak_equity)} at {utc_minute(dd.peak_ms)}, "
+                          f"trough {_money(dd.trough_equity)} at {utc_minute(dd.trough_ms)}" if dd else "none"),
         f"Trades      {r.trades:,} fills ({r.liquidations:,} liquidations), fees {_money(r.fees)}, "
         f"funding {_money(r.funding)}",
         f"Risk        state now {r.state_end or '-'}; bars {_tally(r.states) if r.states else '-'}; "
@@ -424,10 +424,6 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
     rule = "  ".join("-" * w for w in widths)
     return [line(header), rule, *map(line, rows[:-1]), rule, line(rows[-1])]
-
-
-def _time(ms: int | None) -> str:
-    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _money(d: Decimal) -> str:

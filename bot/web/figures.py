@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from bot.numfmt import bps, sig
 from bot.reporting.review import Review
 from bot.reporting.tearsheet import Tearsheet
 from bot.store.rows import BarTiming
+from bot.timefmt import utc_minute
 from bot.web.data import BandRow, CandleRow, finite
 
 Figure = dict[str, Any]
@@ -27,7 +27,7 @@ _UP, _DOWN, _BLUE, _GREY, _ORANGE = "#1a9850", "#d73027", "#2c7fb8", "#7f7f7f", 
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+    return utc_minute(ms, label=False)
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:

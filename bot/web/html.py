@@ -5,13 +5,12 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import quote
 
 from bot.numfmt import money as fmt_money
 from bot.numfmt import sig
-from bot.timefmt import format_duration
+from bot.timefmt import format_duration, utc_minute
 
 Cell = str | tuple[str, object]    # text, or (text, sort key)
 
@@ -21,7 +20,7 @@ def esc(text: object) -> str:
 
 
 def utc(ms: int | None) -> str:
-    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return utc_minute(ms)
 
 
 def duration(ms: int | None) -> str:
