@@ -55,7 +55,7 @@ async def _backtest(args: argparse.Namespace) -> int:
     from bot.cli.models import find_csv, parse_day
     from bot.config import load_settings
     from bot.feeds.replay.csvdata import load_ohlcv_csv
-    from bot.runs.backtest import COMMIT_EVERY, run_backtest
+    from bot.runs.backtest import run_backtest
     from bot.store.files import check_trade_log_file
 
     # The arguments and the trade log first: a mistake stops the command before the data is read.
@@ -93,7 +93,7 @@ async def _backtest(args: argparse.Namespace) -> int:
           f"{' (walk-forward)' if walk else ''}; trade log {settings.run.db}")
     with _Bar() as bar:
         result = await run_backtest(settings, data, start_ms, end_ms,
-                                    predictor=predictor, commit_every=args.commit_every or COMMIT_EVERY,
+                                    predictor=predictor, commit_every=args.commit_every,
                                     precompute=not args.per_bar_predict, before_bar=before_bar, models=walk,
                                     progress=bar, stop=stop)
     s = result.stats
@@ -153,7 +153,8 @@ def add_parsers(sub: Any) -> None:
     b.add_argument("--db", default="backtest.sqlite", help="trade log to write (default backtest.sqlite)")
     b.add_argument("--run", "--run-id", dest="run_id", metavar="ID", default="backtest",
                    help="run id in the trade log (default backtest); an existing one is resumed")
-    b.add_argument("--commit-every", type=int, default=None, help="bars per trade-log transaction (default 500)")
+    b.add_argument("--commit-every", type=int, default=None,
+                   help="bars per trade-log transaction (default: about 2,000 bar-events' worth, at most 500 bars)")
     b.add_argument("--per-bar-predict", action="store_true",
                    help="call the baseline once per bar instead of precomputing its forecasts (same numbers)")
     b.add_argument("--walk-forward", action="store_true", help="refit --model every --retrain-every bars on "

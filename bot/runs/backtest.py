@@ -11,7 +11,8 @@ Only where candles come from and when rows are committed differ from ``bot run``
   daemon's REST backfill does before the first streamed bar.  Everything after that — buffer, predictor,
   risk, paper executor, store — is the one :class:`~bot.runs.engine.Engine` object the daemon runs, through
   the same ``process_bar``; there is no second decision path.
-* **Commits.** ``commit_every`` bars per transaction instead of one (``Engine.commit_every``).  A crash or
+* **Commits.** ``commit_every`` bars per transaction instead of one (``Engine.commit_every``; by default
+  about ``COMMIT_BAR_EVENTS`` bar-events' worth, at most ``COMMIT_EVERY`` bars).  A crash or
   Ctrl-C loses at most the decided bars after the last commit; the trade log always holds a prefix of the
   run, whole bars only, so rerunning the same command with the same ``--run`` resumes after the last
   committed bar exactly as a restarted daemon does (account, open orders, risk state from the log).
@@ -75,6 +76,20 @@ YIELD_EVERY = 64
 # Bars per trade-log transaction: large enough that SQLite's commit (an fsync) is off the profile,
 # small enough that an interrupted run loses little.
 COMMIT_EVERY = 500
+# ... and bar-events per transaction, by default: the writer commits a batch while the engine decides the
+# next, and the last one is written after the loop with nothing beside it, so a batch sized in bars would make
+# that unshared tail grow with the symbols (500 bars x 300 symbols = 150,000 bar-events written alone) and hold
+# as many records in memory.  About this many bar-events keep the tail short and the commits (fsyncs) a few
+# per second at any symbol count (scripts/bench_throughput.py: 1.3-1.4x the rate at 100-300 symbols).
+COMMIT_BAR_EVENTS = 2_000
+
+
+def bars_per_commit(symbols: int, commit_every: int | None) -> int:
+    """Bars per transaction: ``commit_every`` when given, else about COMMIT_BAR_EVENTS bar-events' worth
+    (at most COMMIT_EVERY bars)."""
+    if commit_every is not None:
+        return commit_every
+    return max(1, min(COMMIT_EVERY, COMMIT_BAR_EVENTS // max(1, symbols)))
 
 Progress = Callable[[int, int, int], None]   # (bars decided, bars to decide, bar-events decided)
 
@@ -272,7 +287,7 @@ def first_decidable(bars: HistoricalBars, window: int, start_ms: int | None) -> 
 
 async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms: int | None = None,
                        end_ms: int | None = None, *, predictor: Predictor | None = None,
-                       commit_every: int = COMMIT_EVERY, precompute: bool = True, write_behind: bool = True,
+                       commit_every: int | None = None, precompute: bool = True, write_behind: bool = True,
                        before_bar: Callable[[int, int], Any] | None = None, progress: Progress | None = None,
                        stop: asyncio.Event | None = None, models: ModelVersions | None = None) -> BacktestResult:
     """Decide every bar of ``data`` with open time in ``[start_ms, end_ms)`` and log it to ``run.db``.
@@ -287,9 +302,10 @@ async def run_backtest(settings: Settings, data: Mapping[str, Series], start_ms:
     from bot.runs.daemon import build_account, build_risk
     from strategies.registry import assess, build_predictor
 
-    if commit_every < 1:
+    if commit_every is not None and commit_every < 1:
         raise ConfigError(f"commit_every must be at least 1, got {commit_every}")
     symbols, tf, window = settings.market.symbols, settings.market.timeframe_ms, settings.market.window
+    commit_every = bars_per_commit(len(symbols), commit_every)
     bars = HistoricalBars(data, symbols, tf)
     first = first_decidable(bars, window, start_ms)
     stop_k = bars.index(end_ms) if end_ms is not None else len(bars.times)

@@ -260,3 +260,31 @@ def test_a_fold_traded_from_its_fit_in_memory_equals_the_backtest_of_its_checkpo
     assert {**in_memory.to_json(), "run_id": ""} == {**from_checkpoint.to_json(), "run_id": ""}
     sql = "SELECT bar_ms, symbol, mu, sigma FROM forecasts ORDER BY 1, 2"
     assert rows(tmp_path / "mem.sqlite", sql) == rows(tmp_path / "disk.sqlite", sql)
+
+
+@pytest.mark.parametrize("n_symbols,commit_every,batches", [
+    (40, None, [50, 50, 36]),      # 2,000 bar-events / 40 symbols = 50 bars per transaction
+    (2, None, [136]),              # 1,000 bars' worth, capped at 500 bars: the whole run at once
+    (40, 100, [100, 36]),          # given: bars per transaction, whatever the symbols
+])
+def test_a_transaction_holds_about_two_thousand_bar_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           n_symbols: int, commit_every: int | None,
+                                                           batches: list[int]) -> None:
+    # The commit batch is sized in bar-events, so the tail written after the loop (and the records held in
+    # memory) does not grow with the symbols.
+    from bot.store.trade_store import TradeStore
+
+    syms = [f"S{i:02d}/USDT" for i in range(n_symbols)]
+    data = generate_market(syms, 64 + 136, START_MS, seed=3)
+    seen: list[int] = []
+    write_bars = TradeStore.write_bars
+
+    async def counted(self: TradeStore, run_id: str, records: list[object]) -> int:
+        seen.append(len(records))
+        return await write_bars(self, run_id, records)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TradeStore, "write_bars", counted)
+    r = asyncio.run(run_backtest(settings(tmp_path / "bt.sqlite", market={"symbols": syms, "window": 64}), data,
+                                 commit_every=commit_every, write_behind=False))
+    assert r.bars == 136 and seen == batches
+    assert rows(tmp_path / "bt.sqlite", "SELECT COUNT(DISTINCT bar_ms) FROM equity") == [(136,)]
