@@ -26,8 +26,9 @@ searches per state), so an iteration costs microseconds however many samples the
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
-from itertools import accumulate
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 Values = tuple[float, float, float]      # h(−1), h(0), h(+1)
 
@@ -68,62 +69,89 @@ def band_values(samples: Sequence[float], cost: float) -> Values:
     a forecast of the next bars' direction, and would make one side look free to enter."""
     if not samples:
         return static_values(cost)
-    sorted_m = sorted([*samples, *(-m for m in samples)])
-    prefix = [0.0, *accumulate(sorted_m)]
-    hs, h0, hl = static_values(cost)
-    # _envelope_mean three times per iteration, written out: the same operations in the same order (so the
-    # same bits), without three calls and their lookups per iteration.  This loop runs for every symbol whose
-    # recent edges hold a signal, at every bar, and with signals small against costs it converges slowly
-    # enough to run all MAX_ITERATIONS.  h0 is 0.0 at every iteration, so the flat line's intercepts are
-    # constants.
-    n = len(sorted_m)
-    total = prefix[-1]
-    left, right = bisect_left, bisect_right
+    m = np.array(samples, dtype=np.float64)
+    sorted_m = np.sort(np.concatenate((m, -m)))
+    hs, h0, hl = _kernel()(sorted_m, float(cost), MAX_ITERATIONS, TOLERANCE)
+    return hs, h0, hl
+
+
+def _iterate(sorted_m: np.ndarray, cost: float, max_iterations: int, tolerance: float) -> Values:
+    """The relative value iteration over the sorted signed samples, compiled by numba (:func:`_kernel`).
+
+    _envelope_mean three times per iteration, written out: the same operations in the same order as the
+    plain-Python original (so the same bits: numba compiles IEEE arithmetic without reassociating or fusing
+    it, and ``tests/risk/test_band_reference.py`` holds it to that original), the binary searches as
+    ``searchsorted`` (left = ``bisect_left``, right = ``bisect_right``).  It runs for every symbol whose recent
+    edges hold a signal, at every bar, and with signals small against costs it converges slowly enough to run
+    all ``max_iterations``: ~1 ms a call in Python, the largest single cost of a backtest's bar.  h0 is 0.0 at
+    every iteration, so the flat line's intercepts are constants."""
+    n = sorted_m.shape[0]
+    prefix = np.empty(n + 1)
+    prefix[0] = 0.0
+    prefix[1] = sorted_m[0]                  # as itertools.accumulate: the first sample itself, then sums
+    for k in range(1, n):
+        prefix[k + 1] = prefix[k] + sorted_m[k]
+    total = prefix[n]
+    hs, h0, hl = -cost, 0.0, -cost          # static_values(cost)
     cost2 = 2 * cost
     b_sl = h0 - cost          # b of the short and the long state's envelopes
     b_f = h0                  # b of the flat state's
-    for _ in range(MAX_ITERATIONS):
+    for _ in range(max_iterations):
         # T h(x) for x = −1, 0, +1: the lines' intercepts are h(x′) − c·|x′ − x|.
         a = hl - cost2        # short: a = hl − 2c, b = h0 − c, c = hs
         c = hs
         lo = c - b_sl
         hi = b_sl - a
         if lo < hi:
-            i = left(sorted_m, lo)
-            j = right(sorted_m, hi)
+            i = np.searchsorted(sorted_m, lo, side="left")
+            j = np.searchsorted(sorted_m, hi, side="right")
             t_short = ((-prefix[i] + c * i) + b_sl * (j - i) + ((total - prefix[j]) + a * (n - j))) / n
         else:
-            i = left(sorted_m, (c - a) / 2.0)
+            i = np.searchsorted(sorted_m, (c - a) / 2.0, side="left")
             t_short = ((-prefix[i] + c * i) + 0.0 + ((total - prefix[i]) + a * (n - i))) / n
         a = hl - cost         # flat: a = hl − c, b = h0, c = hs − c
         c = hs - cost
         lo = c - b_f
         hi = b_f - a
         if lo < hi:
-            i = left(sorted_m, lo)
-            j = right(sorted_m, hi)
+            i = np.searchsorted(sorted_m, lo, side="left")
+            j = np.searchsorted(sorted_m, hi, side="right")
             t_flat = ((-prefix[i] + c * i) + b_f * (j - i) + ((total - prefix[j]) + a * (n - j))) / n
         else:
-            i = left(sorted_m, (c - a) / 2.0)
+            i = np.searchsorted(sorted_m, (c - a) / 2.0, side="left")
             t_flat = ((-prefix[i] + c * i) + 0.0 + ((total - prefix[i]) + a * (n - i))) / n
         a = hl                # long: a = hl, b = h0 − c, c = hs − 2c
         c = hs - cost2
         lo = c - b_sl
         hi = b_sl - a
         if lo < hi:
-            i = left(sorted_m, lo)
-            j = right(sorted_m, hi)
+            i = np.searchsorted(sorted_m, lo, side="left")
+            j = np.searchsorted(sorted_m, hi, side="right")
             t_long = ((-prefix[i] + c * i) + b_sl * (j - i) + ((total - prefix[j]) + a * (n - j))) / n
         else:
-            i = left(sorted_m, (c - a) / 2.0)
+            i = np.searchsorted(sorted_m, (c - a) / 2.0, side="left")
             t_long = ((-prefix[i] + c * i) + 0.0 + ((total - prefix[i]) + a * (n - i))) / n
         new_s = t_short - t_flat
         new_l = t_long - t_flat
-        if abs(new_s - hs) < TOLERANCE and abs(new_l - hl) < TOLERANCE:
+        if abs(new_s - hs) < tolerance and abs(new_l - hl) < tolerance:
             hs, h0, hl = new_s, 0.0, new_l
             break
         hs, h0, hl = new_s, 0.0, new_l
     return hs, h0, hl
+
+
+_compiled: list[Callable[[np.ndarray, float, int, float], Values]] = []
+
+
+def _kernel() -> Callable[[np.ndarray, float, int, float], Values]:
+    """:func:`_iterate` compiled, at its first use (numba's import and a cached compile cost ~0.3 s, a fresh
+    compile ~1 s: only a process that meets a signal pays them).  The compiled code is cached on disk beside
+    this module (numba falls back to a user cache folder when that is not writable)."""
+    if not _compiled:
+        from numba import njit
+
+        _compiled.append(njit(cache=True, nogil=True)(_iterate))
+    return _compiled[0]
 
 
 def best_position(current: int, m_long: float, m_short: float, m_hold: float, cost: float,
