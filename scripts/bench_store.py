@@ -11,7 +11,12 @@ transaction as ``bot backtest`` commits, two ways, each in a fresh file:
 * ``TradeStore``: the real store (``TradeStore.write_bars``: aiosqlite, WAL, ``synchronous = FULL``,
   foreign keys on) — what a backtest pays for its log;
 * ``raw sqlite3``: the same statements and rows through ``sqlite3.executemany`` on the calling thread
-  with the same pragmas — the floor under any Python writer of this schema.
+  with the same pragmas — the floor under any Python writer of this schema;
+* ``inserts only``: the same, with the rows built before the clock starts (``bar_rows``, which a backtest's
+  engine process does while its writer process inserts) — the writer process's ceiling;
+* ``inserts only, no durability``: the same with ``journal_mode = OFF, synchronous = OFF``, foreign keys off —
+  what SQLite takes when a crash may lose the whole file (not what the bot does: the ceiling of any log
+  kept in SQLite on this machine).
 
 bar-events/s = symbols × bars / seconds of writing (building the records is excluded).  Neither
 number includes deciding anything, so a backtest writing this schema cannot go faster than them.
@@ -81,15 +86,21 @@ async def with_store(path: Path, recs: list[BarRecord]) -> float:
         return time.perf_counter() - started
 
 
-def raw(path: Path, recs: list[BarRecord]) -> float:
+DURABLE = ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON")     # TradeStore's pragmas
+NOT_DURABLE = ("journal_mode = OFF", "synchronous = OFF", "foreign_keys = OFF")
+
+
+def raw(path: Path, recs: list[BarRecord], prebuilt: bool = False, pragmas: tuple[str, ...] = DURABLE) -> float:
     db = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON"):
+    for pragma in pragmas:
         db.execute(f"PRAGMA {pragma}")
     db.executescript(SCHEMA)
     db.execute("INSERT INTO runs VALUES ('bench', 0, 'paper', '{}', 'hash', 'bench')")
+    built = [[bar_rows("bench", r) for r in recs[a:a + COMMIT_EVERY]] for a in range(0, len(recs), COMMIT_EVERY)] \
+        if prebuilt else []
     started = time.perf_counter()
-    for a in range(0, len(recs), COMMIT_EVERY):
-        chunk = [bar_rows("bench", r) for r in recs[a:a + COMMIT_EVERY]]
+    for n, a in enumerate(range(0, len(recs), COMMIT_EVERY)):
+        chunk = built[n] if prebuilt else [bar_rows("bench", r) for r in recs[a:a + COMMIT_EVERY]]
         db.execute("BEGIN IMMEDIATE")
         db.executemany("INSERT INTO equity (run_id, bar_ms, cash, equity) VALUES (?, ?, ?, ?)",
                        [("bench", b.bar_ms, b.cash, b.equity) for b in chunk])
@@ -116,13 +127,15 @@ def main() -> None:
     print(f"trade-log write ceiling: {args.symbols} symbols × {args.bars} bars = {events:,} bar-events, "
           f"{rows:,} rows, {COMMIT_EVERY} bars per transaction, median of {args.repeats}")
     for name, write in (("TradeStore", lambda p: asyncio.run(with_store(p, recs))),
-                        ("raw sqlite3", lambda p: raw(p, recs))):
+                        ("raw sqlite3", lambda p: raw(p, recs)),
+                        ("inserts only", lambda p: raw(p, recs, prebuilt=True)),
+                        ("inserts only, no durability", lambda p: raw(p, recs, prebuilt=True, pragmas=NOT_DURABLE))):
         runs = []
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 runs.append(write(Path(tmp) / "log.sqlite"))
         s = statistics.median(runs)
-        print(f"{name:<12} {s:7.2f} s  {events / s:>10,.0f} bar-events/s  {rows / s:>10,.0f} rows/s", flush=True)
+        print(f"{name:<28} {s:7.2f} s  {events / s:>10,.0f} bar-events/s  {rows / s:>10,.0f} rows/s", flush=True)
 
 
 if __name__ == "__main__":
