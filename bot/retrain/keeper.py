@@ -118,11 +118,33 @@ class ModelKeeper:
 
     # -- start-up ------------------------------------------------------------------------------------
 
+    @staticmethod
+    async def serving_model(settings: Settings, store: TradeStore, run_id: str, configured: Any) -> Any:
+        """The raw predictor of the version ``run_id`` serves: ``configured`` (a new run, or the config's version),
+        or its retrained checkpoint, verified.  The daemon asks before it opens a session, so that a retrained
+        checkpoint gone or damaged since the last stop stops start-up with the reason and nothing opened."""
+        serving = next((v for v in await store.models(run_id) if v.status == "serving"), None)
+        if serving is None or serving.trigger == "config":
+            return configured
+        from strategies.predictor import TorchPredictor, resolve_device
+
+        device = resolve_device(settings.model.device)
+        try:
+            ckpt = await asyncio.to_thread(checkpoints.load_verified, serving.checkpoint, serving.checkpoint_sha256,
+                                           settings, serving.kind, device)
+        except ConfigError as exc:
+            raise ConfigError(f"run {run_id!r} serves retrained model version {serving.version}, whose checkpoint "
+                              f"cannot be served: {exc}; restore the file, or pass a new --run") from exc
+        log.info("serving model version %d (%s, retrained: %s)", serving.version, serving.kind, serving.checkpoint)
+        return TorchPredictor(ckpt, device, cuda_graph=settings.model.cuda_graph,
+                              sigma_floor=settings.model.baseline.sigma_floor)
+
     @classmethod
     async def open(cls, settings: Settings, store: TradeStore, run_id: str, configured: Any,
-                   logged: Sequence[Forecast]) -> ModelKeeper:
-        """The keeper of ``run_id``: version 1 recorded on a new run; the serving version loaded (the config's
-        ``configured`` predictor, or a retrained checkpoint, verified); a pending retrain picked up again."""
+                   logged: Sequence[Forecast], raw: Any = None) -> ModelKeeper:
+        """The keeper of ``run_id``: version 1 recorded on a new run; the serving version's predictor (``raw``
+        from :meth:`serving_model`, else loaded here), assessed from the ``logged`` forecasts; a pending
+        retrain picked up again."""
         versions = await store.models(run_id)
         if not versions:   # a new run, or one logged before schema 4: the configured model, from the first bar
             logged_bars = await store.bar_range(run_id)
@@ -132,17 +154,8 @@ class ModelKeeper:
         serving = next((v for v in versions if v.status == "serving"), None)
         if serving is None:
             raise ConfigError(f"run {run_id!r}: the models table has no serving version")
-        raw = configured
-        if serving.trigger != "config":
-            from strategies.predictor import TorchPredictor, resolve_device
-
-            device = resolve_device(settings.model.device)
-            ckpt = await asyncio.to_thread(checkpoints.load_verified, serving.checkpoint, serving.checkpoint_sha256,
-                                           settings, serving.kind, device)
-            raw = TorchPredictor(ckpt, device, cuda_graph=settings.model.cuda_graph,
-                                 sigma_floor=settings.model.baseline.sigma_floor)
-            log.info("serving model version %d (%s, retrained: %s)", serving.version, serving.kind,
-                     serving.checkpoint)
+        if raw is None:
+            raw = await cls.serving_model(settings, store, run_id, configured)
         keeper = cls(settings, store, run_id, VersionedPredictor(assess(settings, raw, logged), serving.version),
                      versions, await store.first_candle_ms(run_id))
         if settings.model.retrain.enabled or any(v.status in ("training", "accepted") for v in versions):

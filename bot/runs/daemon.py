@@ -212,6 +212,9 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
     now_ms = int(time.time() * 1000)
     async with await TradeStore.open(settings.run.db) as store, open_dashboard(settings), \
             Notifier(channels, settings.notify, run_id) as notifier:
+        # The model the run serves (after a retrain, its checkpoint), before a session is opened: a checkpoint
+        # gone since the last stop stops start-up here, with the session log as it was.
+        serving = await ModelKeeper.serving_model(settings, store, run_id, predictor)
         session_no, resume = await store.begin_run(run_id, settings.run.mode, settings.to_json(),
                                                    settings.config_hash, __version__, now_ms)
         last_bar = resume.last_bar_ms if resume else None
@@ -219,7 +222,8 @@ async def run_daemon(settings: Settings, stop: asyncio.Event, max_bars: int | No
             log.info("resuming run %r after bar %s: cash %s, %d position(s), %d open order(s)", run_id,
                      utc_minute(resume.last_bar_ms), resume.cash, len(resume.positions), len(resume.open_orders))
         # The serving model version (the config's, or a retrained one the models table names) and its retrains.
-        keeper = await ModelKeeper.open(settings, store, run_id, predictor, resume.forecasts if resume else ())
+        keeper = await ModelKeeper.open(settings, store, run_id, predictor, resume.forecasts if resume else (),
+                                        raw=serving)
         f = settings.feed
         exchange = make_exchange(f.rest_url, timeout_s=f.rest_timeout_s)
         policy = RetryPolicy(max_attempts=f.rest_max_attempts, max_delay_s=f.rest_retry_max_s,

@@ -154,6 +154,32 @@ def test_a_stale_model_is_retrained_in_the_background_and_swapped_in_at_a_bar_bo
 
 
 @pytest.mark.asyncio
+async def test_a_retrained_checkpoint_gone_at_restart_stops_start_up_before_a_session_opens(
+        reference, market, tmp_path: Path) -> None:
+    """The serving model is read before the session row: a missing checkpoint leaves the session log as it was."""
+    ref_db, _ = reference
+    data, ckpt = market
+    db = tmp_path / "copy.sqlite"
+    with sqlite3.connect(ref_db) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+    gone = tmp_path / "gone" / "v2.pt"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE models SET checkpoint = ? WHERE status = 'serving'", (str(gone),))
+    sessions = q(db, "SELECT * FROM sessions ORDER BY session_no")
+    async with ReplayExchange(data, timeframe="1h", bar_interval_s=0.03, start_index=HISTORY + BARS) as ex:
+        cfg = tmp_path / "restart.toml"
+        write_config(cfg, ex, db, ckpt, RETRAIN)
+        proc = await daemon(cfg)
+        _, err = await asyncio.wait_for(proc.communicate(), 120)
+    text = err.decode()
+    assert proc.returncode == 2, text[-3000:]
+    assert "Traceback" not in text
+    assert f"serves retrained model version 2, whose checkpoint cannot be served: checkpoint {gone} does not " \
+           f"exist" in text
+    assert q(db, "SELECT * FROM sessions ORDER BY session_no") == sessions      # no session opened, none unclean
+
+
+@pytest.mark.asyncio
 async def test_a_worse_candidate_is_turned_down_and_the_serving_model_stays(market, tmp_path: Path) -> None:
     data, ckpt = market
     db = tmp_path / "reject.sqlite"
