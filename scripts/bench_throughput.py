@@ -46,8 +46,13 @@ def run_case(case: str, bars: int, data_dir: str, tmp: str) -> dict[str, float]:
     import asyncio
     import logging
 
+    import bot
     from bot.config import Settings
-    from bot.runs.backtest import run_backtest
+
+    if (Path(bot.__file__ or "").parent / "runs").is_dir():
+        from bot.runs.backtest import run_backtest
+    else:   # a tree from before bot/ was grouped into packages (issue 16), such as the base 3384fe4
+        from bot.backtest import run_backtest  # type: ignore[import-not-found, no-redef]
 
     logging.basicConfig(level=logging.ERROR)
     if case == "real8":
