@@ -25,10 +25,13 @@ searches per state), so an iteration costs microseconds however many samples the
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 Values = tuple[float, float, float]      # h(−1), h(0), h(+1)
 
@@ -145,12 +148,20 @@ _compiled: list[Callable[[np.ndarray, float, int, float], Values]] = []
 
 def _kernel() -> Callable[[np.ndarray, float, int, float], Values]:
     """:func:`_iterate` compiled, at its first use (numba's import and a cached compile cost ~0.3 s, a fresh
-    compile ~1 s: only a process that meets a signal pays them).  The compiled code is cached on disk beside
-    this module (numba falls back to a user cache folder when that is not writable)."""
+    compile ~1 s: only a process that meets a signal pays them).  The compiled code is cached on disk:
+    ``NUMBA_CACHE_DIR`` if set, else beside this module, else a user cache folder; where none is writable (a
+    read-only install under systemd's ProtectSystem/ProtectHome without NUMBA_CACHE_DIR) it is compiled
+    once per process instead of failing."""
     if not _compiled:
         from numba import njit
 
-        _compiled.append(njit(cache=True, nogil=True)(_iterate))
+        try:
+            kernel = njit(cache=True, nogil=True)(_iterate)
+        except RuntimeError as exc:     # numba: "cannot cache function ...: no locator available"
+            log.warning("no writable cache folder for the no-trade band's compiled code (%s): compiled in "
+                        "this process; set NUMBA_CACHE_DIR to a writable folder to keep it", exc)
+            kernel = njit(nogil=True)(_iterate)
+        _compiled.append(kernel)
     return _compiled[0]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from itertools import accumulate
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,3 +43,27 @@ edges = st.one_of(st.just(0.0), st.just(-0.0), st.floats(-0.02, 0.02), st.floats
 @given(st.lists(edges, max_size=800), st.sampled_from([0.0, 0.0005, 0.0011, 0.002]) | st.floats(0.0, 0.01))
 def test_band_values_are_the_original_iterations_bits(samples: list[float], cost: float) -> None:
     assert bits(band_values(samples, cost)) == bits(reference_band_values(samples, cost))
+
+
+def test_the_band_is_compiled_without_a_disk_cache_where_no_cache_folder_is_writable(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A read-only install under systemd's ProtectSystem/ProtectHome: numba finds no cache folder and refuses
+    ``cache=True`` at decoration; the band is then compiled in the process, with the same bits."""
+    import numba
+
+    from risk import band
+
+    real_njit = numba.njit
+
+    def njit(*args: object, **kw: object) -> object:
+        if kw.get("cache"):
+            raise RuntimeError("cannot cache function '_iterate': no locator available for file 'band.py'")
+        return real_njit(*args, **kw)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(band, "_compiled", [])
+    samples, cost = [0.0004 * ((-1) ** k) * (k % 7) for k in range(300)], 0.0011
+    with caplog.at_level("WARNING", logger="risk.band"):
+        got = band_values(samples, cost)
+    assert bits(got) == bits(reference_band_values(samples, cost))
+    assert "set NUMBA_CACHE_DIR" in caplog.text

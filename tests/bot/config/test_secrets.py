@@ -273,6 +273,10 @@ def test_systemd_unit() -> None:
     writable = s["ReadWritePaths"].split()
     assert "/var/lib/sigma-bot" in writable and "/var/log/sigma-bot" in writable
     assert s["WorkingDirectory"] in writable   # a relative [run] db lands in a writable folder
+    # numba's cache (the compiled no-trade band) in a writable folder; no W^X ban on the JIT's memory
+    cache = s["Environment"].removeprefix("NUMBA_CACHE_DIR=")
+    assert any(cache.startswith(w + "/") for w in writable), s["Environment"]
+    assert "MemoryDenyWriteExecute" not in s
     assert unit["Install"]["WantedBy"] == "multi-user.target"
     # The secrets file's permissions are spelled out beside it, and no credential sits in the unit.
     assert "chmod 600" in text
