@@ -146,6 +146,11 @@ def _iterate(sorted_m: np.ndarray, cost: float, max_iterations: int, tolerance: 
 _compiled: list[Callable[[np.ndarray, float, int, float], Values]] = []
 
 
+def prepare_band() -> None:
+    """Load (or compile) the band's code now instead of at its first use."""
+    _kernel()
+
+
 def _kernel() -> Callable[[np.ndarray, float, int, float], Values]:
     """:func:`_iterate` compiled, at its first use (numba's import and a cached compile cost ~0.3 s, a fresh
     compile ~1 s: only a process that meets a signal pays them).  The compiled code is cached on disk:
