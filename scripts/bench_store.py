@@ -6,7 +6,8 @@ A backtest bar-event writes at least a candle, a forecast and a decision row, pl
 while the symbol holds a position (``--held``: the share of symbols holding one); each bar adds an
 equity, a risk-state and three VaR rows.  This script builds exactly those rows for ``--symbols`` ×
 ``--bars`` (realistic decimal strings and reasons, no engine, no model) and writes them, 500 bars per
-transaction as ``bot backtest`` commits, two ways, each in a fresh file:
+transaction (``bot backtest`` commits about 2,000 bar-events at a time: the same at 4 symbols, fewer bars
+above), four ways, each in a fresh file:
 
 * ``TradeStore``: the real store (``TradeStore.write_bars``: aiosqlite, WAL, ``synchronous = FULL``,
   foreign keys on) — what a backtest pays for its log;
@@ -18,8 +19,8 @@ transaction as ``bot backtest`` commits, two ways, each in a fresh file:
   what SQLite takes when a crash may lose the whole file (not what the bot does: the ceiling of any log
   kept in SQLite on this machine).
 
-bar-events/s = symbols × bars / seconds of writing (building the records is excluded).  Neither
-number includes deciding anything, so a backtest writing this schema cannot go faster than them.
+bar-events/s = symbols × bars / seconds of writing (building the records is excluded).  None of the
+numbers includes deciding anything, so a backtest writing this schema cannot go faster than them.
 Medians over ``--repeats`` runs.
 """
 
