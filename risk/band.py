@@ -26,8 +26,8 @@ searches per state), so an iteration costs microseconds however many samples the
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
+from functools import cache
 
 import numpy as np
 
@@ -42,26 +42,6 @@ TOLERANCE = 1e-10     # log-return units: far below any edge a decision compares
 def static_values(cost: float) -> Values:
     """The values with no information about future signals: a position is worth its exit fee."""
     return (-cost, 0.0, -cost)
-
-
-def _envelope_mean(sorted_m: Sequence[float], prefix: Sequence[float], a: float, b: float, c: float) -> float:
-    """Mean over the samples of max(−m + c, b, m + a) (short, flat, long)."""
-    n = len(sorted_m)
-    total = prefix[-1]
-    if c - b < b - a:          # a flat region exists: short below c − b, long above b − a
-        lo, hi = c - b, b - a
-        i = bisect_left(sorted_m, lo)           # samples < lo: short
-        j = bisect_right(sorted_m, hi)          # samples > hi: long
-        s_short = -prefix[i] + c * i
-        s_flat = b * (j - i)
-        s_long = (total - prefix[j]) + a * (n - j)
-    else:                      # long or short everywhere, split where the two lines cross
-        mid = (c - a) / 2.0
-        i = bisect_left(sorted_m, mid)
-        s_short = -prefix[i] + c * i
-        s_flat = 0.0
-        s_long = (total - prefix[i]) + a * (n - i)
-    return (s_short + s_flat + s_long) / n
 
 
 def band_values(samples: Sequence[float], cost: float) -> Values:
@@ -81,10 +61,11 @@ def band_values(samples: Sequence[float], cost: float) -> Values:
 def _iterate(sorted_m: np.ndarray, cost: float, max_iterations: int, tolerance: float) -> Values:
     """The relative value iteration over the sorted signed samples, compiled by numba (:func:`_kernel`).
 
-    _envelope_mean three times per iteration, written out: the same operations in the same order as the
-    plain-Python original (so the same bits: numba compiles IEEE arithmetic without reassociating or fusing
-    it, and ``tests/risk/test_band_reference.py`` holds it to that original), the binary searches as
-    ``searchsorted`` (left = ``bisect_left``, right = ``bisect_right``).  It runs for every symbol whose recent
+    The mean of the three states' envelopes max(−m + c, b, m + a) per iteration, written out: the same
+    operations in the same order as the plain-Python original kept in ``tests/risk/test_band_reference.py``
+    (so the same bits: numba compiles IEEE arithmetic without reassociating or fusing it, and that test holds
+    it to the original), the binary searches as ``searchsorted`` (left = ``bisect_left``, right =
+    ``bisect_right``).  It runs for every symbol whose recent
     edges hold a signal, at every bar, and with signals small against costs it converges slowly enough to run
     all ``max_iterations``: ~1 ms a call in Python, the largest single cost of a backtest's bar.  h0 is 0.0 at
     every iteration, so the flat line's intercepts are constants."""
@@ -143,31 +124,26 @@ def _iterate(sorted_m: np.ndarray, cost: float, max_iterations: int, tolerance: 
     return hs, h0, hl
 
 
-_compiled: list[Callable[[np.ndarray, float, int, float], Values]] = []
-
-
 def prepare_band() -> None:
     """Load (or compile) the band's code now instead of at its first use."""
     _kernel()
 
 
+@cache
 def _kernel() -> Callable[[np.ndarray, float, int, float], Values]:
     """:func:`_iterate` compiled, at its first use (numba's import and a cached compile cost ~0.3 s, a fresh
     compile ~1 s: only a process that meets a signal pays them).  The compiled code is cached on disk:
     ``NUMBA_CACHE_DIR`` if set, else beside this module, else a user cache folder; where none is writable (a
     read-only install under systemd's ProtectSystem/ProtectHome without NUMBA_CACHE_DIR) it is compiled
     once per process instead of failing."""
-    if not _compiled:
-        from numba import njit
+    from numba import njit
 
-        try:
-            kernel = njit(cache=True, nogil=True)(_iterate)
-        except RuntimeError as exc:     # numba: "cannot cache function ...: no locator available"
-            log.warning("no writable cache folder for the no-trade band's compiled code (%s): compiled in "
-                        "this process; set NUMBA_CACHE_DIR to a writable folder to keep it", exc)
-            kernel = njit(nogil=True)(_iterate)
-        _compiled.append(kernel)
-    return _compiled[0]
+    try:
+        return njit(cache=True, nogil=True)(_iterate)
+    except RuntimeError as exc:     # numba: "cannot cache function ...: no locator available"
+        log.warning("no writable cache folder for the no-trade band's compiled code (%s): compiled in "
+                    "this process; set NUMBA_CACHE_DIR to a writable folder to keep it", exc)
+        return njit(nogil=True)(_iterate)
 
 
 def best_position(current: int, m_long: float, m_short: float, m_hold: float, cost: float,

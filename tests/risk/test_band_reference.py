@@ -4,13 +4,35 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from itertools import accumulate
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from risk.band import MAX_ITERATIONS, TOLERANCE, Values, _envelope_mean, band_values, static_values
+from risk.band import MAX_ITERATIONS, TOLERANCE, Values, band_values, static_values
+
+
+def _envelope_mean(sorted_m: Sequence[float], prefix: Sequence[float], a: float, b: float, c: float) -> float:
+    """The original's expectation: mean over the samples of max(−m + c, b, m + a) (short, flat, long)."""
+    n = len(sorted_m)
+    total = prefix[-1]
+    if c - b < b - a:          # a flat region exists: short below c − b, long above b − a
+        lo, hi = c - b, b - a
+        i = bisect_left(sorted_m, lo)           # samples < lo: short
+        j = bisect_right(sorted_m, hi)          # samples > hi: long
+        s_short = -prefix[i] + c * i
+        s_flat = b * (j - i)
+        s_long = (total - prefix[j]) + a * (n - j)
+    else:                      # long or short everywhere, split where the two lines cross
+        mid = (c - a) / 2.0
+        i = bisect_left(sorted_m, mid)
+        s_short = -prefix[i] + c * i
+        s_flat = 0.0
+        s_long = (total - prefix[i]) + a * (n - i)
+    return (s_short + s_flat + s_long) / n
 
 
 def reference_band_values(samples: list[float], cost: float) -> Values:
@@ -61,9 +83,10 @@ def test_the_band_is_compiled_without_a_disk_cache_where_no_cache_folder_is_writ
         return real_njit(*args, **kw)
 
     monkeypatch.setattr(numba, "njit", njit)
-    monkeypatch.setattr(band, "_compiled", [])
+    band._kernel.cache_clear()
     samples, cost = [0.0004 * ((-1) ** k) * (k % 7) for k in range(300)], 0.0011
     with caplog.at_level("WARNING", logger="risk.band"):
         got = band_values(samples, cost)
+    band._kernel.cache_clear()      # the next user compiles (or loads) it with its disk cache again
     assert bits(got) == bits(reference_band_values(samples, cost))
     assert "set NUMBA_CACHE_DIR" in caplog.text

@@ -35,10 +35,10 @@ def test_live_costs_take_the_exchanges_fee_per_symbol_and_fall_back_to_the_confi
                                          ({"band_bars": 0}, False),                    # the one-bar rule: no band
                                          ({"rule": "strength"}, False)])
 def test_the_band_code_is_loaded_with_the_risk_manager_only_when_the_gate_uses_it(
-        monkeypatch: pytest.MonkeyPatch, gate: dict[str, object], loaded: bool) -> None:
+        gate: dict[str, object], loaded: bool) -> None:
     # Loaded at start-up, not at the first bar with a signal (which a live daemon would hold for it).
     from risk import band
 
-    monkeypatch.setattr(band, "_compiled", [])
+    band._kernel.cache_clear()
     build_risk(Settings().with_overrides(risk={"gate": gate}), None)
-    assert bool(band._compiled) is loaded
+    assert band._kernel.cache_info().currsize == int(loaded)
